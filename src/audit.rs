@@ -1,0 +1,137 @@
+//! The audit log: every exchange, every denial, every admin change.
+//!
+//! Events are queued in memory and written in batches by one background task,
+//! off the request path. Nothing is lost: a full queue applies back-pressure
+//! instead of dropping, a failed batch is retried, `flush` waits until what
+//! was queued before it is stored, and shutdown flushes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{DynStore, NewAudit};
+
+/// One event as the services describe it.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    pub org_id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// `success`, `denied`, `not_found`, …
+    pub outcome: String,
+    pub reason: String,
+    pub request_id: String,
+    pub details: Value,
+}
+
+enum Msg {
+    Event(Box<NewAudit>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A handle to the audit writer; cheap to clone.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Msg>,
+    depth: Arc<AtomicI64>,
+}
+
+const BATCH: usize = 256;
+
+impl AuditSink {
+    /// Starts the writer task. The returned handle ends when every sink is dropped.
+    pub fn start(store: DynStore) -> (AuditSink, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(8192);
+        let depth = Arc::new(AtomicI64::new(0));
+        let task = tokio::spawn(writer(store, rx, depth.clone()));
+        (AuditSink { tx, depth }, task)
+    }
+
+    /// Queues an event, stamped with `now_ms`.
+    pub async fn record(&self, e: AuditEvent, now_ms: i64) {
+        let row = NewAudit {
+            id: crate::secrets::new_id("ev"),
+            org_id: e.org_id,
+            at: now_ms,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            reason: e.reason,
+            request_id: e.request_id,
+            details: e.details.to_string(),
+        };
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(Msg::Event(Box::new(row))).await.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("audit writer stopped; event not recorded");
+        }
+    }
+
+    /// Waits until every event queued before this call is stored.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Events queued and not yet stored (a metric).
+    pub fn depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+async fn writer(store: DynStore, mut rx: mpsc::Receiver<Msg>, depth: Arc<AtomicI64>) {
+    let mut batch: Vec<NewAudit> = Vec::with_capacity(BATCH);
+    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        let Some(first) = rx.recv().await else { break };
+        push(first, &mut batch, &mut acks);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => push(m, &mut batch, &mut acks),
+                Err(_) => break,
+            }
+        }
+        write(&store, &mut batch, &depth).await;
+        for a in acks.drain(..) {
+            let _ = a.send(());
+        }
+    }
+    write(&store, &mut batch, &depth).await;
+}
+
+fn push(m: Msg, batch: &mut Vec<NewAudit>, acks: &mut Vec<oneshot::Sender<()>>) {
+    match m {
+        Msg::Event(e) => batch.push(*e),
+        Msg::Flush(a) => acks.push(a),
+    }
+}
+
+/// Writes the batch, retrying with backoff while the database is away: an
+/// acknowledged event must not be lost (ids make the retry idempotent).
+async fn write(store: &DynStore, batch: &mut Vec<NewAudit>, depth: &AtomicI64) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    for attempt in 0.. {
+        match store.insert_audit(batch).await {
+            Ok(()) => break,
+            Err(e) => {
+                if attempt % 20 == 0 {
+                    tracing::warn!(error = %e, events = batch.len(), "audit write failed; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    depth.fetch_sub(batch.len() as i64, Ordering::Relaxed);
+    batch.clear();
+}

@@ -1,0 +1,174 @@
+//! Command line and configuration: every `serve` flag is also `FEDGATE_<NAME>`
+//! in the environment and a key of the optional TOML file (`--config`).
+//! Precedence: flag, then environment, then file, then default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// fedgate: trade a workload's OIDC token for a short-lived platform token.
+#[derive(Debug, Parser)]
+#[command(name = "fedgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (defaults: ./fedgate.db, 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Create an organization and its admin offline; prints {"org","username","api_key"}.
+    Bootstrap(BootstrapArgs),
+    /// Manage fedgate's own token-signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new signing key and make it current; older keys keep verifying
+    /// the tokens they signed until those expire.
+    Rotate {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Algorithm of the new key: ES256 or EdDSA.
+        #[arg(long, env = "FEDGATE_SIGNING_ALG", default_value = "ES256")]
+        alg: String,
+    },
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Store URL: sqlite://PATH (embedded) or postgres://USER@HOST/DB (replicas).
+    #[arg(long, env = "FEDGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// `fedgate bootstrap` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Name of the organization (tenant) to create.
+    #[arg(long)]
+    pub org: String,
+    /// Username of its first admin.
+    #[arg(long)]
+    pub admin: String,
+    /// Email of that admin.
+    #[arg(long)]
+    pub email: String,
+}
+
+/// `fedgate serve` flags. Unset flags fall back to the environment, the file, the default.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Optional TOML file with any of the keys below (snake_case).
+    #[arg(long, env = "FEDGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Store URL: sqlite://PATH (embedded, default sqlite://fedgate.db) or postgres://… (replicas).
+    #[arg(long, env = "FEDGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FEDGATE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Public base URL: the `iss` of minted tokens [default: http://<listen>].
+    #[arg(long, env = "FEDGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Default lifetime of minted access tokens, in seconds [default: 3600].
+    #[arg(long, env = "FEDGATE_TOKEN_TTL")]
+    pub token_ttl: Option<u64>,
+    /// Accept http:// issuers on loopback addresses (development and tests only).
+    #[arg(long, env = "FEDGATE_ALLOW_INSECURE_ISSUERS")]
+    pub allow_insecure_issuers: bool,
+    /// Algorithm of the signing key created on first start: ES256 or EdDSA [default: ES256].
+    #[arg(long, env = "FEDGATE_SIGNING_ALG")]
+    pub signing_alg: Option<String>,
+    /// Do not create org "default" and its admin on an empty store.
+    #[arg(long, env = "FEDGATE_NO_BOOTSTRAP")]
+    pub no_bootstrap: bool,
+}
+
+/// Default embedded store.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://fedgate.db";
+
+/// The file form of [`ServeArgs`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    token_ttl: Option<u64>,
+    allow_insecure_issuers: Option<bool>,
+    signing_alg: Option<String>,
+    no_bootstrap: Option<bool>,
+}
+
+/// Resolved configuration of a running gateway.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// No trailing slash.
+    pub public_url: String,
+    pub token_ttl_s: i64,
+    pub allow_insecure_issuers: bool,
+    /// `ES256` or `EdDSA`.
+    pub signing_alg: String,
+    pub bootstrap: bool,
+}
+
+impl ServeArgs {
+    /// Merges flags/environment with the optional file and the defaults.
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url = self
+            .public_url
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = public_url.trim_end_matches('/').to_string();
+        url::Url::parse(&public_url).map_err(|e| anyhow::anyhow!("--public-url {public_url:?}: {e}"))?;
+        let token_ttl = self.token_ttl.or(file.token_ttl).unwrap_or(3600);
+        if !(60..=86_400).contains(&token_ttl) {
+            anyhow::bail!("--token-ttl must be between 60 and 86400 seconds, got {token_ttl}");
+        }
+        let signing_alg = self
+            .signing_alg
+            .or(file.signing_alg)
+            .unwrap_or_else(|| "ES256".into());
+        if !matches!(signing_alg.as_str(), "ES256" | "EdDSA") {
+            anyhow::bail!("--signing-alg must be ES256 or EdDSA, got {signing_alg:?}");
+        }
+        Ok(ServeConfig {
+            database_url: self
+                .database_url
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            listen,
+            public_url,
+            token_ttl_s: token_ttl as i64,
+            allow_insecure_issuers: self.allow_insecure_issuers || file.allow_insecure_issuers.unwrap_or(false),
+            signing_alg,
+            bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! fedgate: an identity-federation token exchange gateway (an STS).
+//!
+//! A workload presents a JWT from its own identity provider; fedgate checks it
+//! against the trust an org admin registered, finds the team-scoped external
+//! service account bound to it, and mints a short-lived access token that the
+//! platform's authorization rules treat exactly like a built-in service
+//! account's API key. See `docs/architecture.md`.
+
+pub mod audit;
+pub mod authz;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod model;
+pub mod secrets;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::audit::AuditSink;
+use crate::clock::{Clock, SystemClock};
+use crate::config::ServeConfig;
+use crate::service::admin::Bootstrapped;
+use crate::service::auth::AuthCache;
+use crate::state::{App, AppState};
+use crate::tokens::Signer;
+
+pub use crate::http::router;
+
+/// A built application and its background tasks.
+pub struct Built {
+    pub state: AppState,
+    /// Set when an empty store was bootstrapped: the admin key, to print once.
+    pub bootstrapped: Option<Bootstrapped>,
+    audit_task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the store, loads the signing keys, starts the audit writer and, on
+/// an empty store (unless disabled), creates org `default` with admin `admin`.
+pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
+    let store = store::open(&config.database_url).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let signer = Signer::load(&store, &config.public_url, &config.signing_alg, clock.now_ms()).await?;
+    let (audit, audit_task) = AuditSink::start(store.clone());
+    let bootstrap = config.bootstrap;
+    let app = Arc::new(App {
+        config,
+        store,
+        clock,
+        audit,
+        auth: AuthCache::default(),
+        signer,
+    });
+    let bootstrapped = if bootstrap && app.store.count_orgs().await? == 0 {
+        Some(
+            service::admin::bootstrap(&app, "default", "admin", "admin@fedgate.local")
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?,
+        )
+    } else {
+        None
+    };
+    Ok(Built {
+        state: AppState(app),
+        bootstrapped,
+        audit_task,
+    })
+}
+
+impl Built {
+    /// Serves on `listener` until `shutdown` completes, then flushes the audit log.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = router(self.state.clone());
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.audit.flush().await;
+        drop(self.state);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.audit_task).await;
+        Ok(())
+    }
+}
+
+/// `fedgate serve`: bind, print the bootstrap key once, serve until Ctrl-C / SIGTERM.
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let built = build(config).await?;
+    if let Some(b) = &built.bootstrapped {
+        println!(
+            "fedgate: created organization \"{}\" with admin \"{}\".\nAdmin API key (shown once, store it now): {}",
+            b.org, b.username, b.api_key
+        );
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "fedgate listening");
+    built.serve(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

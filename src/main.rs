@@ -1,0 +1,52 @@
+//! `fedgate`: parse the command line, set up logging, hand over to the library.
+
+use clap::Parser;
+use fedgate::config::{Cli, Command, KeysCommand, ServeArgs};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fedgate: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => fedgate::run(args.resolve()?).await,
+        Command::Bootstrap(args) => {
+            let config = ServeArgs {
+                database_url: Some(args.db.database_url),
+                no_bootstrap: true,
+                ..ServeArgs::default()
+            }
+            .resolve()?;
+            let built = fedgate::build(config).await?;
+            let out = fedgate::service::admin::bootstrap(&built.state, &args.org, &args.admin, &args.email)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            built.state.audit.flush().await;
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { db, alg },
+        } => {
+            let store = fedgate::store::open(&db.database_url).await?;
+            let now = fedgate::clock::Clock::now_ms(&fedgate::clock::SystemClock);
+            let kid = fedgate::tokens::rotate(&store, &alg, now).await?;
+            println!("{}", serde_json::json!({"kid": kid, "alg": alg}));
+            Ok(())
+        }
+    }
+}

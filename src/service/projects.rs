@@ -1,0 +1,667 @@
+//! The platform objects: projects, their members and visibility, runs, and
+//! the caller's own view of itself. Every decision comes from `authz::decide`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tracing::instrument;
+
+use crate::authz::{Action, Decision, ProjectMember, ProjectView, Target, decide};
+use crate::clock::rfc3339;
+use crate::model::{Principal, PrincipalKind, Role, SaScope, TeamRef, Visibility, check_name, truncate};
+use crate::secrets::new_id;
+use crate::service::{RequestCtx, ServiceError, ServiceResult};
+use crate::state::App;
+use crate::store::{ProjectMemberRow, ProjectRow, RunRow, StoreError, TeamRow};
+
+const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+fn team_ref(t: &TeamRow) -> TeamRef {
+    TeamRef {
+        id: t.id.clone(),
+        name: t.name.clone(),
+    }
+}
+
+/// The team an entity names, as the caller may see it: another org's team is
+/// "not found", exactly like a missing one.
+async fn entity(app: &App, p: Option<&Principal>, name: &str) -> ServiceResult<TeamRow> {
+    let t = app.store.team_by_name(name).await?;
+    match (t, p) {
+        (Some(t), Some(p)) if t.org_id == p.org_id => Ok(t),
+        (Some(t), None) => Ok(t),
+        _ => Err(ServiceError::NotFound(format!("entity \"{}\" not found", truncate(name, 64)))),
+    }
+}
+
+async fn view(app: &App, team: &TeamRow, project: ProjectRow) -> ServiceResult<ProjectView> {
+    let members = app
+        .store
+        .project_members(&project.id)
+        .await?
+        .into_iter()
+        .map(|m| ProjectMember {
+            principal_id: m.principal_id,
+            role: Role::parse(&m.role).unwrap_or(Role::Member),
+        })
+        .collect();
+    Ok(ProjectView {
+        id: project.id,
+        org_id: team.org_id.clone(),
+        team: team_ref(team),
+        name: project.name,
+        visibility: Visibility::parse(&project.visibility).unwrap_or(Visibility::Restricted),
+        members,
+    })
+}
+
+async fn find_project(app: &App, team: &TeamRow, name: &str) -> ServiceResult<Option<ProjectView>> {
+    match app.store.project_by_name(&team.id, name).await? {
+        Some(row) => Ok(Some(view(app, team, row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Audits and returns a denial for a caller that may be anonymous.
+async fn enforce(app: &App, ctx: &RequestCtx, p: Option<&Principal>, action: Action, target: &str, d: Decision) -> ServiceResult<()> {
+    match p {
+        Some(p) => app.enforce(ctx, p, action.as_str(), target, d).await,
+        None if d.allowed() => Ok(()),
+        None => Err(ServiceError::from_decision(d)),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProjectOut {
+    pub id: String,
+    pub entity: String,
+    pub name: String,
+    pub visibility: Visibility,
+    pub members: Vec<ProjectMember>,
+}
+
+impl From<ProjectView> for ProjectOut {
+    fn from(v: ProjectView) -> Self {
+        ProjectOut {
+            id: v.id,
+            entity: v.team.name,
+            name: v.name,
+            visibility: v.visibility,
+            members: v.members,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub name: String,
+    #[serde(default = "team_visibility")]
+    pub visibility: Visibility,
+}
+
+fn team_visibility() -> Visibility {
+    Visibility::Team
+}
+
+/// Creates a project in a team (its members, org admins, service accounts in reach).
+#[instrument(skip_all, fields(team = %team))]
+pub async fn create_project(app: &App, ctx: &RequestCtx, p: &Principal, team: &str, req: NewProject) -> ServiceResult<ProjectOut> {
+    let team = entity(app, Some(p), team).await?;
+    let tref = team_ref(&team);
+    check_name("project", &req.name).map_err(ServiceError::BadRequest)?;
+    let target = format!("{}/{}", team.name, req.name);
+    let d = decide(
+        Some(p),
+        Action::CreateProject,
+        Target::NewProject {
+            org_id: &team.org_id,
+            team: &tref,
+            name: &req.name,
+        },
+    );
+    app.enforce(ctx, p, "create_project", &target, d).await?;
+    if req.visibility != Visibility::Team && matches!(p.kind, PrincipalKind::ServiceAccount { .. }) {
+        return Err(ServiceError::Forbidden {
+            rule: "sa.no_admin",
+            reason: format!(
+                "{} can only create projects with visibility \"team\": choosing another visibility takes project admin, which no service account has",
+                p.describe()
+            ),
+        });
+    }
+    let row = insert_project(app, &team, &req.name, req.visibility).await?;
+    let row = row.ok_or_else(|| ServiceError::Conflict(format!("project \"{target}\" already exists")))?;
+    if matches!(p.kind, PrincipalKind::User { .. }) {
+        // The creator administers what they create, so a restricted project
+        // does not lock its own creator out.
+        app.store
+            .upsert_project_member(&ProjectMemberRow {
+                project_id: row.id.clone(),
+                principal_id: p.id.clone(),
+                principal_kind: "user".into(),
+                role: "admin".into(),
+                created_at: app.clock.now_ms(),
+            })
+            .await?;
+    }
+    app.audit_change(ctx, p, "project.create", &target, json!({"visibility": req.visibility})).await;
+    let v = view(app, &team, row).await?;
+    Ok(v.into())
+}
+
+/// Inserts a project; `None` when it already exists.
+async fn insert_project(app: &App, team: &TeamRow, name: &str, visibility: Visibility) -> ServiceResult<Option<ProjectRow>> {
+    let row = ProjectRow {
+        id: new_id("proj"),
+        team_id: team.id.clone(),
+        name: name.to_string(),
+        visibility: visibility.as_str().into(),
+        created_at: app.clock.now_ms(),
+    };
+    match app.store.insert_project(&row).await {
+        Ok(()) => Ok(Some(row)),
+        Err(StoreError::Conflict) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A project, if the caller may read it (anonymous callers: public projects).
+pub async fn get_project(app: &App, ctx: &RequestCtx, p: Option<&Principal>, entity_name: &str, project: &str) -> ServiceResult<ProjectOut> {
+    let (v, _) = readable_project(app, ctx, p, entity_name, project).await?;
+    Ok(v.into())
+}
+
+async fn readable_project(
+    app: &App,
+    ctx: &RequestCtx,
+    p: Option<&Principal>,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<(ProjectView, TeamRow)> {
+    let team = entity(app, p, entity_name).await?;
+    let target = format!("{}/{}", team.name, truncate(project, 64));
+    let Some(v) = find_project(app, &team, project).await? else {
+        if p.is_none() {
+            return Err(ServiceError::Unauthenticated(format!(
+                "a credential is required to read \"{target}\""
+            )));
+        }
+        return Err(ServiceError::NotFound(format!("project \"{target}\" not found")));
+    };
+    let d = decide(p, Action::Read, Target::Project(&v));
+    enforce(app, ctx, p, Action::Read, &target, d).await?;
+    Ok((v, team))
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrincipalRef {
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunOut {
+    pub id: String,
+    pub entity: String,
+    pub project: String,
+    pub name: String,
+    pub config: serde_json::Value,
+    pub created_by: PrincipalRef,
+    pub attributed_to: PrincipalRef,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// The runs of a project the caller may read, oldest first.
+pub async fn list_runs(app: &App, ctx: &RequestCtx, p: Option<&Principal>, entity_name: &str, project: &str) -> ServiceResult<Vec<RunOut>> {
+    let (v, team) = readable_project(app, ctx, p, entity_name, project).await?;
+    let rows = app.store.runs_of_project(&v.id, 1000).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let created_by = principal_ref(app, &r.created_by, &r.created_by_kind).await?;
+        let attributed_to = match &r.attributed_user_id {
+            Some(uid) => principal_ref(app, uid, "user").await?,
+            None => principal_ref(app, &r.created_by, &r.created_by_kind).await?,
+        };
+        out.push(RunOut {
+            id: r.id,
+            entity: team.name.clone(),
+            project: v.name.clone(),
+            name: r.name,
+            config: serde_json::from_str(&r.config).unwrap_or_default(),
+            created_by,
+            attributed_to,
+            created_at: rfc3339(r.created_at),
+            attribution: None,
+        });
+    }
+    Ok(out)
+}
+
+async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceResult<PrincipalRef> {
+    let name = if kind == "user" {
+        app.store.user_by_id(id).await?.map(|u| u.username)
+    } else {
+        app.store.service_account_by_id(id).await?.map(|s| s.name)
+    };
+    Ok(PrincipalRef {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        name: name.unwrap_or_default(),
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeTo {
+    pub username: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRun {
+    pub entity: Option<String>,
+    pub project: String,
+    pub name: Option<String>,
+    pub config: Option<serde_json::Value>,
+    pub attribute_to: Option<AttributeTo>,
+}
+
+/// Whether a requested attribution was applied, and why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attribution {
+    pub requested: bool,
+    pub applied: bool,
+    pub reason: String,
+}
+
+/// Logs a run (DESIGN §2): the entity defaults to the principal's default
+/// team, a missing project is created on first write, and a requested
+/// attribution applies only where the rules allow; otherwise the run is still
+/// logged and attributed to the caller.
+#[instrument(skip_all)]
+pub async fn create_run(app: &App, ctx: &RequestCtx, p: &Principal, req: NewRun) -> ServiceResult<RunOut> {
+    let team = match &req.entity {
+        Some(e) => entity(app, Some(p), e).await?,
+        None => {
+            let Some(t) = p.default_team() else {
+                return Err(ServiceError::BadRequest(format!(
+                    "no entity given and {} has no default entity: set \"entity\" (WANDB_ENTITY) to a team",
+                    p.describe()
+                )));
+            };
+            entity(app, Some(p), &t.name).await?
+        }
+    };
+    check_name("project", &req.project).map_err(ServiceError::BadRequest)?;
+    let name = req.name.clone().unwrap_or_else(|| new_id("run"));
+    if name.is_empty() || name.len() > 128 {
+        return Err(ServiceError::BadRequest("run name must be 1-128 characters".into()));
+    }
+    let config = req.config.clone().unwrap_or_else(|| json!({}));
+    if !config.is_object() {
+        return Err(ServiceError::BadRequest("config must be a JSON object".into()));
+    }
+    let config_text = config.to_string();
+    if config_text.len() > MAX_CONFIG_BYTES {
+        return Err(ServiceError::BadRequest(format!("config is larger than {MAX_CONFIG_BYTES} bytes")));
+    }
+    let tref = team_ref(&team);
+    let target = format!("{}/{}", team.name, req.project);
+    let project = match find_project(app, &team, &req.project).await? {
+        Some(v) => {
+            let d = decide(Some(p), Action::Write, Target::Project(&v));
+            app.enforce(ctx, p, "write", &target, d).await?;
+            v
+        }
+        None => {
+            let d = decide(
+                Some(p),
+                Action::CreateProject,
+                Target::NewProject {
+                    org_id: &team.org_id,
+                    team: &tref,
+                    name: &req.project,
+                },
+            );
+            app.enforce(ctx, p, "create_project", &target, d).await?;
+            match insert_project(app, &team, &req.project, Visibility::Team).await? {
+                Some(row) => {
+                    app.audit_change(ctx, p, "project.create", &target, json!({"visibility": "team", "on_first_write": true}))
+                        .await;
+                    view(app, &team, row).await?
+                }
+                // Created by a concurrent writer: decide again on what exists.
+                None => {
+                    let v = find_project(app, &team, &req.project)
+                        .await?
+                        .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
+                    let d = decide(Some(p), Action::Write, Target::Project(&v));
+                    app.enforce(ctx, p, "write", &target, d).await?;
+                    v
+                }
+            }
+        }
+    };
+    let (attributed_user, attribution) = attribute(app, p, &project, req.attribute_to.as_ref()).await?;
+    let row = RunRow {
+        id: new_id("run"),
+        project_id: project.id.clone(),
+        created_by: p.id.clone(),
+        created_by_kind: p.kind_str().into(),
+        attributed_user_id: attributed_user.as_ref().map(|u| u.0.clone()),
+        name: name.clone(),
+        config: config_text,
+        created_at: app.clock.now_ms(),
+    };
+    app.store.insert_run(&row).await?;
+    let created_by = PrincipalRef {
+        kind: p.kind_str().into(),
+        id: p.id.clone(),
+        name: p.name.clone(),
+    };
+    let attributed_to = match attributed_user {
+        Some((id, name)) => PrincipalRef {
+            kind: "user".into(),
+            id,
+            name,
+        },
+        None => PrincipalRef {
+            kind: p.kind_str().into(),
+            id: p.id.clone(),
+            name: p.name.clone(),
+        },
+    };
+    Ok(RunOut {
+        id: row.id,
+        entity: team.name,
+        project: project.name,
+        name,
+        config,
+        created_by,
+        attributed_to,
+        created_at: rfc3339(row.created_at),
+        attribution: Some(attribution),
+    })
+}
+
+/// Applies `attribute_to` (WANDB_USERNAME / WANDB_USER_EMAIL) when the rules allow.
+async fn attribute(
+    app: &App,
+    p: &Principal,
+    project: &ProjectView,
+    req: Option<&AttributeTo>,
+) -> ServiceResult<(Option<(String, String)>, Attribution)> {
+    let Some(req) = req else {
+        return Ok((
+            None,
+            Attribution {
+                requested: false,
+                applied: false,
+                reason: format!("no attribution requested; the run is attributed to {}", p.describe()),
+            },
+        ));
+    };
+    let not_applied = |reason: String| {
+        Ok((
+            None,
+            Attribution {
+                requested: true,
+                applied: false,
+                reason: format!("{reason}; the run is attributed to {}", p.describe()),
+            },
+        ))
+    };
+    let scope = match &p.kind {
+        PrincipalKind::ServiceAccount { scope, .. } => scope,
+        PrincipalKind::User { .. } => return not_applied("attribution applies only to service accounts".into()),
+    };
+    let (user, asked) = match (&req.username, &req.email) {
+        (Some(u), None) => (app.store.user_by_username(u).await?, format!("user \"{}\"", truncate(u, 64))),
+        (None, Some(e)) => (
+            app.store.user_by_email(&e.to_ascii_lowercase()).await?,
+            format!("user with email \"{}\"", truncate(e, 64)),
+        ),
+        _ => {
+            return Err(ServiceError::BadRequest(
+                "attribute_to takes exactly one of \"username\" or \"email\"".into(),
+            ));
+        }
+    };
+    let Some(user) = user.filter(|u| u.org_id == p.org_id) else {
+        return not_applied(format!("{asked} is not a user of organization \"{}\"", p.org_name));
+    };
+    let team = match scope {
+        SaScope::Team { team } => team,
+        SaScope::Org { .. } => &project.team,
+    };
+    let member = app
+        .store
+        .memberships_of_user(&user.id)
+        .await?
+        .iter()
+        .any(|m| m.team_id == team.id);
+    if !member {
+        let whose = match scope {
+            SaScope::Team { .. } => "the service account's parent team",
+            SaScope::Org { .. } => "the team that owns the project",
+        };
+        return not_applied(format!(
+            "user \"{}\" is not a member of team \"{}\" ({whose})",
+            user.username, team.name
+        ));
+    }
+    Ok((
+        Some((user.id.clone(), user.username.clone())),
+        Attribution {
+            requested: true,
+            applied: true,
+            reason: format!("user \"{}\" is a member of team \"{}\"", user.username, team.name),
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisibilityChange {
+    pub visibility: Visibility,
+}
+
+/// Changes a project's visibility (project admins, team admins, org admins).
+pub async fn set_visibility(app: &App, ctx: &RequestCtx, p: &Principal, entity_name: &str, project: &str, req: VisibilityChange) -> ServiceResult<ProjectOut> {
+    let (mut v, team) = admin_project(app, ctx, p, entity_name, project).await?;
+    app.store.set_project_visibility(&v.id, req.visibility.as_str()).await?;
+    app.audit_change(
+        ctx,
+        p,
+        "project.visibility",
+        &format!("{}/{}", team.name, v.name),
+        json!({"from": v.visibility, "to": req.visibility}),
+    )
+    .await;
+    v.visibility = req.visibility;
+    Ok(v.into())
+}
+
+async fn admin_project(app: &App, ctx: &RequestCtx, p: &Principal, entity_name: &str, project: &str) -> ServiceResult<(ProjectView, TeamRow)> {
+    let team = entity(app, Some(p), entity_name).await?;
+    let target = format!("{}/{}", team.name, truncate(project, 64));
+    let v = find_project(app, &team, project)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("project \"{target}\" not found")))?;
+    let d = decide(Some(p), Action::Admin, Target::Project(&v));
+    app.enforce(ctx, p, "admin", &target, d).await?;
+    Ok((v, team))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProjectMember {
+    pub username: Option<String>,
+    pub service_account: Option<String>,
+    #[serde(default = "member_role")]
+    pub role: Role,
+}
+
+fn member_role() -> Role {
+    Role::Member
+}
+
+/// Grants an explicit membership (project admins, org admins).
+pub async fn add_project_member(app: &App, ctx: &RequestCtx, p: &Principal, entity_name: &str, project: &str, req: NewProjectMember) -> ServiceResult<ProjectOut> {
+    let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
+    let (principal_id, kind, who) = match (&req.username, &req.service_account) {
+        (Some(u), None) => match app.store.user_by_username(u).await? {
+            Some(user) if user.org_id == p.org_id => (user.id, "user", format!("user \"{}\"", user.username)),
+            _ => return Err(ServiceError::BadRequest(format!("user \"{}\" does not exist in this organization", truncate(u, 64)))),
+        },
+        (None, Some(name)) => {
+            let sa = match app.store.service_account_by_name(&p.org_id, name).await? {
+                Some(sa) => sa,
+                None => {
+                    return Err(ServiceError::BadRequest(format!(
+                        "service account \"{}\" does not exist in this organization",
+                        truncate(name, 64)
+                    )));
+                }
+            };
+            if req.role == Role::Admin {
+                return Err(ServiceError::BadRequest(format!(
+                    "service account \"{}\" cannot be a project admin: no service account has admin on anything",
+                    sa.name
+                )));
+            }
+            if sa.scope == "team" && sa.team_id != team.id {
+                return Err(ServiceError::BadRequest(format!(
+                    "service account \"{}\" is team-scoped to another team: in team \"{}\" it can only use open and public projects, so a membership would grant nothing",
+                    sa.name, team.name
+                )));
+            }
+            (sa.id, "service_account", format!("service account \"{}\"", sa.name))
+        }
+        _ => {
+            return Err(ServiceError::BadRequest(
+                "give exactly one of \"username\" or \"service_account\"".into(),
+            ));
+        }
+    };
+    app.store
+        .upsert_project_member(&ProjectMemberRow {
+            project_id: v.id.clone(),
+            principal_id,
+            principal_kind: kind.into(),
+            role: req.role.as_str().into(),
+            created_at: app.clock.now_ms(),
+        })
+        .await?;
+    app.audit_change(
+        ctx,
+        p,
+        "project.member.add",
+        &format!("{}/{}", team.name, v.name),
+        json!({"member": who, "role": req.role}),
+    )
+    .await;
+    let v = find_project(app, &team, &v.name)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
+    Ok(v.into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub action: Action,
+    pub entity: String,
+    pub project: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckOut {
+    pub allowed: bool,
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+/// The decision for the caller's own credential (for resource servers).
+/// A write to a missing project is answered as the `create_project` it would be.
+pub async fn check(app: &App, p: &Principal, req: CheckRequest) -> ServiceResult<CheckOut> {
+    let team = match app.store.team_by_name(&req.entity).await? {
+        Some(t) if t.org_id == p.org_id => t,
+        _ => {
+            return Ok(CheckOut {
+                allowed: false,
+                rule: "tenant.isolation",
+                reason: format!("entity \"{}\" not found", truncate(&req.entity, 64)),
+            });
+        }
+    };
+    let tref = team_ref(&team);
+    let d = match find_project(app, &team, &req.project).await? {
+        Some(v) => decide(Some(p), req.action, Target::Project(&v)),
+        None if matches!(req.action, Action::Write | Action::CreateProject) => decide(
+            Some(p),
+            Action::CreateProject,
+            Target::NewProject {
+                org_id: &team.org_id,
+                team: &tref,
+                name: &req.project,
+            },
+        ),
+        None => Decision {
+            verdict: crate::authz::Verdict::NotFound,
+            rule: "project.missing",
+            reason: format!("project \"{}/{}\" not found", team.name, truncate(&req.project, 64)),
+        },
+    };
+    Ok(CheckOut {
+        allowed: d.allowed(),
+        rule: d.rule,
+        reason: d.reason,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct ViewerOut {
+    pub id: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub org: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_scope: Option<&'static str>,
+    pub default_entity: Option<String>,
+    pub teams: Vec<String>,
+    pub scope: String,
+}
+
+/// Who the caller is, as the platform sees it.
+pub fn viewer(p: &Principal) -> ViewerOut {
+    let (email, org_role, sa_scope, teams) = match &p.kind {
+        PrincipalKind::User { email, role, teams, .. } => (
+            Some(email.clone()),
+            Some(role.as_str().to_string()),
+            None,
+            teams.iter().map(|m| m.team.name.clone()).collect(),
+        ),
+        PrincipalKind::ServiceAccount { scope, .. } => (None, None, Some(scope.kind()), vec![scope.home_team().name.clone()]),
+    };
+    ViewerOut {
+        id: p.id.clone(),
+        kind: p.kind_str(),
+        name: p.name.clone(),
+        org: p.org_name.clone(),
+        email,
+        org_role,
+        service_account_scope: sa_scope,
+        default_entity: p.default_team().map(|t| t.name.clone()),
+        teams,
+        scope: p.scopes.to_scope_string(),
+    }
+}

@@ -1,0 +1,317 @@
+//! Persistence behind one trait, with two implementations generated from the
+//! same SQL ([`sql`]): embedded SQLite ([`sqlite`]) and PostgreSQL
+//! ([`postgres`]). Rows are plain structs; the services turn them into domain
+//! values. Times are unix milliseconds.
+
+mod sql;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use self::postgres::PgStore;
+pub use self::sqlite::SqliteStore;
+
+/// What can go wrong in the store, in terms the services can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint: the thing already exists.
+    #[error("already exists")]
+    Conflict,
+    /// The database cannot be reached right now (maps to 503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; logged, never shown to clients.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) => {
+                // PostgreSQL: admin_shutdown / connection failures (class 08, 57P).
+                let code = db.code().unwrap_or_default();
+                if code.starts_with("08") || code.starts_with("57P") {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Other(e.to_string())
+                }
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub org_id: String,
+    pub username: String,
+    pub email: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TeamRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// A user's membership, joined with the team's name.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub team_id: String,
+    pub team_name: String,
+    pub user_id: String,
+    pub username: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ProjectRow {
+    pub id: String,
+    pub team_id: String,
+    pub name: String,
+    pub visibility: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ProjectMemberRow {
+    pub project_id: String,
+    pub principal_id: String,
+    pub principal_kind: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct IssuerRow {
+    pub id: String,
+    pub org_id: String,
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    /// The static JWKS as JSON text.
+    pub static_jwks: Option<String>,
+    /// JSON array of strings.
+    pub audiences: String,
+    /// JSON array of algorithm names.
+    pub allowed_algs: String,
+    pub max_token_age_s: i64,
+    pub leeway_s: i64,
+    pub single_use_jti: bool,
+    pub users: bool,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SaRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    /// `org` or `team`.
+    pub scope: String,
+    /// Default team (org scope) or parent team (team scope).
+    pub team_id: String,
+    /// `builtin` or `external`.
+    pub auth: String,
+    pub disabled: bool,
+    /// Credentials issued before this instant (ms) are refused.
+    pub revoked_before: i64,
+    pub max_token_lifetime_s: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct BindingRow {
+    pub sa_id: String,
+    pub issuer_id: String,
+    /// `federation::policy::BindingSpec` as JSON.
+    pub spec: String,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub owner_id: String,
+    /// `user` or `service_account`.
+    pub owner_kind: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: String,
+    pub project_id: String,
+    pub created_by: String,
+    pub created_by_kind: String,
+    pub attributed_user_id: Option<String>,
+    pub name: String,
+    /// JSON text.
+    pub config: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub id: String,
+    pub org_id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub reason: String,
+    pub request_id: String,
+    /// JSON object text.
+    pub details: String,
+}
+
+/// An audit event before the store numbers it.
+#[derive(Clone, Debug)]
+pub struct NewAudit {
+    pub id: String,
+    pub org_id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub reason: String,
+    pub request_id: String,
+    pub details: String,
+}
+
+/// Everything fedgate persists. One implementation per database, generated
+/// from the same SQL so both backends behave alike.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn insert_org(&self, org: &OrgRow) -> StoreResult<()>;
+    async fn org_by_id(&self, id: &str) -> StoreResult<Option<OrgRow>>;
+    async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRow>>;
+    async fn count_orgs(&self) -> StoreResult<i64>;
+
+    async fn insert_user(&self, user: &UserRow) -> StoreResult<()>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
+
+    async fn insert_team(&self, team: &TeamRow) -> StoreResult<()>;
+    async fn team_by_id(&self, id: &str) -> StoreResult<Option<TeamRow>>;
+    async fn team_by_name(&self, name: &str) -> StoreResult<Option<TeamRow>>;
+    async fn teams_of_org(&self, org_id: &str) -> StoreResult<Vec<TeamRow>>;
+    /// Adds a member or changes the role of an existing one.
+    async fn upsert_team_member(&self, team_id: &str, user_id: &str, role: &str, now: i64) -> StoreResult<()>;
+    /// A user's teams, oldest membership first.
+    async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>>;
+    async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>>;
+
+    async fn insert_project(&self, project: &ProjectRow) -> StoreResult<()>;
+    async fn project_by_name(&self, team_id: &str, name: &str) -> StoreResult<Option<ProjectRow>>;
+    async fn projects_of_team(&self, team_id: &str) -> StoreResult<Vec<ProjectRow>>;
+    async fn set_project_visibility(&self, project_id: &str, visibility: &str) -> StoreResult<()>;
+    async fn project_members(&self, project_id: &str) -> StoreResult<Vec<ProjectMemberRow>>;
+    async fn upsert_project_member(&self, member: &ProjectMemberRow) -> StoreResult<()>;
+
+    async fn insert_issuer(&self, issuer: &IssuerRow) -> StoreResult<()>;
+    async fn issuer_by_id(&self, id: &str) -> StoreResult<Option<IssuerRow>>;
+    async fn issuers_of_org(&self, org_id: &str) -> StoreResult<Vec<IssuerRow>>;
+    async fn all_issuers(&self) -> StoreResult<Vec<IssuerRow>>;
+    /// Deletes an issuer that no binding uses; `Conflict` if one does.
+    async fn delete_issuer(&self, id: &str) -> StoreResult<bool>;
+
+    /// Creates a service account and, for external ones, its binding, atomically.
+    async fn insert_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()>;
+    async fn service_account_by_id(&self, id: &str) -> StoreResult<Option<SaRow>>;
+    async fn service_account_by_name(&self, org_id: &str, name: &str) -> StoreResult<Option<SaRow>>;
+    async fn service_accounts_of_org(&self, org_id: &str) -> StoreResult<Vec<SaRow>>;
+    async fn service_accounts_of_team(&self, team_id: &str) -> StoreResult<Vec<SaRow>>;
+    /// Every external account, for the in-memory federation index.
+    async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>>;
+    /// Disables (moving the revocation watermark to `now`) or enables.
+    async fn set_service_account_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()>;
+    async fn binding_of(&self, sa_id: &str) -> StoreResult<Option<BindingRow>>;
+    async fn all_bindings(&self) -> StoreResult<Vec<BindingRow>>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> StoreResult<()>;
+    async fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRow>>;
+    async fn api_keys_of(&self, owner_id: &str) -> StoreResult<Vec<ApiKeyRow>>;
+    /// Revokes one key of `owner_id`; false when there is no such live key.
+    async fn revoke_api_key(&self, owner_id: &str, key_id: &str, now: i64) -> StoreResult<bool>;
+    async fn touch_api_key(&self, key_id: &str, now: i64) -> StoreResult<()>;
+
+    async fn insert_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()>;
+    /// Live keys and keys retired after `retired_after`, newest first.
+    async fn signing_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>>;
+    /// Retires every live key except `keep_kid`.
+    async fn retire_signing_keys_except(&self, keep_kid: &str, now: i64) -> StoreResult<()>;
+
+    async fn insert_run(&self, run: &RunRow) -> StoreResult<()>;
+    async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>>;
+
+    /// Records a single-use `jti`; false when it was seen before (replay).
+    async fn use_jti(&self, issuer_id: &str, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+
+    async fn insert_audit(&self, events: &[NewAudit]) -> StoreResult<()>;
+    async fn audit_of_org(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
+}
+
+/// The store as the rest of fedgate holds it.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and runs
+/// its migrations.
+pub async fn open(url: &str) -> anyhow::Result<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::open(url).await?))
+    } else {
+        anyhow::bail!(
+            "unsupported --database-url {:?}: use sqlite://PATH or postgres://…",
+            crate::model::truncate(url, 40)
+        )
+    }
+}

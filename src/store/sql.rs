@@ -1,0 +1,503 @@
+//! The SQL of every store operation, written once. `impl_sql_store!` expands
+//! it for a store type holding `pool: sqlx::Pool<DB>`; SQLite and PostgreSQL
+//! both accept `$n` placeholders, `ON CONFLICT`, and the types used here
+//! (TEXT, BIGINT, BOOLEAN), so the two backends cannot drift apart.
+
+macro_rules! impl_sql_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_org(&self, org: &OrgRow) -> StoreResult<()> {
+                sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&org.id)
+                    .bind(&org.name)
+                    .bind(org.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn org_by_id(&self, id: &str) -> StoreResult<Option<OrgRow>> {
+                Ok(sqlx::query_as("SELECT * FROM orgs WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRow>> {
+                Ok(sqlx::query_as("SELECT * FROM orgs WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn count_orgs(&self) -> StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orgs")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
+            }
+
+            async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO users (id, org_id, username, email, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&u.id)
+                .bind(&u.org_id)
+                .bind(&u.username)
+                .bind(&u.email)
+                .bind(&u.role)
+                .bind(u.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
+                Ok(sqlx::query_as("SELECT * FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>> {
+                Ok(sqlx::query_as("SELECT * FROM users WHERE username = $1")
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>> {
+                Ok(sqlx::query_as("SELECT * FROM users WHERE email = $1")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_team(&self, t: &TeamRow) -> StoreResult<()> {
+                sqlx::query("INSERT INTO teams (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&t.id)
+                    .bind(&t.org_id)
+                    .bind(&t.name)
+                    .bind(t.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn team_by_id(&self, id: &str) -> StoreResult<Option<TeamRow>> {
+                Ok(sqlx::query_as("SELECT * FROM teams WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn team_by_name(&self, name: &str) -> StoreResult<Option<TeamRow>> {
+                Ok(sqlx::query_as("SELECT * FROM teams WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn teams_of_org(&self, org_id: &str) -> StoreResult<Vec<TeamRow>> {
+                Ok(sqlx::query_as("SELECT * FROM teams WHERE org_id = $1 ORDER BY name")
+                    .bind(org_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn upsert_team_member(&self, team_id: &str, user_id: &str, role: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(team_id)
+                .bind(user_id)
+                .bind(role)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT m.team_id, t.name AS team_name, m.user_id, u.username, m.role, m.created_at
+                     FROM team_members m JOIN teams t ON t.id = m.team_id JOIN users u ON u.id = m.user_id
+                     WHERE m.user_id = $1 ORDER BY m.created_at, t.name",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+            async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT m.team_id, t.name AS team_name, m.user_id, u.username, m.role, m.created_at
+                     FROM team_members m JOIN teams t ON t.id = m.team_id JOIN users u ON u.id = m.user_id
+                     WHERE m.team_id = $1 ORDER BY u.username",
+                )
+                .bind(team_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn insert_project(&self, p: &ProjectRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO projects (id, team_id, name, visibility, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&p.id)
+                .bind(&p.team_id)
+                .bind(&p.name)
+                .bind(&p.visibility)
+                .bind(p.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn project_by_name(&self, team_id: &str, name: &str) -> StoreResult<Option<ProjectRow>> {
+                Ok(sqlx::query_as("SELECT * FROM projects WHERE team_id = $1 AND name = $2")
+                    .bind(team_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn projects_of_team(&self, team_id: &str) -> StoreResult<Vec<ProjectRow>> {
+                Ok(sqlx::query_as("SELECT * FROM projects WHERE team_id = $1 ORDER BY name")
+                    .bind(team_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn set_project_visibility(&self, project_id: &str, visibility: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE projects SET visibility = $1 WHERE id = $2")
+                    .bind(visibility)
+                    .bind(project_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn project_members(&self, project_id: &str) -> StoreResult<Vec<ProjectMemberRow>> {
+                Ok(sqlx::query_as("SELECT * FROM project_members WHERE project_id = $1 ORDER BY created_at")
+                    .bind(project_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn upsert_project_member(&self, m: &ProjectMemberRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO project_members (project_id, principal_id, principal_kind, role, created_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (project_id, principal_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(&m.project_id)
+                .bind(&m.principal_id)
+                .bind(&m.principal_kind)
+                .bind(&m.role)
+                .bind(m.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_issuer(&self, i: &IssuerRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO trusted_issuers (id, org_id, issuer, jwks_uri, static_jwks, audiences, allowed_algs,
+                        max_token_age_s, leeway_s, single_use_jti, users, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&i.id)
+                .bind(&i.org_id)
+                .bind(&i.issuer)
+                .bind(&i.jwks_uri)
+                .bind(&i.static_jwks)
+                .bind(&i.audiences)
+                .bind(&i.allowed_algs)
+                .bind(i.max_token_age_s)
+                .bind(i.leeway_s)
+                .bind(i.single_use_jti)
+                .bind(i.users)
+                .bind(i.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn issuer_by_id(&self, id: &str) -> StoreResult<Option<IssuerRow>> {
+                Ok(sqlx::query_as("SELECT * FROM trusted_issuers WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn issuers_of_org(&self, org_id: &str) -> StoreResult<Vec<IssuerRow>> {
+                Ok(sqlx::query_as("SELECT * FROM trusted_issuers WHERE org_id = $1 ORDER BY created_at, id")
+                    .bind(org_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn all_issuers(&self) -> StoreResult<Vec<IssuerRow>> {
+                Ok(sqlx::query_as("SELECT * FROM trusted_issuers ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn delete_issuer(&self, id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federation_bindings WHERE issuer_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if n > 0 {
+                    return Err(StoreError::Conflict);
+                }
+                let done = sqlx::query("DELETE FROM trusted_issuers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO service_accounts (id, org_id, name, scope, team_id, auth, disabled, revoked_before,
+                        max_token_lifetime_s, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&sa.id)
+                .bind(&sa.org_id)
+                .bind(&sa.name)
+                .bind(&sa.scope)
+                .bind(&sa.team_id)
+                .bind(&sa.auth)
+                .bind(sa.disabled)
+                .bind(sa.revoked_before)
+                .bind(sa.max_token_lifetime_s)
+                .bind(sa.created_at)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(b) = binding {
+                    sqlx::query("INSERT INTO federation_bindings (sa_id, issuer_id, spec) VALUES ($1, $2, $3)")
+                        .bind(&b.sa_id)
+                        .bind(&b.issuer_id)
+                        .bind(&b.spec)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn service_account_by_id(&self, id: &str) -> StoreResult<Option<SaRow>> {
+                Ok(sqlx::query_as("SELECT * FROM service_accounts WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn service_account_by_name(&self, org_id: &str, name: &str) -> StoreResult<Option<SaRow>> {
+                Ok(sqlx::query_as("SELECT * FROM service_accounts WHERE org_id = $1 AND name = $2")
+                    .bind(org_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn service_accounts_of_org(&self, org_id: &str) -> StoreResult<Vec<SaRow>> {
+                Ok(sqlx::query_as("SELECT * FROM service_accounts WHERE org_id = $1 ORDER BY name")
+                    .bind(org_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn service_accounts_of_team(&self, team_id: &str) -> StoreResult<Vec<SaRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM service_accounts WHERE team_id = $1 AND scope = 'team' ORDER BY name",
+                )
+                .bind(team_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+            async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>> {
+                Ok(sqlx::query_as("SELECT * FROM service_accounts WHERE auth = 'external' ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn set_service_account_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
+                if disabled {
+                    sqlx::query("UPDATE service_accounts SET disabled = $1, revoked_before = $2 WHERE id = $3")
+                        .bind(true)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                } else {
+                    sqlx::query("UPDATE service_accounts SET disabled = $1 WHERE id = $2")
+                        .bind(false)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(())
+            }
+            async fn binding_of(&self, sa_id: &str) -> StoreResult<Option<BindingRow>> {
+                Ok(sqlx::query_as("SELECT * FROM federation_bindings WHERE sa_id = $1")
+                    .bind(sa_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn all_bindings(&self) -> StoreResult<Vec<BindingRow>> {
+                Ok(sqlx::query_as("SELECT * FROM federation_bindings ORDER BY sa_id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_api_key(&self, k: &ApiKeyRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, owner_id, owner_kind, prefix, secret_hash, created_at, last_used_at, revoked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&k.id)
+                .bind(&k.owner_id)
+                .bind(&k.owner_kind)
+                .bind(&k.prefix)
+                .bind(&k.secret_hash)
+                .bind(k.created_at)
+                .bind(k.last_used_at)
+                .bind(k.revoked_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
+                Ok(sqlx::query_as("SELECT * FROM api_keys WHERE secret_hash = $1")
+                    .bind(secret_hash)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn api_keys_of(&self, owner_id: &str) -> StoreResult<Vec<ApiKeyRow>> {
+                Ok(sqlx::query_as("SELECT * FROM api_keys WHERE owner_id = $1 ORDER BY created_at, id")
+                    .bind(owner_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+            async fn revoke_api_key(&self, owner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(key_id)
+                .bind(owner_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+            async fn touch_api_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(key_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_signing_key(&self, k: &SigningKeyRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, private_key, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&k.kid)
+                .bind(&k.alg)
+                .bind(&k.private_key)
+                .bind(k.created_at)
+                .bind(k.retired_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn signing_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1
+                     ORDER BY created_at DESC, kid DESC",
+                )
+                .bind(retired_after)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+            async fn retire_signing_keys_except(&self, keep_kid: &str, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2")
+                    .bind(now)
+                    .bind(keep_kid)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_run(&self, r: &RunRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO runs (id, project_id, created_by, created_by_kind, attributed_user_id, name, config, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&r.id)
+                .bind(&r.project_id)
+                .bind(&r.created_by)
+                .bind(&r.created_by_kind)
+                .bind(&r.attributed_user_id)
+                .bind(&r.name)
+                .bind(&r.config)
+                .bind(r.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM runs WHERE project_id = $1 ORDER BY created_at, id LIMIT $2",
+                )
+                .bind(project_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn use_jti(&self, issuer_id: &str, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
+                sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                let done = sqlx::query(
+                    "INSERT INTO used_jtis (issuer_id, jti, expires_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (issuer_id, jti) DO NOTHING",
+                )
+                .bind(issuer_id)
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn insert_audit(&self, events: &[NewAudit]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for e in events {
+                    sqlx::query(
+                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, details)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&e.id)
+                    .bind(&e.org_id)
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.target)
+                    .bind(&e.outcome)
+                    .bind(&e.reason)
+                    .bind(&e.request_id)
+                    .bind(&e.details)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn audit_of_org(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM audit_events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

@@ -1,0 +1,341 @@
+//! fedgate's own access tokens (RFC 9068 JWTs): the signing keys, minting,
+//! verifying, rotation.
+//!
+//! Keys live in the store so every replica verifies what another minted. The
+//! newest live key signs; retired keys keep verifying for as long as a token
+//! they signed can live. Signing uses parsed aws-lc-rs key pairs held in
+//! memory (jsonwebtoken's `encode` re-parses the key on every call).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+
+use crate::secrets::{Secret, new_id, sha256_hex};
+use crate::service::auth::{Authenticated, Via, check_live, principal_entry};
+use crate::service::{ServiceError, ServiceResult};
+use crate::state::App;
+use crate::store::{DynStore, SigningKeyRow};
+
+/// How long a retired key keeps verifying: longer than any token can live.
+pub const RETIRED_KEY_GRACE_MS: i64 = 13 * 3600 * 1000;
+
+/// `act` (RFC 8693 §4.1): who the token was exchanged for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub iss: String,
+    pub sub: String,
+}
+
+/// The claims of a minted access token (RFC 9068 §2.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The service account's (or user's) id.
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    /// RFC 9068 §2.2: the client the token was issued to; here the principal.
+    pub client_id: String,
+    /// The organization's name.
+    pub org: String,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+enum KeyPairKind {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+/// One of fedgate's signing keys, parsed.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pair: KeyPairKind,
+    decoding: DecodingKey,
+    pub jwk: serde_json::Value,
+    pub retired_at: Option<i64>,
+}
+
+impl SigningKey {
+    fn from_row(row: &SigningKeyRow) -> anyhow::Result<SigningKey> {
+        let der = STANDARD
+            .decode(&row.private_key)
+            .map_err(|e| anyhow::anyhow!("signing key {}: bad base64: {e}", row.kid))?;
+        let (alg, pair, jwk, decoding) = match row.alg.as_str() {
+            "ES256" => {
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+                    .map_err(|e| anyhow::anyhow!("signing key {}: {e}", row.kid))?;
+                let point = pair.public_key().as_ref();
+                if point.len() != 65 {
+                    anyhow::bail!("signing key {}: unexpected EC point length", row.kid);
+                }
+                let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+                let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+                let decoding = DecodingKey::from_ec_components(&x, &y)?;
+                let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y,
+                    "kid": row.kid, "use": "sig", "alg": "ES256"});
+                (Algorithm::ES256, KeyPairKind::Es256(pair), jwk, decoding)
+            }
+            "EdDSA" => {
+                let pair = Ed25519KeyPair::from_pkcs8(&der)
+                    .map_err(|e| anyhow::anyhow!("signing key {}: {e}", row.kid))?;
+                let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+                let decoding = DecodingKey::from_ed_components(&x)?;
+                let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x,
+                    "kid": row.kid, "use": "sig", "alg": "EdDSA"});
+                (Algorithm::EdDSA, KeyPairKind::EdDsa(pair), jwk, decoding)
+            }
+            other => anyhow::bail!("signing key {}: unsupported algorithm {other}", row.kid),
+        };
+        Ok(SigningKey {
+            kid: row.kid.clone(),
+            alg,
+            pair,
+            decoding,
+            jwk,
+            retired_at: row.retired_at,
+        })
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ServiceError> {
+        match &self.pair {
+            KeyPairKind::Es256(p) => p
+                .sign(&SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| ServiceError::Internal("ES256 signing failed".into())),
+            KeyPairKind::EdDsa(p) => Ok(p.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+/// Generates a new key row (PKCS#8, base64) for `alg` (`ES256` or `EdDSA`).
+pub fn generate_key(alg: &str, now: i64) -> anyhow::Result<SigningKeyRow> {
+    let der = match alg {
+        "ES256" => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .and_then(|k| k.to_pkcs8v1())
+            .map_err(|e| anyhow::anyhow!("cannot generate ES256 key: {e}"))?
+            .as_ref()
+            .to_vec(),
+        "EdDSA" => Ed25519KeyPair::generate()
+            .and_then(|k| k.to_pkcs8())
+            .map_err(|e| anyhow::anyhow!("cannot generate Ed25519 key: {e}"))?
+            .as_ref()
+            .to_vec(),
+        other => anyhow::bail!("unsupported signing algorithm {other:?}: use ES256 or EdDSA"),
+    };
+    Ok(SigningKeyRow {
+        kid: new_id("fg"),
+        alg: alg.to_string(),
+        private_key: STANDARD.encode(der),
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+/// Creates a new current key and retires the others (`fedgate keys rotate`).
+/// Retired keys keep verifying for [`RETIRED_KEY_GRACE_MS`].
+pub async fn rotate(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<String> {
+    let row = generate_key(alg, now)?;
+    store.insert_signing_key(&row).await?;
+    store.retire_signing_keys_except(&row.kid, now).await?;
+    Ok(row.kid)
+}
+
+struct Keyring {
+    current: Arc<SigningKey>,
+    by_kid: HashMap<String, Arc<SigningKey>>,
+}
+
+/// The signing keys in memory, plus the cache of verified tokens.
+pub struct Signer {
+    ring: RwLock<Arc<Keyring>>,
+    issuer: String,
+    verified: Cache<String, Arc<AccessClaims>>,
+    last_reload: std::sync::Mutex<i64>,
+}
+
+impl Signer {
+    /// Loads the keys, creating the first one (`alg`) on an empty store.
+    pub async fn load(store: &DynStore, issuer: &str, alg: &str, now: i64) -> anyhow::Result<Signer> {
+        let ring = load_ring(store, alg, now).await?;
+        Ok(Signer {
+            ring: RwLock::new(Arc::new(ring)),
+            issuer: issuer.to_string(),
+            verified: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(Duration::from_secs(12 * 3600))
+                .build(),
+            last_reload: std::sync::Mutex::new(0),
+        })
+    }
+
+    /// Re-reads the keys after a rotation (here or on another replica).
+    pub async fn reload(&self, store: &DynStore, now: i64) -> anyhow::Result<()> {
+        let current_alg = self.current().alg;
+        let alg = if current_alg == Algorithm::EdDSA { "EdDSA" } else { "ES256" };
+        let ring = load_ring(store, alg, now).await?;
+        if let Ok(mut guard) = self.ring.write() {
+            *guard = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    fn ring(&self) -> Arc<Keyring> {
+        match self.ring.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The key that signs now.
+    pub fn current(&self) -> Arc<SigningKey> {
+        self.ring().current.clone()
+    }
+
+    /// The `iss` of minted tokens.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The public keys (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> serde_json::Value {
+        let ring = self.ring();
+        let mut keys: Vec<&Arc<SigningKey>> = ring.by_kid.values().collect();
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        serde_json::json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()})
+    }
+
+    /// Signs `claims` with the current key (`typ: at+jwt`, RFC 9068 §2.1).
+    pub fn mint(&self, claims: &AccessClaims) -> ServiceResult<String> {
+        let key = self.current();
+        let alg = if key.alg == Algorithm::EdDSA { "EdDSA" } else { "ES256" };
+        let header = serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": key.kid});
+        let payload =
+            serde_json::to_vec(claims).map_err(|e| ServiceError::Internal(format!("claims: {e}")))?;
+        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(payload));
+        let sig = key.sign(out.as_bytes())?;
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        Ok(out)
+    }
+
+    /// Verifies a token fedgate minted; cached by the token's hash, so the
+    /// signature is checked once per token per replica. Revocation is not
+    /// checked here (see `authenticate_token`).
+    pub async fn verify(&self, store: &DynStore, token: &str, now_s: i64) -> Result<Arc<AccessClaims>, String> {
+        let hash = sha256_hex(token.as_bytes());
+        if let Some(c) = self.verified.get(&hash) {
+            return if c.exp > now_s {
+                Ok(c)
+            } else {
+                Err("access token has expired".into())
+            };
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed access token".to_string())?;
+        if header.typ.as_deref() != Some("at+jwt") {
+            return Err("not a fedgate access token (typ must be at+jwt)".into());
+        }
+        let kid = header.kid.ok_or("access token has no kid")?;
+        let key = match self.ring().by_kid.get(&kid) {
+            Some(k) => k.clone(),
+            None => {
+                // Minted by another replica after a rotation we have not heard of yet.
+                self.reload_rate_limited(store, now_s).await;
+                self.ring()
+                    .by_kid
+                    .get(&kid)
+                    .cloned()
+                    .ok_or("access token signed by an unknown key")?
+            }
+        };
+        if header.alg != key.alg {
+            return Err("access token algorithm does not match its key".into());
+        }
+        let mut v = Validation::new(key.alg);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.issuer]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "iat"]);
+        v.leeway = 0;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "access token has expired".to_string(),
+            _ => "invalid access token".to_string(),
+        })?;
+        let claims = Arc::new(data.claims);
+        self.verified.insert(hash, claims.clone());
+        Ok(claims)
+    }
+
+    async fn reload_rate_limited(&self, store: &DynStore, now_s: i64) {
+        {
+            let Ok(mut last) = self.last_reload.lock() else { return };
+            if now_s - *last < 5 {
+                return;
+            }
+            *last = now_s;
+        }
+        if let Err(e) = self.reload(store, now_s * 1000).await {
+            tracing::warn!(error = %e, "could not reload signing keys");
+        }
+    }
+}
+
+async fn load_ring(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<Keyring> {
+    let mut rows = store.signing_keys(now - RETIRED_KEY_GRACE_MS).await?;
+    if !rows.iter().any(|r| r.retired_at.is_none()) {
+        let row = generate_key(alg, now)?;
+        store.insert_signing_key(&row).await?;
+        rows = store.signing_keys(now - RETIRED_KEY_GRACE_MS).await?;
+    }
+    let mut by_kid = HashMap::new();
+    let mut current: Option<Arc<SigningKey>> = None;
+    for row in &rows {
+        let key = Arc::new(SigningKey::from_row(row)?);
+        // Rows come newest first: the first live one signs.
+        if current.is_none() && row.retired_at.is_none() {
+            current = Some(key.clone());
+        }
+        by_kid.insert(row.kid.clone(), key);
+    }
+    let current = current.ok_or_else(|| anyhow::anyhow!("no live signing key"))?;
+    Ok(Keyring { current, by_kid })
+}
+
+/// Checks a fedgate access token and returns its principal, through the same
+/// revocation checks as an API key.
+pub async fn authenticate_token(app: &App, token: &Secret, now_ms: i64) -> ServiceResult<Authenticated> {
+    let claims = app
+        .signer
+        .verify(&app.store, token.expose(), now_ms.div_euclid(1000))
+        .await
+        .map_err(ServiceError::Unauthenticated)?;
+    let entry = principal_entry(app, &claims.sub).await?;
+    if entry.principal.org_name != claims.org {
+        return Err(ServiceError::Unauthenticated("invalid access token".into()));
+    }
+    check_live(&entry, claims.iat * 1000, "access token")?;
+    let scopes = crate::model::Scopes::parse(&claims.scope)
+        .ok_or_else(|| ServiceError::Unauthenticated("access token has an unknown scope".into()))?;
+    let mut principal = entry.principal.clone();
+    principal.scopes = scopes;
+    Ok(Authenticated {
+        principal,
+        via: Via::AccessToken {
+            jti: claims.jti.clone(),
+            exp: claims.exp,
+        },
+    })
+}
