@@ -141,7 +141,9 @@ impl Decision {
 pub fn decide(principal: Option<&Principal>, action: Action, target: Target<'_>) -> Decision {
     let (org_id, team, path) = match target {
         Target::Project(p) => (p.org_id.as_str(), &p.team, p.path()),
-        Target::NewProject { org_id, team, name } => (org_id, team, format!("{}/{}", team.name, name)),
+        Target::NewProject { org_id, team, name } => {
+            (org_id, team, format!("{}/{}", team.name, name))
+        }
     };
     let Some(p) = principal else {
         return anonymous(action, target, &path);
@@ -153,17 +155,21 @@ pub fn decide(principal: Option<&Principal>, action: Action, target: Target<'_>)
         return d;
     }
     match &p.kind {
-        PrincipalKind::ServiceAccount { scope, .. } => service_account(p, scope, action, target, team, &path),
+        PrincipalKind::ServiceAccount { scope, .. } => {
+            service_account(p, scope, action, target, team, &path)
+        }
         PrincipalKind::User { .. } => user(p, action, target, team, &path),
     }
 }
 
 fn anonymous(action: Action, target: Target<'_>, path: &str) -> Decision {
     match (action, target) {
-        (Action::Read, Target::Project(proj)) if proj.visibility == Visibility::Public => Decision::allow(
-            "anonymous.public_read",
-            format!("project \"{path}\" is public"),
-        ),
+        (Action::Read, Target::Project(proj)) if proj.visibility == Visibility::Public => {
+            Decision::allow(
+                "anonymous.public_read",
+                format!("project \"{path}\" is public"),
+            )
+        }
         _ => Decision {
             verdict: Verdict::Unauthenticated,
             rule: "anonymous",
@@ -355,7 +361,11 @@ fn user(p: &Principal, action: Action, target: Target<'_>, team: &TeamRef, path:
         ),
         _ if team_role.is_some() || org_admin => Decision::allow(
             "user.team_member",
-            format!("{who} may {} \"{path}\" as a member of team \"{}\"", action.verb(), team.name),
+            format!(
+                "{who} may {} \"{path}\" as a member of team \"{}\"",
+                action.verb(),
+                team.name
+            ),
         ),
         Visibility::Open => Decision::allow(
             "user.org.open",
@@ -394,9 +404,9 @@ pub enum AdminTarget<'a> {
 /// Decides an administrative operation.
 pub fn decide_admin(principal: &Principal, target: AdminTarget<'_>) -> Decision {
     let org_id = match target {
-        AdminTarget::Org { org_id, .. } | AdminTarget::Team { org_id, .. } | AdminTarget::ServiceAccount { org_id, .. } => {
-            org_id
-        }
+        AdminTarget::Org { org_id, .. }
+        | AdminTarget::Team { org_id, .. }
+        | AdminTarget::ServiceAccount { org_id, .. } => org_id,
     };
     let what = match target {
         AdminTarget::Org { org_name, .. } => format!("organization \"{org_name}\""),
@@ -420,7 +430,10 @@ pub fn decide_admin(principal: &Principal, target: AdminTarget<'_>) -> Decision 
         );
     }
     if principal.is_org_admin() {
-        return Decision::allow("admin.org_admin", format!("{who} is an admin of the organization"));
+        return Decision::allow(
+            "admin.org_admin",
+            format!("{who} is an admin of the organization"),
+        );
     }
     let team = match target {
         AdminTarget::Org { .. } => None,

@@ -130,8 +130,9 @@ impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<ServeConfig> {
         let file: FileConfig = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read config file {}: {e}", path.display())
+                })?;
                 toml::from_str(&text)
                     .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
             }
@@ -146,7 +147,8 @@ impl ServeArgs {
             .or(file.public_url)
             .unwrap_or_else(|| format!("http://{listen}"));
         let public_url = public_url.trim_end_matches('/').to_string();
-        url::Url::parse(&public_url).map_err(|e| anyhow::anyhow!("--public-url {public_url:?}: {e}"))?;
+        url::Url::parse(&public_url)
+            .map_err(|e| anyhow::anyhow!("--public-url {public_url:?}: {e}"))?;
         let token_ttl = self.token_ttl.or(file.token_ttl).unwrap_or(3600);
         if !(60..=86_400).contains(&token_ttl) {
             anyhow::bail!("--token-ttl must be between 60 and 86400 seconds, got {token_ttl}");
@@ -166,7 +168,8 @@ impl ServeArgs {
             listen,
             public_url,
             token_ttl_s: token_ttl as i64,
-            allow_insecure_issuers: self.allow_insecure_issuers || file.allow_insecure_issuers.unwrap_or(false),
+            allow_insecure_issuers: self.allow_insecure_issuers
+                || file.allow_insecure_issuers.unwrap_or(false),
             signing_alg,
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
         })

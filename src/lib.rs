@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod federation;
 pub mod http;
 pub mod model;
 pub mod secrets;
@@ -46,7 +47,13 @@ pub struct Built {
 pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     let store = store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let signer = Signer::load(&store, &config.public_url, &config.signing_alg, clock.now_ms()).await?;
+    let signer = Signer::load(
+        &store,
+        &config.public_url,
+        &config.signing_alg,
+        clock.now_ms(),
+    )
+    .await?;
     let (audit, audit_task) = AuditSink::start(store.clone());
     let bootstrap = config.bootstrap;
     let app = Arc::new(App {
@@ -75,11 +82,18 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
 
 impl Built {
     /// Serves on `listener` until `shutdown` completes, then flushes the audit log.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = router(self.state.clone());
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         self.state.audit.flush().await;
         drop(self.state);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.audit_task).await;

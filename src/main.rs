@@ -32,9 +32,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             .resolve()?;
             let built = fedgate::build(config).await?;
-            let out = fedgate::service::admin::bootstrap(&built.state, &args.org, &args.admin, &args.email)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let out = fedgate::service::admin::bootstrap(
+                &built.state,
+                &args.org,
+                &args.admin,
+                &args.email,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             built.state.audit.flush().await;
             println!("{}", serde_json::to_string(&out)?);
             Ok(())

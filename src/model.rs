@@ -195,10 +195,9 @@ impl Principal {
     /// The user's role in `team_id`, if a member.
     pub fn team_role(&self, team_id: &str) -> Option<Role> {
         match &self.kind {
-            PrincipalKind::User { teams, .. } => teams
-                .iter()
-                .find(|m| m.team.id == team_id)
-                .map(|m| m.role),
+            PrincipalKind::User { teams, .. } => {
+                teams.iter().find(|m| m.team.id == team_id).map(|m| m.role)
+            }
             PrincipalKind::ServiceAccount { .. } => None,
         }
     }

@@ -11,7 +11,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -168,7 +170,12 @@ pub struct Signer {
 
 impl Signer {
     /// Loads the keys, creating the first one (`alg`) on an empty store.
-    pub async fn load(store: &DynStore, issuer: &str, alg: &str, now: i64) -> anyhow::Result<Signer> {
+    pub async fn load(
+        store: &DynStore,
+        issuer: &str,
+        alg: &str,
+        now: i64,
+    ) -> anyhow::Result<Signer> {
         let ring = load_ring(store, alg, now).await?;
         Ok(Signer {
             ring: RwLock::new(Arc::new(ring)),
@@ -184,7 +191,11 @@ impl Signer {
     /// Re-reads the keys after a rotation (here or on another replica).
     pub async fn reload(&self, store: &DynStore, now: i64) -> anyhow::Result<()> {
         let current_alg = self.current().alg;
-        let alg = if current_alg == Algorithm::EdDSA { "EdDSA" } else { "ES256" };
+        let alg = if current_alg == Algorithm::EdDSA {
+            "EdDSA"
+        } else {
+            "ES256"
+        };
         let ring = load_ring(store, alg, now).await?;
         if let Ok(mut guard) = self.ring.write() {
             *guard = Arc::new(ring);
@@ -220,10 +231,14 @@ impl Signer {
     /// Signs `claims` with the current key (`typ: at+jwt`, RFC 9068 §2.1).
     pub fn mint(&self, claims: &AccessClaims) -> ServiceResult<String> {
         let key = self.current();
-        let alg = if key.alg == Algorithm::EdDSA { "EdDSA" } else { "ES256" };
+        let alg = if key.alg == Algorithm::EdDSA {
+            "EdDSA"
+        } else {
+            "ES256"
+        };
         let header = serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": key.kid});
-        let payload =
-            serde_json::to_vec(claims).map_err(|e| ServiceError::Internal(format!("claims: {e}")))?;
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| ServiceError::Internal(format!("claims: {e}")))?;
         let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(payload));
@@ -236,7 +251,12 @@ impl Signer {
     /// Verifies a token fedgate minted; cached by the token's hash, so the
     /// signature is checked once per token per replica. Revocation is not
     /// checked here (see `authenticate_token`).
-    pub async fn verify(&self, store: &DynStore, token: &str, now_s: i64) -> Result<Arc<AccessClaims>, String> {
+    pub async fn verify(
+        &self,
+        store: &DynStore,
+        token: &str,
+        now_s: i64,
+    ) -> Result<Arc<AccessClaims>, String> {
         let hash = sha256_hex(token.as_bytes());
         if let Some(c) = self.verified.get(&hash) {
             return if c.exp > now_s {
@@ -245,7 +265,8 @@ impl Signer {
                 Err("access token has expired".into())
             };
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed access token".to_string())?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| "malformed access token".to_string())?;
         if header.typ.as_deref() != Some("at+jwt") {
             return Err("not a fedgate access token (typ must be at+jwt)".into());
         }
@@ -270,10 +291,15 @@ impl Signer {
         v.set_audience(&[&self.issuer]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub", "iat"]);
         v.leeway = 0;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "access token has expired".to_string(),
-            _ => "invalid access token".to_string(),
-        })?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map_err(|e| match e
+                .kind()
+            {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "access token has expired".to_string()
+                }
+                _ => "invalid access token".to_string(),
+            })?;
         let claims = Arc::new(data.claims);
         self.verified.insert(hash, claims.clone());
         Ok(claims)
@@ -281,7 +307,9 @@ impl Signer {
 
     async fn reload_rate_limited(&self, store: &DynStore, now_s: i64) {
         {
-            let Ok(mut last) = self.last_reload.lock() else { return };
+            let Ok(mut last) = self.last_reload.lock() else {
+                return;
+            };
             if now_s - *last < 5 {
                 return;
             }
@@ -316,7 +344,11 @@ async fn load_ring(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<Keyr
 
 /// Checks a fedgate access token and returns its principal, through the same
 /// revocation checks as an API key.
-pub async fn authenticate_token(app: &App, token: &Secret, now_ms: i64) -> ServiceResult<Authenticated> {
+pub async fn authenticate_token(
+    app: &App,
+    token: &Secret,
+    now_ms: i64,
+) -> ServiceResult<Authenticated> {
     let claims = app
         .signer
         .verify(&app.store, token.expose(), now_ms.div_euclid(1000))

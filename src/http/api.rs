@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, Body, MaybeAuth, P};
 use crate::service::RequestCtx;
-use crate::service::projects::{self, AttributeTo, CheckRequest, NewProject, NewProjectMember, NewRun, VisibilityChange};
+use crate::service::projects::{
+    self, AttributeTo, CheckRequest, NewProject, NewProjectMember, NewRun, VisibilityChange,
+};
 use crate::state::AppState;
 
 pub async fn viewer(Auth(a): Auth) -> impl IntoResponse {
@@ -20,7 +22,11 @@ pub async fn viewer(Auth(a): Auth) -> impl IntoResponse {
     Json(v)
 }
 
-pub async fn authz_check(State(app): State<AppState>, Auth(a): Auth, Body(req): Body<CheckRequest>) -> ApiResult<impl IntoResponse> {
+pub async fn authz_check(
+    State(app): State<AppState>,
+    Auth(a): Auth,
+    Body(req): Body<CheckRequest>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(projects::check(&app, &a.principal, req).await?))
 }
 
@@ -36,8 +42,14 @@ fn attribution_headers(headers: &HeaderMap) -> Option<AttributeTo> {
             .map(String::from)
     };
     match (get("x-wandb-username"), get("x-wandb-user-email")) {
-        (Some(u), _) => Some(AttributeTo { username: Some(u), email: None }),
-        (None, Some(e)) => Some(AttributeTo { username: None, email: Some(e) }),
+        (Some(u), _) => Some(AttributeTo {
+            username: Some(u),
+            email: None,
+        }),
+        (None, Some(e)) => Some(AttributeTo {
+            username: None,
+            email: Some(e),
+        }),
         (None, None) => None,
     }
 }
@@ -63,7 +75,9 @@ pub async fn get_project(
     P((entity, project)): P<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     let p = a.as_ref().map(|a| &a.principal);
-    Ok(Json(projects::get_project(&app, &ctx, p, &entity, &project).await?))
+    Ok(Json(
+        projects::get_project(&app, &ctx, p, &entity, &project).await?,
+    ))
 }
 
 pub async fn list_runs(
@@ -95,7 +109,9 @@ pub async fn patch_project(
     P((entity, project)): P<(String, String)>,
     Body(req): Body<VisibilityChange>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(projects::set_visibility(&app, &ctx, &a.principal, &entity, &project, req).await?))
+    Ok(Json(
+        projects::set_visibility(&app, &ctx, &a.principal, &entity, &project, req).await?,
+    ))
 }
 
 pub async fn add_project_member(
@@ -105,7 +121,8 @@ pub async fn add_project_member(
     P((entity, project)): P<(String, String)>,
     Body(req): Body<NewProjectMember>,
 ) -> ApiResult<impl IntoResponse> {
-    let out = projects::add_project_member(&app, &ctx, &a.principal, &entity, &project, req).await?;
+    let out =
+        projects::add_project_member(&app, &ctx, &a.principal, &entity, &project, req).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 

@@ -61,7 +61,9 @@ impl From<ServiceError> for ApiError {
         let (status, code, rule) = match &e {
             ServiceError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", None),
             ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
-            ServiceError::Forbidden { rule, .. } => (StatusCode::FORBIDDEN, "forbidden", Some(*rule)),
+            ServiceError::Forbidden { rule, .. } => {
+                (StatusCode::FORBIDDEN, "forbidden", Some(*rule))
+            }
             ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
             ServiceError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             ServiceError::Unavailable(m) => {

@@ -23,7 +23,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(JsonRejection::BytesRejection(r)) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(JsonRejection::BytesRejection(r))
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 Err(ApiError::too_large("request body is too large"))
             }
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
@@ -31,11 +33,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             )),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(format!(
                 "invalid request body: {}",
-                e.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+                e.body_text().trim_start_matches(
+                    "Failed to deserialize the JSON body into the target type: "
+                )
             ))),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(format!(
                 "request body is not valid JSON: {}",
-                e.body_text().trim_start_matches("Failed to parse the request body as JSON: ")
+                e.body_text()
+                    .trim_start_matches("Failed to parse the request body as JSON: ")
             ))),
             Err(e) => {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -109,7 +114,9 @@ pub fn credential(parts: &Parts) -> Result<Option<Credential>, ApiError> {
             .decode(rest)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::unauthenticated("the Basic credential is not valid base64 text"))?;
+            .ok_or_else(|| {
+                ApiError::unauthenticated("the Basic credential is not valid base64 text")
+            })?;
         return match decoded.split_once(':') {
             Some((_, key)) if !key.is_empty() => Ok(Some(Credential::parse(key))),
             _ => Err(ApiError::unauthenticated(

@@ -26,19 +26,49 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer", get(api::viewer))
         .route("/authz/check", post(api::authz_check))
         .route("/runs", post(api::create_run))
-        .route("/projects/{entity}/{project}", get(api::get_project).patch(api::patch_project))
+        .route(
+            "/projects/{entity}/{project}",
+            get(api::get_project).patch(api::patch_project),
+        )
         .route("/projects/{entity}/{project}/runs", get(api::list_runs))
-        .route("/projects/{entity}/{project}/members", post(api::add_project_member))
+        .route(
+            "/projects/{entity}/{project}/members",
+            post(api::add_project_member),
+        )
         .route("/orgs/{org}/users", post(admin::create_user))
-        .route("/users/{username}/api-keys", post(admin::create_user_key).get(admin::list_user_keys))
-        .route("/users/{username}/api-keys/{key_id}", delete(admin::revoke_user_key))
-        .route("/orgs/{org}/teams", post(admin::create_team).get(admin::list_teams))
-        .route("/teams/{team}/members", post(admin::add_team_member).get(admin::list_team_members))
+        .route(
+            "/users/{username}/api-keys",
+            post(admin::create_user_key).get(admin::list_user_keys),
+        )
+        .route(
+            "/users/{username}/api-keys/{key_id}",
+            delete(admin::revoke_user_key),
+        )
+        .route(
+            "/orgs/{org}/teams",
+            post(admin::create_team).get(admin::list_teams),
+        )
+        .route(
+            "/teams/{team}/members",
+            post(admin::add_team_member).get(admin::list_team_members),
+        )
         .route("/teams/{team}/projects", post(api::create_project))
-        .route("/orgs/{org}/service-accounts", post(admin::create_org_sa).get(admin::list_org_sas))
-        .route("/teams/{team}/service-accounts", post(admin::create_team_sa).get(admin::list_team_sas))
-        .route("/service-accounts/{id}/api-keys", post(admin::create_sa_key).get(admin::list_sa_keys))
-        .route("/service-accounts/{id}/api-keys/{key_id}", delete(admin::revoke_sa_key))
+        .route(
+            "/orgs/{org}/service-accounts",
+            post(admin::create_org_sa).get(admin::list_org_sas),
+        )
+        .route(
+            "/teams/{team}/service-accounts",
+            post(admin::create_team_sa).get(admin::list_team_sas),
+        )
+        .route(
+            "/service-accounts/{id}/api-keys",
+            post(admin::create_sa_key).get(admin::list_sa_keys),
+        )
+        .route(
+            "/service-accounts/{id}/api-keys/{key_id}",
+            delete(admin::revoke_sa_key),
+        )
         .route("/service-accounts/{id}/disable", post(admin::disable_sa))
         .route("/service-accounts/{id}/enable", post(admin::enable_sa))
         .route("/orgs/{org}/audit", get(admin::audit));
@@ -50,7 +80,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }
 
@@ -85,7 +117,12 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(String::from)
         .unwrap_or_else(|| crate::secrets::new_id("req"));
     req.extensions_mut().insert(RequestId(id.clone()));

@@ -17,7 +17,10 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let store = app.store.ping().await;
     let kid = app.signer.current().kid.clone();
     match store {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "store": "ok", "signing_key": kid}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "store": "ok", "signing_key": kid})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "store not ready");
             (

@@ -53,7 +53,14 @@ impl App {
     }
 
     /// Records a successful admin change.
-    pub async fn audit_change(&self, ctx: &RequestCtx, p: &Principal, action: &str, target: &str, details: serde_json::Value) {
+    pub async fn audit_change(
+        &self,
+        ctx: &RequestCtx,
+        p: &Principal,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) {
         self.audit_event(AuditEvent {
             org_id: p.org_id.clone(),
             actor: actor(p),
@@ -71,7 +78,10 @@ impl App {
     pub async fn org_of(&self, p: &Principal, name: &str) -> ServiceResult<OrgRow> {
         match self.store.org_by_name(name).await? {
             Some(org) if org.id == p.org_id => Ok(org),
-            _ => Err(ServiceError::NotFound(format!("organization \"{}\" not found", crate::model::truncate(name, 64)))),
+            _ => Err(ServiceError::NotFound(format!(
+                "organization \"{}\" not found",
+                crate::model::truncate(name, 64)
+            ))),
         }
     }
 
@@ -79,7 +89,10 @@ impl App {
     pub async fn team_of(&self, p: &Principal, name: &str) -> ServiceResult<TeamRow> {
         match self.store.team_by_name(name).await? {
             Some(t) if t.org_id == p.org_id => Ok(t),
-            _ => Err(ServiceError::NotFound(format!("team \"{}\" not found", crate::model::truncate(name, 64)))),
+            _ => Err(ServiceError::NotFound(format!(
+                "team \"{}\" not found",
+                crate::model::truncate(name, 64)
+            ))),
         }
     }
 }
@@ -132,10 +145,23 @@ impl From<UserRow> for UserOut {
 
 /// Creates a user in `org` (org admins).
 #[instrument(skip_all, fields(org = %org))]
-pub async fn create_user(app: &App, ctx: &RequestCtx, p: &Principal, org: &str, req: NewUser) -> ServiceResult<UserOut> {
+pub async fn create_user(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    req: NewUser,
+) -> ServiceResult<UserOut> {
     let org = app.org_of(p, org).await?;
-    let d = decide_admin(p, AdminTarget::Org { org_id: &org.id, org_name: &org.name });
-    app.enforce(ctx, p, "user.create", &format!("org:{}", org.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(ctx, p, "user.create", &format!("org:{}", org.name), d)
+        .await?;
     check_name("user", &req.username).map_err(ServiceError::BadRequest)?;
     check_email(&req.email).map_err(ServiceError::BadRequest)?;
     let row = UserRow {
@@ -150,9 +176,18 @@ pub async fn create_user(app: &App, ctx: &RequestCtx, p: &Principal, org: &str, 
         .insert_user(&row)
         .await
         .map_err(ServiceError::from)
-        .map_err(conflict(format!("a user named \"{}\" or with that email", req.username)))?;
-    app.audit_change(ctx, p, "user.create", &format!("user:{}", row.username), json!({"role": row.role}))
-        .await;
+        .map_err(conflict(format!(
+            "a user named \"{}\" or with that email",
+            req.username
+        )))?;
+    app.audit_change(
+        ctx,
+        p,
+        "user.create",
+        &format!("user:{}", row.username),
+        json!({"role": row.role}),
+    )
+    .await;
     Ok(row.into())
 }
 
@@ -202,7 +237,12 @@ async fn mint_key(app: &App, owner_id: &str, owner_kind: &str) -> ServiceResult<
 }
 
 /// Whether `p` may manage the keys of user `u`: the user itself or an org admin.
-async fn user_key_target(app: &App, ctx: &RequestCtx, p: &Principal, username: &str) -> ServiceResult<UserRow> {
+async fn user_key_target(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    username: &str,
+) -> ServiceResult<UserRow> {
     let user = match app.store.user_by_username(username).await? {
         Some(u) if u.org_id == p.org_id => u,
         _ => {
@@ -218,8 +258,15 @@ async fn user_key_target(app: &App, ctx: &RequestCtx, p: &Principal, username: &
             .org_by_id(&p.org_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("principal without org".into()))?;
-        let d = decide_admin(p, AdminTarget::Org { org_id: &org.id, org_name: &org.name });
-        app.enforce(ctx, p, "api_key.manage", &format!("user:{username}"), d).await?;
+        let d = decide_admin(
+            p,
+            AdminTarget::Org {
+                org_id: &org.id,
+                org_name: &org.name,
+            },
+        );
+        app.enforce(ctx, p, "api_key.manage", &format!("user:{username}"), d)
+            .await?;
     } else if !p.scopes.write {
         return Err(ServiceError::Forbidden {
             rule: "credential.scope",
@@ -231,11 +278,22 @@ async fn user_key_target(app: &App, ctx: &RequestCtx, p: &Principal, username: &
 
 /// Creates an API key for a user (that user, or an org admin).
 #[instrument(skip_all)]
-pub async fn create_user_key(app: &App, ctx: &RequestCtx, p: &Principal, username: &str) -> ServiceResult<NewKeyOut> {
+pub async fn create_user_key(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    username: &str,
+) -> ServiceResult<NewKeyOut> {
     let user = user_key_target(app, ctx, p, username).await?;
     let (id, secret) = mint_key(app, &user.id, "user").await?;
-    app.audit_change(ctx, p, "api_key.create", &format!("user:{}", user.username), json!({"key_id": id}))
-        .await;
+    app.audit_change(
+        ctx,
+        p,
+        "api_key.create",
+        &format!("user:{}", user.username),
+        json!({"key_id": id}),
+    )
+    .await;
     Ok(NewKeyOut {
         id,
         api_key: secret.expose().to_string(),
@@ -243,26 +301,63 @@ pub async fn create_user_key(app: &App, ctx: &RequestCtx, p: &Principal, usernam
 }
 
 /// Lists a user's keys, never the secrets.
-pub async fn list_user_keys(app: &App, ctx: &RequestCtx, p: &Principal, username: &str) -> ServiceResult<Vec<KeyInfo>> {
+pub async fn list_user_keys(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    username: &str,
+) -> ServiceResult<Vec<KeyInfo>> {
     let user = user_key_target(app, ctx, p, username).await?;
-    Ok(app.store.api_keys_of(&user.id).await?.into_iter().map(KeyInfo::from).collect())
+    Ok(app
+        .store
+        .api_keys_of(&user.id)
+        .await?
+        .into_iter()
+        .map(KeyInfo::from)
+        .collect())
 }
 
 /// Revokes one of a user's keys, effective at once.
-pub async fn revoke_user_key(app: &App, ctx: &RequestCtx, p: &Principal, username: &str, key_id: &str) -> ServiceResult<()> {
+pub async fn revoke_user_key(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    username: &str,
+    key_id: &str,
+) -> ServiceResult<()> {
     let user = user_key_target(app, ctx, p, username).await?;
-    revoke_key(app, ctx, p, &user.id, &format!("user:{}", user.username), key_id).await
+    revoke_key(
+        app,
+        ctx,
+        p,
+        &user.id,
+        &format!("user:{}", user.username),
+        key_id,
+    )
+    .await
 }
 
-async fn revoke_key(app: &App, ctx: &RequestCtx, p: &Principal, owner_id: &str, target: &str, key_id: &str) -> ServiceResult<()> {
-    if !app.store.revoke_api_key(owner_id, key_id, app.clock.now_ms()).await? {
+async fn revoke_key(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    owner_id: &str,
+    target: &str,
+    key_id: &str,
+) -> ServiceResult<()> {
+    if !app
+        .store
+        .revoke_api_key(owner_id, key_id, app.clock.now_ms())
+        .await?
+    {
         return Err(ServiceError::NotFound(format!(
             "no live API key \"{}\" for {target}",
             crate::model::truncate(key_id, 64)
         )));
     }
     app.changed(Change::ApiKeys).await;
-    app.audit_change(ctx, p, "api_key.revoke", target, json!({"key_id": key_id})).await;
+    app.audit_change(ctx, p, "api_key.revoke", target, json!({"key_id": key_id}))
+        .await;
     Ok(())
 }
 
@@ -283,10 +378,23 @@ pub struct TeamOut {
 
 /// Creates a team (org admins). Team names are unique in the instance: they are the entity in paths.
 #[instrument(skip_all, fields(org = %org))]
-pub async fn create_team(app: &App, ctx: &RequestCtx, p: &Principal, org: &str, req: NewTeam) -> ServiceResult<TeamOut> {
+pub async fn create_team(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    req: NewTeam,
+) -> ServiceResult<TeamOut> {
     let org = app.org_of(p, org).await?;
-    let d = decide_admin(p, AdminTarget::Org { org_id: &org.id, org_name: &org.name });
-    app.enforce(ctx, p, "team.create", &format!("org:{}", org.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(ctx, p, "team.create", &format!("org:{}", org.name), d)
+        .await?;
     check_name("team", &req.name).map_err(ServiceError::BadRequest)?;
     let row = TeamRow {
         id: new_id("team"),
@@ -299,7 +407,14 @@ pub async fn create_team(app: &App, ctx: &RequestCtx, p: &Principal, org: &str, 
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("a team named \"{}\"", req.name)))?;
-    app.audit_change(ctx, p, "team.create", &format!("team:{}", row.name), json!({})).await;
+    app.audit_change(
+        ctx,
+        p,
+        "team.create",
+        &format!("team:{}", row.name),
+        json!({}),
+    )
+    .await;
     Ok(TeamOut {
         id: row.id,
         name: row.name,
@@ -344,11 +459,24 @@ pub struct MemberOut {
 
 /// Adds a user to a team or changes their role (team admins, org admins).
 #[instrument(skip_all, fields(team = %team))]
-pub async fn add_team_member(app: &App, ctx: &RequestCtx, p: &Principal, team: &str, req: NewMember) -> ServiceResult<MemberOut> {
+pub async fn add_team_member(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    team: &str,
+    req: NewMember,
+) -> ServiceResult<MemberOut> {
     let team = app.team_of(p, team).await?;
     let tref = team_ref(&team);
-    let d = decide_admin(p, AdminTarget::Team { org_id: &team.org_id, team: &tref });
-    app.enforce(ctx, p, "team.member.add", &format!("team:{}", team.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Team {
+            org_id: &team.org_id,
+            team: &tref,
+        },
+    );
+    app.enforce(ctx, p, "team.member.add", &format!("team:{}", team.name), d)
+        .await?;
     let user = match app.store.user_by_username(&req.username).await? {
         Some(u) if u.org_id == team.org_id => u,
         _ => {
@@ -378,7 +506,11 @@ pub async fn add_team_member(app: &App, ctx: &RequestCtx, p: &Principal, team: &
 }
 
 /// Lists a team's members (any member of the org).
-pub async fn list_team_members(app: &App, p: &Principal, team: &str) -> ServiceResult<Vec<MemberOut>> {
+pub async fn list_team_members(
+    app: &App,
+    p: &Principal,
+    team: &str,
+) -> ServiceResult<Vec<MemberOut>> {
     let team = app.team_of(p, team).await?;
     Ok(app
         .store
@@ -453,16 +585,18 @@ fn check_lifetime(v: Option<i64>) -> ServiceResult<i64> {
 }
 
 /// Builds the answer for a stored account.
-pub async fn sa_out(app: &App, sa: &SaRow, org_name: &str, api_key: Option<String>) -> ServiceResult<SaOut> {
+pub async fn sa_out(
+    app: &App,
+    sa: &SaRow,
+    org_name: &str,
+    api_key: Option<String>,
+) -> ServiceResult<SaOut> {
     let team = app.store.team_by_id(&sa.team_id).await?.map(|t| t.name);
     let binding = if sa.auth == "external" {
-        app.store
-            .binding_of(&sa.id)
-            .await?
-            .map(|b| {
-                let spec: serde_json::Value = serde_json::from_str(&b.spec).unwrap_or_default();
-                json!({"issuer_id": b.issuer_id, "spec": spec})
-            })
+        app.store.binding_of(&sa.id).await?.map(|b| {
+            let spec: serde_json::Value = serde_json::from_str(&b.spec).unwrap_or_default();
+            json!({"issuer_id": b.issuer_id, "spec": spec})
+        })
     } else {
         None
     };
@@ -485,10 +619,29 @@ pub async fn sa_out(app: &App, sa: &SaRow, org_name: &str, api_key: Option<Strin
 
 /// Creates an org-scoped built-in account (org admins); it needs a default team.
 #[instrument(skip_all, fields(org = %org))]
-pub async fn create_org_sa(app: &App, ctx: &RequestCtx, p: &Principal, org: &str, req: NewOrgSa) -> ServiceResult<SaOut> {
+pub async fn create_org_sa(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    req: NewOrgSa,
+) -> ServiceResult<SaOut> {
     let org = app.org_of(p, org).await?;
-    let d = decide_admin(p, AdminTarget::Org { org_id: &org.id, org_name: &org.name });
-    app.enforce(ctx, p, "service_account.create", &format!("org:{}", org.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(
+        ctx,
+        p,
+        "service_account.create",
+        &format!("org:{}", org.name),
+        d,
+    )
+    .await?;
     check_name("service account", &req.name).map_err(ServiceError::BadRequest)?;
     let Some(default_team) = req.default_team.as_deref() else {
         return Err(ServiceError::BadRequest(
@@ -522,7 +675,10 @@ pub async fn create_org_sa(app: &App, ctx: &RequestCtx, p: &Principal, org: &str
         .insert_service_account(&row, None)
         .await
         .map_err(ServiceError::from)
-        .map_err(conflict(format!("a service account named \"{}\"", req.name)))?;
+        .map_err(conflict(format!(
+            "a service account named \"{}\"",
+            req.name
+        )))?;
     let (key_id, secret) = mint_key(app, &row.id, "service_account").await?;
     app.audit_change(
         ctx,
@@ -537,11 +693,30 @@ pub async fn create_org_sa(app: &App, ctx: &RequestCtx, p: &Principal, org: &str
 
 /// Creates a team-scoped account, built-in or external (team admins, org admins).
 #[instrument(skip_all, fields(team = %team))]
-pub async fn create_team_sa(app: &App, ctx: &RequestCtx, p: &Principal, team: &str, req: NewTeamSa) -> ServiceResult<SaOut> {
+pub async fn create_team_sa(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    team: &str,
+    req: NewTeamSa,
+) -> ServiceResult<SaOut> {
     let team = app.team_of(p, team).await?;
     let tref = team_ref(&team);
-    let d = decide_admin(p, AdminTarget::Team { org_id: &team.org_id, team: &tref });
-    app.enforce(ctx, p, "service_account.create", &format!("team:{}", team.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Team {
+            org_id: &team.org_id,
+            team: &tref,
+        },
+    );
+    app.enforce(
+        ctx,
+        p,
+        "service_account.create",
+        &format!("team:{}", team.name),
+        d,
+    )
+    .await?;
     check_name("service account", &req.name).map_err(ServiceError::BadRequest)?;
     let lifetime = check_lifetime(req.max_token_lifetime_s)?;
     let org = app
@@ -552,7 +727,11 @@ pub async fn create_team_sa(app: &App, ctx: &RequestCtx, p: &Principal, team: &s
     let id = new_id("sa");
     let binding = match req.auth.as_str() {
         "builtin" => {
-            if req.issuer.is_some() || req.subject.is_some() || req.subject_pattern.is_some() || req.claims.is_some() {
+            if req.issuer.is_some()
+                || req.subject.is_some()
+                || req.subject_pattern.is_some()
+                || req.claims.is_some()
+            {
                 return Err(ServiceError::BadRequest(
                     "issuer, subject, subject_pattern and claims are for auth \"external\"; a built-in account uses API keys".into(),
                 ));
@@ -583,7 +762,10 @@ pub async fn create_team_sa(app: &App, ctx: &RequestCtx, p: &Principal, team: &s
         .insert_service_account(&row, binding.as_ref())
         .await
         .map_err(ServiceError::from)
-        .map_err(conflict(format!("a service account named \"{}\"", req.name)))?;
+        .map_err(conflict(format!(
+            "a service account named \"{}\"",
+            req.name
+        )))?;
     let api_key = if binding.is_none() {
         let (key_id, secret) = mint_key(app, &row.id, "service_account").await?;
         tracing::debug!(%key_id, "created first key");
@@ -604,10 +786,28 @@ pub async fn create_team_sa(app: &App, ctx: &RequestCtx, p: &Principal, team: &s
 }
 
 /// Lists the org's accounts (org admins).
-pub async fn list_org_sas(app: &App, ctx: &RequestCtx, p: &Principal, org: &str) -> ServiceResult<Vec<SaOut>> {
+pub async fn list_org_sas(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+) -> ServiceResult<Vec<SaOut>> {
     let org = app.org_of(p, org).await?;
-    let d = decide_admin(p, AdminTarget::Org { org_id: &org.id, org_name: &org.name });
-    app.enforce(ctx, p, "service_account.list", &format!("org:{}", org.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(
+        ctx,
+        p,
+        "service_account.list",
+        &format!("org:{}", org.name),
+        d,
+    )
+    .await?;
     let mut out = Vec::new();
     for sa in app.store.service_accounts_of_org(&org.id).await? {
         out.push(sa_out(app, &sa, &org.name, None).await?);
@@ -616,11 +816,29 @@ pub async fn list_org_sas(app: &App, ctx: &RequestCtx, p: &Principal, org: &str)
 }
 
 /// Lists a team's team-scoped accounts (team admins, org admins).
-pub async fn list_team_sas(app: &App, ctx: &RequestCtx, p: &Principal, team: &str) -> ServiceResult<Vec<SaOut>> {
+pub async fn list_team_sas(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    team: &str,
+) -> ServiceResult<Vec<SaOut>> {
     let team = app.team_of(p, team).await?;
     let tref = team_ref(&team);
-    let d = decide_admin(p, AdminTarget::Team { org_id: &team.org_id, team: &tref });
-    app.enforce(ctx, p, "service_account.list", &format!("team:{}", team.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Team {
+            org_id: &team.org_id,
+            team: &tref,
+        },
+    );
+    app.enforce(
+        ctx,
+        p,
+        "service_account.list",
+        &format!("team:{}", team.name),
+        d,
+    )
+    .await?;
     let mut out = Vec::new();
     for sa in app.store.service_accounts_of_team(&team.id).await? {
         out.push(sa_out(app, &sa, &p.org_name, None).await?);
@@ -629,7 +847,13 @@ pub async fn list_team_sas(app: &App, ctx: &RequestCtx, p: &Principal, team: &st
 }
 
 /// Loads an account of the principal's org and checks `p` administers its scope.
-async fn sa_admin_target(app: &App, ctx: &RequestCtx, p: &Principal, id: &str, action: &str) -> ServiceResult<SaRow> {
+async fn sa_admin_target(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    id: &str,
+    action: &str,
+) -> ServiceResult<SaRow> {
     let sa = match app.store.service_account_by_id(id).await? {
         Some(sa) if sa.org_id == p.org_id => sa,
         _ => {
@@ -645,9 +869,13 @@ async fn sa_admin_target(app: &App, ctx: &RequestCtx, p: &Principal, id: &str, a
         .await?
         .ok_or_else(|| ServiceError::Internal("service account without team".into()))?;
     let scope = if sa.scope == "org" {
-        SaScope::Org { default_team: team_ref(&team) }
+        SaScope::Org {
+            default_team: team_ref(&team),
+        }
     } else {
-        SaScope::Team { team: team_ref(&team) }
+        SaScope::Team {
+            team: team_ref(&team),
+        }
     };
     let d = decide_admin(
         p,
@@ -657,12 +885,18 @@ async fn sa_admin_target(app: &App, ctx: &RequestCtx, p: &Principal, id: &str, a
             scope: &scope,
         },
     );
-    app.enforce(ctx, p, action, &format!("service_account:{}", sa.name), d).await?;
+    app.enforce(ctx, p, action, &format!("service_account:{}", sa.name), d)
+        .await?;
     Ok(sa)
 }
 
 /// Creates another API key for a built-in account (rotation).
-pub async fn create_sa_key(app: &App, ctx: &RequestCtx, p: &Principal, id: &str) -> ServiceResult<NewKeyOut> {
+pub async fn create_sa_key(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    id: &str,
+) -> ServiceResult<NewKeyOut> {
     let sa = sa_admin_target(app, ctx, p, id, "api_key.create").await?;
     if sa.auth != "builtin" {
         return Err(ServiceError::BadRequest(format!(
@@ -671,8 +905,14 @@ pub async fn create_sa_key(app: &App, ctx: &RequestCtx, p: &Principal, id: &str)
         )));
     }
     let (key_id, secret) = mint_key(app, &sa.id, "service_account").await?;
-    app.audit_change(ctx, p, "api_key.create", &format!("service_account:{}", sa.name), json!({"key_id": key_id}))
-        .await;
+    app.audit_change(
+        ctx,
+        p,
+        "api_key.create",
+        &format!("service_account:{}", sa.name),
+        json!({"key_id": key_id}),
+    )
+    .await;
     Ok(NewKeyOut {
         id: key_id,
         api_key: secret.expose().to_string(),
@@ -680,21 +920,56 @@ pub async fn create_sa_key(app: &App, ctx: &RequestCtx, p: &Principal, id: &str)
 }
 
 /// Lists an account's keys, never the secrets.
-pub async fn list_sa_keys(app: &App, ctx: &RequestCtx, p: &Principal, id: &str) -> ServiceResult<Vec<KeyInfo>> {
+pub async fn list_sa_keys(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    id: &str,
+) -> ServiceResult<Vec<KeyInfo>> {
     let sa = sa_admin_target(app, ctx, p, id, "api_key.list").await?;
-    Ok(app.store.api_keys_of(&sa.id).await?.into_iter().map(KeyInfo::from).collect())
+    Ok(app
+        .store
+        .api_keys_of(&sa.id)
+        .await?
+        .into_iter()
+        .map(KeyInfo::from)
+        .collect())
 }
 
 /// Revokes one key of an account, effective at once on every replica.
-pub async fn revoke_sa_key(app: &App, ctx: &RequestCtx, p: &Principal, id: &str, key_id: &str) -> ServiceResult<()> {
+pub async fn revoke_sa_key(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    id: &str,
+    key_id: &str,
+) -> ServiceResult<()> {
     let sa = sa_admin_target(app, ctx, p, id, "api_key.revoke").await?;
-    revoke_key(app, ctx, p, &sa.id, &format!("service_account:{}", sa.name), key_id).await
+    revoke_key(
+        app,
+        ctx,
+        p,
+        &sa.id,
+        &format!("service_account:{}", sa.name),
+        key_id,
+    )
+    .await
 }
 
 /// Disables or enables an account. Disabling also moves its revocation
 /// watermark, so keys and tokens issued before it stay dead after a re-enable.
-pub async fn set_sa_disabled(app: &App, ctx: &RequestCtx, p: &Principal, id: &str, disabled: bool) -> ServiceResult<SaOut> {
-    let action = if disabled { "service_account.disable" } else { "service_account.enable" };
+pub async fn set_sa_disabled(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    id: &str,
+    disabled: bool,
+) -> ServiceResult<SaOut> {
+    let action = if disabled {
+        "service_account.disable"
+    } else {
+        "service_account.enable"
+    };
     let sa = sa_admin_target(app, ctx, p, id, action).await?;
     app.store
         .set_service_account_disabled(&sa.id, disabled, app.clock.now_ms())
@@ -703,7 +978,14 @@ pub async fn set_sa_disabled(app: &App, ctx: &RequestCtx, p: &Principal, id: &st
     if sa.auth == "external" {
         app.changed(Change::Federation).await;
     }
-    app.audit_change(ctx, p, action, &format!("service_account:{}", sa.name), json!({})).await;
+    app.audit_change(
+        ctx,
+        p,
+        action,
+        &format!("service_account:{}", sa.name),
+        json!({}),
+    )
+    .await;
     let sa = app
         .store
         .service_account_by_id(&sa.id)
@@ -755,11 +1037,20 @@ pub async fn list_audit(
     limit: Option<i64>,
 ) -> ServiceResult<Vec<AuditOut>> {
     let org = app.org_of(p, org).await?;
-    let d = decide_admin(p, AdminTarget::Org { org_id: &org.id, org_name: &org.name });
-    app.enforce(ctx, p, "audit.read", &format!("org:{}", org.name), d).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(ctx, p, "audit.read", &format!("org:{}", org.name), d)
+        .await?;
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ServiceError::BadRequest(format!("limit must be between 1 and 1000, got {limit}")));
+        return Err(ServiceError::BadRequest(format!(
+            "limit must be between 1 and 1000, got {limit}"
+        )));
     }
     // Events this replica queued are written before they are read back.
     app.audit.flush().await;
@@ -783,7 +1074,12 @@ pub struct Bootstrapped {
 }
 
 /// Creates an organization with its first admin and that admin's key.
-pub async fn bootstrap(app: &App, org: &str, username: &str, email: &str) -> ServiceResult<Bootstrapped> {
+pub async fn bootstrap(
+    app: &App,
+    org: &str,
+    username: &str,
+    email: &str,
+) -> ServiceResult<Bootstrapped> {
     check_name("organization", org).map_err(ServiceError::BadRequest)?;
     check_name("user", username).map_err(ServiceError::BadRequest)?;
     check_email(email).map_err(ServiceError::BadRequest)?;

@@ -106,7 +106,11 @@ impl AuthCache {
 }
 
 /// Checks an API key and returns its principal with full scope.
-pub async fn authenticate_api_key(app: &App, key: &Secret, now_ms: i64) -> ServiceResult<Authenticated> {
+pub async fn authenticate_api_key(
+    app: &App,
+    key: &Secret,
+    now_ms: i64,
+) -> ServiceResult<Authenticated> {
     let hash = sha256_hex(key.expose().as_bytes());
     let row = match app.auth.keys.get(&hash) {
         Some(row) => row,
@@ -141,7 +145,9 @@ pub async fn authenticate_api_key(app: &App, key: &Secret, now_ms: i64) -> Servi
     }
     Ok(Authenticated {
         principal: entry.principal.clone(),
-        via: Via::ApiKey { key_id: row.id.clone() },
+        via: Via::ApiKey {
+            key_id: row.id.clone(),
+        },
     })
 }
 
@@ -164,17 +170,18 @@ pub async fn principal_entry(app: &App, id: &str) -> ServiceResult<Arc<Principal
     if let Some(e) = app.auth.principals.get(id) {
         return Ok(e);
     }
-    let entry = Arc::new(
-        load_principal(&app.store, id)
-            .await?
-            .ok_or_else(|| ServiceError::Unauthenticated("the credential's owner no longer exists".into()))?,
-    );
+    let entry = Arc::new(load_principal(&app.store, id).await?.ok_or_else(|| {
+        ServiceError::Unauthenticated("the credential's owner no longer exists".into())
+    })?);
     app.auth.principals.insert(id.to_string(), entry.clone());
     Ok(entry)
 }
 
 /// Builds a principal from the store (uncached).
-pub async fn load_principal(store: &DynStore, id: &str) -> Result<Option<PrincipalEntry>, ServiceError> {
+pub async fn load_principal(
+    store: &DynStore,
+    id: &str,
+) -> Result<Option<PrincipalEntry>, ServiceError> {
     if let Some(u) = store.user_by_id(id).await? {
         let org = store
             .org_by_id(&u.org_id)
@@ -251,7 +258,11 @@ pub async fn load_principal(store: &DynStore, id: &str) -> Result<Option<Princip
 
 /// Checks any credential; refusals of a known owner's credential are audited
 /// in that owner's organization.
-pub async fn authenticate(app: &App, ctx: &crate::service::RequestCtx, cred: &Credential) -> ServiceResult<Authenticated> {
+pub async fn authenticate(
+    app: &App,
+    ctx: &crate::service::RequestCtx,
+    cred: &Credential,
+) -> ServiceResult<Authenticated> {
     let now = app.clock.now_ms();
     let result = match cred {
         Credential::ApiKey(key) => authenticate_api_key(app, key, now).await,

@@ -24,9 +24,16 @@ pub async fn issuer_of_org(app: &App, org: &OrgRow, key: &str) -> ServiceResult<
 }
 
 /// Validates and compiles the binding of a new external account.
-pub async fn binding_for(app: &App, org: &OrgRow, sa_id: &str, req: &NewTeamSa) -> ServiceResult<BindingRow> {
+pub async fn binding_for(
+    app: &App,
+    org: &OrgRow,
+    sa_id: &str,
+    req: &NewTeamSa,
+) -> ServiceResult<BindingRow> {
     let Some(issuer) = req.issuer.as_deref() else {
-        return Err(ServiceError::BadRequest("an external service account needs \"issuer\"".into()));
+        return Err(ServiceError::BadRequest(
+            "an external service account needs \"issuer\"".into(),
+        ));
     };
     let issuer = issuer_of_org(app, org, issuer).await?;
     let Some(subject) = req.subject.as_deref().filter(|s| !s.is_empty()) else {

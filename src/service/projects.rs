@@ -7,7 +7,9 @@ use tracing::instrument;
 
 use crate::authz::{Action, Decision, ProjectMember, ProjectView, Target, decide};
 use crate::clock::rfc3339;
-use crate::model::{Principal, PrincipalKind, Role, SaScope, TeamRef, Visibility, check_name, truncate};
+use crate::model::{
+    Principal, PrincipalKind, Role, SaScope, TeamRef, Visibility, check_name, truncate,
+};
 use crate::secrets::new_id;
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
 use crate::state::App;
@@ -29,7 +31,10 @@ async fn entity(app: &App, p: Option<&Principal>, name: &str) -> ServiceResult<T
     match (t, p) {
         (Some(t), Some(p)) if t.org_id == p.org_id => Ok(t),
         (Some(t), None) => Ok(t),
-        _ => Err(ServiceError::NotFound(format!("entity \"{}\" not found", truncate(name, 64)))),
+        _ => Err(ServiceError::NotFound(format!(
+            "entity \"{}\" not found",
+            truncate(name, 64)
+        ))),
     }
 }
 
@@ -62,7 +67,14 @@ async fn find_project(app: &App, team: &TeamRow, name: &str) -> ServiceResult<Op
 }
 
 /// Audits and returns a denial for a caller that may be anonymous.
-async fn enforce(app: &App, ctx: &RequestCtx, p: Option<&Principal>, action: Action, target: &str, d: Decision) -> ServiceResult<()> {
+async fn enforce(
+    app: &App,
+    ctx: &RequestCtx,
+    p: Option<&Principal>,
+    action: Action,
+    target: &str,
+    d: Decision,
+) -> ServiceResult<()> {
     match p {
         Some(p) => app.enforce(ctx, p, action.as_str(), target, d).await,
         None if d.allowed() => Ok(()),
@@ -105,7 +117,13 @@ fn team_visibility() -> Visibility {
 
 /// Creates a project in a team (its members, org admins, service accounts in reach).
 #[instrument(skip_all, fields(team = %team))]
-pub async fn create_project(app: &App, ctx: &RequestCtx, p: &Principal, team: &str, req: NewProject) -> ServiceResult<ProjectOut> {
+pub async fn create_project(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    team: &str,
+    req: NewProject,
+) -> ServiceResult<ProjectOut> {
     let team = entity(app, Some(p), team).await?;
     let tref = team_ref(&team);
     check_name("project", &req.name).map_err(ServiceError::BadRequest)?;
@@ -120,7 +138,8 @@ pub async fn create_project(app: &App, ctx: &RequestCtx, p: &Principal, team: &s
         },
     );
     app.enforce(ctx, p, "create_project", &target, d).await?;
-    if req.visibility != Visibility::Team && matches!(p.kind, PrincipalKind::ServiceAccount { .. }) {
+    if req.visibility != Visibility::Team && matches!(p.kind, PrincipalKind::ServiceAccount { .. })
+    {
         return Err(ServiceError::Forbidden {
             rule: "sa.no_admin",
             reason: format!(
@@ -130,7 +149,8 @@ pub async fn create_project(app: &App, ctx: &RequestCtx, p: &Principal, team: &s
         });
     }
     let row = insert_project(app, &team, &req.name, req.visibility).await?;
-    let row = row.ok_or_else(|| ServiceError::Conflict(format!("project \"{target}\" already exists")))?;
+    let row =
+        row.ok_or_else(|| ServiceError::Conflict(format!("project \"{target}\" already exists")))?;
     if matches!(p.kind, PrincipalKind::User { .. }) {
         // The creator administers what they create, so a restricted project
         // does not lock its own creator out.
@@ -144,13 +164,25 @@ pub async fn create_project(app: &App, ctx: &RequestCtx, p: &Principal, team: &s
             })
             .await?;
     }
-    app.audit_change(ctx, p, "project.create", &target, json!({"visibility": req.visibility})).await;
+    app.audit_change(
+        ctx,
+        p,
+        "project.create",
+        &target,
+        json!({"visibility": req.visibility}),
+    )
+    .await;
     let v = view(app, &team, row).await?;
     Ok(v.into())
 }
 
 /// Inserts a project; `None` when it already exists.
-async fn insert_project(app: &App, team: &TeamRow, name: &str, visibility: Visibility) -> ServiceResult<Option<ProjectRow>> {
+async fn insert_project(
+    app: &App,
+    team: &TeamRow,
+    name: &str,
+    visibility: Visibility,
+) -> ServiceResult<Option<ProjectRow>> {
     let row = ProjectRow {
         id: new_id("proj"),
         team_id: team.id.clone(),
@@ -166,7 +198,13 @@ async fn insert_project(app: &App, team: &TeamRow, name: &str, visibility: Visib
 }
 
 /// A project, if the caller may read it (anonymous callers: public projects).
-pub async fn get_project(app: &App, ctx: &RequestCtx, p: Option<&Principal>, entity_name: &str, project: &str) -> ServiceResult<ProjectOut> {
+pub async fn get_project(
+    app: &App,
+    ctx: &RequestCtx,
+    p: Option<&Principal>,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<ProjectOut> {
     let (v, _) = readable_project(app, ctx, p, entity_name, project).await?;
     Ok(v.into())
 }
@@ -186,7 +224,9 @@ async fn readable_project(
                 "a credential is required to read \"{target}\""
             )));
         }
-        return Err(ServiceError::NotFound(format!("project \"{target}\" not found")));
+        return Err(ServiceError::NotFound(format!(
+            "project \"{target}\" not found"
+        )));
     };
     let d = decide(p, Action::Read, Target::Project(&v));
     enforce(app, ctx, p, Action::Read, &target, d).await?;
@@ -215,7 +255,13 @@ pub struct RunOut {
 }
 
 /// The runs of a project the caller may read, oldest first.
-pub async fn list_runs(app: &App, ctx: &RequestCtx, p: Option<&Principal>, entity_name: &str, project: &str) -> ServiceResult<Vec<RunOut>> {
+pub async fn list_runs(
+    app: &App,
+    ctx: &RequestCtx,
+    p: Option<&Principal>,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<Vec<RunOut>> {
     let (v, team) = readable_project(app, ctx, p, entity_name, project).await?;
     let rows = app.store.runs_of_project(&v.id, 1000).await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -283,7 +329,12 @@ pub struct Attribution {
 /// attribution applies only where the rules allow; otherwise the run is still
 /// logged and attributed to the caller.
 #[instrument(skip_all)]
-pub async fn create_run(app: &App, ctx: &RequestCtx, p: &Principal, req: NewRun) -> ServiceResult<RunOut> {
+pub async fn create_run(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    req: NewRun,
+) -> ServiceResult<RunOut> {
     let team = match &req.entity {
         Some(e) => entity(app, Some(p), e).await?,
         None => {
@@ -299,15 +350,21 @@ pub async fn create_run(app: &App, ctx: &RequestCtx, p: &Principal, req: NewRun)
     check_name("project", &req.project).map_err(ServiceError::BadRequest)?;
     let name = req.name.clone().unwrap_or_else(|| new_id("run"));
     if name.is_empty() || name.len() > 128 {
-        return Err(ServiceError::BadRequest("run name must be 1-128 characters".into()));
+        return Err(ServiceError::BadRequest(
+            "run name must be 1-128 characters".into(),
+        ));
     }
     let config = req.config.clone().unwrap_or_else(|| json!({}));
     if !config.is_object() {
-        return Err(ServiceError::BadRequest("config must be a JSON object".into()));
+        return Err(ServiceError::BadRequest(
+            "config must be a JSON object".into(),
+        ));
     }
     let config_text = config.to_string();
     if config_text.len() > MAX_CONFIG_BYTES {
-        return Err(ServiceError::BadRequest(format!("config is larger than {MAX_CONFIG_BYTES} bytes")));
+        return Err(ServiceError::BadRequest(format!(
+            "config is larger than {MAX_CONFIG_BYTES} bytes"
+        )));
     }
     let tref = team_ref(&team);
     let target = format!("{}/{}", team.name, req.project);
@@ -330,8 +387,14 @@ pub async fn create_run(app: &App, ctx: &RequestCtx, p: &Principal, req: NewRun)
             app.enforce(ctx, p, "create_project", &target, d).await?;
             match insert_project(app, &team, &req.project, Visibility::Team).await? {
                 Some(row) => {
-                    app.audit_change(ctx, p, "project.create", &target, json!({"visibility": "team", "on_first_write": true}))
-                        .await;
+                    app.audit_change(
+                        ctx,
+                        p,
+                        "project.create",
+                        &target,
+                        json!({"visibility": "team", "on_first_write": true}),
+                    )
+                    .await;
                     view(app, &team, row).await?
                 }
                 // Created by a concurrent writer: decide again on what exists.
@@ -346,7 +409,8 @@ pub async fn create_run(app: &App, ctx: &RequestCtx, p: &Principal, req: NewRun)
             }
         }
     };
-    let (attributed_user, attribution) = attribute(app, p, &project, req.attribute_to.as_ref()).await?;
+    let (attributed_user, attribution) =
+        attribute(app, p, &project, req.attribute_to.as_ref()).await?;
     let row = RunRow {
         id: new_id("run"),
         project_id: project.id.clone(),
@@ -401,7 +465,10 @@ async fn attribute(
             Attribution {
                 requested: false,
                 applied: false,
-                reason: format!("no attribution requested; the run is attributed to {}", p.describe()),
+                reason: format!(
+                    "no attribution requested; the run is attributed to {}",
+                    p.describe()
+                ),
             },
         ));
     };
@@ -417,10 +484,15 @@ async fn attribute(
     };
     let scope = match &p.kind {
         PrincipalKind::ServiceAccount { scope, .. } => scope,
-        PrincipalKind::User { .. } => return not_applied("attribution applies only to service accounts".into()),
+        PrincipalKind::User { .. } => {
+            return not_applied("attribution applies only to service accounts".into());
+        }
     };
     let (user, asked) = match (&req.username, &req.email) {
-        (Some(u), None) => (app.store.user_by_username(u).await?, format!("user \"{}\"", truncate(u, 64))),
+        (Some(u), None) => (
+            app.store.user_by_username(u).await?,
+            format!("user \"{}\"", truncate(u, 64)),
+        ),
         (None, Some(e)) => (
             app.store.user_by_email(&e.to_ascii_lowercase()).await?,
             format!("user with email \"{}\"", truncate(e, 64)),
@@ -432,7 +504,10 @@ async fn attribute(
         }
     };
     let Some(user) = user.filter(|u| u.org_id == p.org_id) else {
-        return not_applied(format!("{asked} is not a user of organization \"{}\"", p.org_name));
+        return not_applied(format!(
+            "{asked} is not a user of organization \"{}\"",
+            p.org_name
+        ));
     };
     let team = match scope {
         SaScope::Team { team } => team,
@@ -459,7 +534,10 @@ async fn attribute(
         Attribution {
             requested: true,
             applied: true,
-            reason: format!("user \"{}\" is a member of team \"{}\"", user.username, team.name),
+            reason: format!(
+                "user \"{}\" is a member of team \"{}\"",
+                user.username, team.name
+            ),
         },
     ))
 }
@@ -471,9 +549,18 @@ pub struct VisibilityChange {
 }
 
 /// Changes a project's visibility (project admins, team admins, org admins).
-pub async fn set_visibility(app: &App, ctx: &RequestCtx, p: &Principal, entity_name: &str, project: &str, req: VisibilityChange) -> ServiceResult<ProjectOut> {
+pub async fn set_visibility(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+    req: VisibilityChange,
+) -> ServiceResult<ProjectOut> {
     let (mut v, team) = admin_project(app, ctx, p, entity_name, project).await?;
-    app.store.set_project_visibility(&v.id, req.visibility.as_str()).await?;
+    app.store
+        .set_project_visibility(&v.id, req.visibility.as_str())
+        .await?;
     app.audit_change(
         ctx,
         p,
@@ -486,7 +573,13 @@ pub async fn set_visibility(app: &App, ctx: &RequestCtx, p: &Principal, entity_n
     Ok(v.into())
 }
 
-async fn admin_project(app: &App, ctx: &RequestCtx, p: &Principal, entity_name: &str, project: &str) -> ServiceResult<(ProjectView, TeamRow)> {
+async fn admin_project(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<(ProjectView, TeamRow)> {
     let team = entity(app, Some(p), entity_name).await?;
     let target = format!("{}/{}", team.name, truncate(project, 64));
     let v = find_project(app, &team, project)
@@ -511,12 +604,26 @@ fn member_role() -> Role {
 }
 
 /// Grants an explicit membership (project admins, org admins).
-pub async fn add_project_member(app: &App, ctx: &RequestCtx, p: &Principal, entity_name: &str, project: &str, req: NewProjectMember) -> ServiceResult<ProjectOut> {
+pub async fn add_project_member(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+    req: NewProjectMember,
+) -> ServiceResult<ProjectOut> {
     let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
     let (principal_id, kind, who) = match (&req.username, &req.service_account) {
         (Some(u), None) => match app.store.user_by_username(u).await? {
-            Some(user) if user.org_id == p.org_id => (user.id, "user", format!("user \"{}\"", user.username)),
-            _ => return Err(ServiceError::BadRequest(format!("user \"{}\" does not exist in this organization", truncate(u, 64)))),
+            Some(user) if user.org_id == p.org_id => {
+                (user.id, "user", format!("user \"{}\"", user.username))
+            }
+            _ => {
+                return Err(ServiceError::BadRequest(format!(
+                    "user \"{}\" does not exist in this organization",
+                    truncate(u, 64)
+                )));
+            }
         },
         (None, Some(name)) => {
             let sa = match app.store.service_account_by_name(&p.org_id, name).await? {
@@ -540,7 +647,11 @@ pub async fn add_project_member(app: &App, ctx: &RequestCtx, p: &Principal, enti
                     sa.name, team.name
                 )));
             }
-            (sa.id, "service_account", format!("service account \"{}\"", sa.name))
+            (
+                sa.id,
+                "service_account",
+                format!("service account \"{}\"", sa.name),
+            )
         }
         _ => {
             return Err(ServiceError::BadRequest(
@@ -614,7 +725,11 @@ pub async fn check(app: &App, p: &Principal, req: CheckRequest) -> ServiceResult
         None => Decision {
             verdict: crate::authz::Verdict::NotFound,
             rule: "project.missing",
-            reason: format!("project \"{}/{}\" not found", team.name, truncate(&req.project, 64)),
+            reason: format!(
+                "project \"{}/{}\" not found",
+                team.name,
+                truncate(&req.project, 64)
+            ),
         },
     };
     Ok(CheckOut {
@@ -644,13 +759,20 @@ pub struct ViewerOut {
 /// Who the caller is, as the platform sees it.
 pub fn viewer(p: &Principal) -> ViewerOut {
     let (email, org_role, sa_scope, teams) = match &p.kind {
-        PrincipalKind::User { email, role, teams, .. } => (
+        PrincipalKind::User {
+            email, role, teams, ..
+        } => (
             Some(email.clone()),
             Some(role.as_str().to_string()),
             None,
             teams.iter().map(|m| m.team.name.clone()).collect(),
         ),
-        PrincipalKind::ServiceAccount { scope, .. } => (None, None, Some(scope.kind()), vec![scope.home_team().name.clone()]),
+        PrincipalKind::ServiceAccount { scope, .. } => (
+            None,
+            None,
+            Some(scope.kind()),
+            vec![scope.home_team().name.clone()],
+        ),
     };
     ViewerOut {
         id: p.id.clone(),

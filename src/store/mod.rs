@@ -3,8 +3,8 @@
 //! ([`postgres`]). Rows are plain structs; the services turn them into domain
 //! values. Times are unix milliseconds.
 
-mod sql;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -243,7 +243,13 @@ pub trait Store: Send + Sync + 'static {
     async fn team_by_name(&self, name: &str) -> StoreResult<Option<TeamRow>>;
     async fn teams_of_org(&self, org_id: &str) -> StoreResult<Vec<TeamRow>>;
     /// Adds a member or changes the role of an existing one.
-    async fn upsert_team_member(&self, team_id: &str, user_id: &str, role: &str, now: i64) -> StoreResult<()>;
+    async fn upsert_team_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        role: &str,
+        now: i64,
+    ) -> StoreResult<()>;
     /// A user's teams, oldest membership first.
     async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>>;
     async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>>;
@@ -263,15 +269,25 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_issuer(&self, id: &str) -> StoreResult<bool>;
 
     /// Creates a service account and, for external ones, its binding, atomically.
-    async fn insert_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()>;
+    async fn insert_service_account(
+        &self,
+        sa: &SaRow,
+        binding: Option<&BindingRow>,
+    ) -> StoreResult<()>;
     async fn service_account_by_id(&self, id: &str) -> StoreResult<Option<SaRow>>;
-    async fn service_account_by_name(&self, org_id: &str, name: &str) -> StoreResult<Option<SaRow>>;
+    async fn service_account_by_name(&self, org_id: &str, name: &str)
+    -> StoreResult<Option<SaRow>>;
     async fn service_accounts_of_org(&self, org_id: &str) -> StoreResult<Vec<SaRow>>;
     async fn service_accounts_of_team(&self, team_id: &str) -> StoreResult<Vec<SaRow>>;
     /// Every external account, for the in-memory federation index.
     async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>>;
     /// Disables (moving the revocation watermark to `now`) or enables.
-    async fn set_service_account_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()>;
+    async fn set_service_account_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<()>;
     async fn binding_of(&self, sa_id: &str) -> StoreResult<Option<BindingRow>>;
     async fn all_bindings(&self) -> StoreResult<Vec<BindingRow>>;
 
@@ -292,10 +308,21 @@ pub trait Store: Send + Sync + 'static {
     async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>>;
 
     /// Records a single-use `jti`; false when it was seen before (replay).
-    async fn use_jti(&self, issuer_id: &str, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+    async fn use_jti(
+        &self,
+        issuer_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     async fn insert_audit(&self, events: &[NewAudit]) -> StoreResult<()>;
-    async fn audit_of_org(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>>;
+    async fn audit_of_org(
+        &self,
+        org_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRow>>;
 }
 
 /// The store as the rest of fedgate holds it.

@@ -1,1 +1,9 @@
+//! fedgate's integration tests: one binary (fast to build), one module per area.
+//! Every test starts the real server on 127.0.0.1:0 against a real store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
+// mod authz_table;
+mod bad_input;
+mod seed_rules;

@@ -1,0 +1,77 @@
+//! Identity federation without HTTP or database code: the key cache of each
+//! trusted issuer ([`jwks`]), the RFC 8725 checks on a presented JWT
+//! ([`validate`]) and the compiled bindings of external service accounts
+//! ([`policy`]). The exchange service in `crate::service::exchange` only
+//! orchestrates these pieces.
+
+pub mod jwks;
+pub mod policy;
+pub mod validate;
+
+use jsonwebtoken::Algorithm;
+
+/// Where an issuer's verification keys come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeySource {
+    /// `<issuer>/.well-known/openid-configuration`, then its `jwks_uri`.
+    Discovery,
+    /// An explicit JWKS URL (no discovery).
+    JwksUri(String),
+    /// A JWKS pasted by the admin, for private issuers (Kubernetes clusters,
+    /// air-gapped IdPs). Never fetched.
+    Static(jsonwebtoken::jwk::JwkSet),
+}
+
+/// A trusted issuer as the exchange needs it: compiled once from the stored
+/// row, kept in memory, never re-parsed on the hot path.
+#[derive(Clone, Debug)]
+pub struct IssuerConfig {
+    pub id: String,
+    pub org_id: String,
+    pub org_name: String,
+    /// The exact `iss` value accepted.
+    pub issuer: String,
+    pub key_source: KeySource,
+    /// `aud` must contain one of these (default: the org's name, as W&B does).
+    pub audiences: Vec<String>,
+    /// Asymmetric algorithms only (RS*, PS*, ES*, EdDSA).
+    pub allowed_algs: Vec<Algorithm>,
+    /// Upper bound for `exp - iat`.
+    pub max_token_age_s: i64,
+    /// Clock leeway for `exp`, `nbf`, `iat`.
+    pub leeway_s: i64,
+    /// Refuse a second exchange of the same `jti`.
+    pub single_use_jti: bool,
+    /// Trusted for people too: `sub` = the email of a user of the org.
+    pub users: bool,
+}
+
+/// Default accepted algorithms: every asymmetric algorithm jsonwebtoken verifies.
+pub const DEFAULT_ALGS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Default for `max_token_age_s`: GitHub Actions tokens live 5–10 minutes,
+/// Kubernetes projected tokens default to one hour; 24 h covers the long ones
+/// while refusing "forever" tokens.
+pub const DEFAULT_MAX_TOKEN_AGE_S: i64 = 24 * 3600;
+/// Default clock leeway (DESIGN §3).
+pub const DEFAULT_LEEWAY_S: i64 = 60;
+
+/// At most `max` characters of `s`, with `…` when cut: claim values and
+/// header fields quoted in error descriptions and traces stay short, so an
+/// `error_description` never carries a whole attacker-chosen value.
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}

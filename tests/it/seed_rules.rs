@@ -1,0 +1,762 @@
+//! The seed rules of DESIGN §2, one scenario each, over HTTP against the real
+//! server. `Principal` is the only input the rules see, so these scenarios are
+//! also run with exchanged tokens in `federation_same_principal`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{TestApp, message};
+
+/// Two teams, users in each, projects of every visibility in both.
+pub async fn world() -> TestApp {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    app.team("nlp").await;
+    for (team, vis) in [
+        ("vision", "team"),
+        ("vision", "restricted"),
+        ("vision", "open"),
+        ("vision", "public"),
+    ] {
+        app.project(team, &format!("v-{vis}"), vis).await;
+    }
+    for (team, vis) in [
+        ("nlp", "team"),
+        ("nlp", "restricted"),
+        ("nlp", "open"),
+        ("nlp", "public"),
+    ] {
+        app.project(team, &format!("n-{vis}"), vis).await;
+    }
+    app
+}
+
+#[tokio::test]
+async fn who_may_create_service_accounts() {
+    let app = world().await;
+    let lead = app.user("lead", "member").await;
+    let dev = app.user("dev", "member").await;
+    app.member("vision", "lead", "admin").await;
+    app.member("vision", "dev", "member").await;
+
+    // Org admin: org-scoped account.
+    let (s, b) = app
+        .post(
+            "/api/v1/orgs/default/service-accounts",
+            Some(&app.admin_key),
+            json!({"name": "org-bot", "default_team": "vision"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["scope"], "org");
+    assert_eq!(b["default_team"], "vision");
+    assert_eq!(b["auth"], "builtin");
+    assert!(b["api_key"].as_str().unwrap().starts_with("fgk_"));
+
+    // Team admin: team-scoped account of its team.
+    let (s, b) = app
+        .post(
+            "/api/v1/teams/vision/service-accounts",
+            Some(&lead),
+            json!({"name": "vision-bot", "auth": "builtin"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["scope"], "team");
+    assert_eq!(b["team"], "vision");
+
+    // Team admin cannot create org-scoped accounts, nor accounts of another team.
+    let (s, b) = app
+        .post(
+            "/api/v1/orgs/default/service-accounts",
+            Some(&lead),
+            json!({"name": "x1", "default_team": "vision"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(message(&b).contains("org admin"), "{b}");
+    assert_eq!(b["error"]["rule"], "admin.not_org_admin");
+    let (s, b) = app
+        .post(
+            "/api/v1/teams/nlp/service-accounts",
+            Some(&lead),
+            json!({"name": "x2"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(message(&b).contains("admin of team \"nlp\""), "{b}");
+
+    // A plain member cannot.
+    let (s, b) = app
+        .post(
+            "/api/v1/teams/vision/service-accounts",
+            Some(&dev),
+            json!({"name": "x3"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(message(&b).contains("user \"dev\""), "{b}");
+
+    // A service account cannot administer anything.
+    let (_, bot_key) = app.team_sa("vision", "helper").await;
+    let (s, b) = app
+        .post(
+            "/api/v1/teams/vision/service-accounts",
+            Some(&bot_key),
+            json!({"name": "x4"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(
+        message(&b).contains("service accounts have no admin rights"),
+        "{b}"
+    );
+
+    // Lists: the team admin sees its team's accounts, never secrets.
+    let (s, b) = app
+        .get("/api/v1/teams/vision/service-accounts", Some(&lead))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let names: Vec<&str> = b["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sa| sa["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["helper", "vision-bot"]);
+    assert!(
+        !b.to_string().contains("fgk_"),
+        "a list must never carry a key: {b}"
+    );
+
+    // Every denial is in the audit log with its rule.
+    let audit = app.audit().await;
+    let denials: Vec<_> = audit.iter().filter(|e| e["outcome"] == "denied").collect();
+    assert!(denials.len() >= 4, "{audit:?}");
+    assert!(
+        denials
+            .iter()
+            .all(|e| !e["reason"].as_str().unwrap().is_empty())
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["action"] == "service_account.create" && e["outcome"] == "success")
+    );
+}
+
+#[tokio::test]
+async fn org_scoped_account_needs_a_default_team_and_reaches_every_team() {
+    let app = world().await;
+    let (s, b) = app
+        .post(
+            "/api/v1/orgs/default/service-accounts",
+            Some(&app.admin_key),
+            json!({"name": "orphan"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(message(&b).contains("default team"), "{b}");
+    let (s, b) = app
+        .post(
+            "/api/v1/orgs/default/service-accounts",
+            Some(&app.admin_key),
+            json!({"name": "orphan", "default_team": "no-such-team"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+
+    let (_, key) = app.org_sa("org-bot", "vision").await;
+    // Reads and writes every non-restricted project of every team.
+    for (entity, project) in [
+        ("vision", "v-team"),
+        ("vision", "v-open"),
+        ("nlp", "n-team"),
+        ("nlp", "n-open"),
+        ("nlp", "n-public"),
+    ] {
+        let (s, b) = app
+            .run(&key, json!({"entity": entity, "project": project}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{entity}/{project}: {b}");
+        let (s, b) = app
+            .get(
+                &format!("/api/v1/projects/{entity}/{project}/runs"),
+                Some(&key),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{entity}/{project}: {b}");
+    }
+    // Except restricted ones.
+    for (entity, project) in [("vision", "v-restricted"), ("nlp", "n-restricted")] {
+        let (s, b) = app
+            .run(&key, json!({"entity": entity, "project": project}))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+        assert!(message(&b).contains("restricted"), "{b}");
+    }
+    // No entity: its default team (creating the project on first write).
+    let (s, b) = app.run(&key, json!({"project": "fresh"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["entity"], "vision");
+    let (s, b) = app
+        .get("/api/v1/projects/vision/fresh", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["visibility"], "team");
+    // With an entity (WANDB_ENTITY): that team.
+    let (s, b) = app
+        .run(&key, json!({"entity": "nlp", "project": "fresh"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["entity"], "nlp");
+}
+
+#[tokio::test]
+async fn team_scoped_account_reaches_its_team_and_open_projects_elsewhere() {
+    let app = world().await;
+    let (_, key) = app.team_sa("vision", "ci-bot").await;
+    for project in ["v-team", "v-open", "v-public"] {
+        let (s, b) = app
+            .run(&key, json!({"entity": "vision", "project": project}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{project}: {b}");
+        let (s, _) = app
+            .get(&format!("/api/v1/projects/vision/{project}"), Some(&key))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, b) = app
+        .run(&key, json!({"entity": "vision", "project": "v-restricted"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+
+    // Another team: open → write and read; public → read only; team/restricted → nothing.
+    let (s, b) = app
+        .run(&key, json!({"entity": "nlp", "project": "n-open"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, _) = app
+        .get("/api/v1/projects/nlp/n-open/runs", Some(&key))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.get("/api/v1/projects/nlp/n-public", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = app
+        .run(&key, json!({"entity": "nlp", "project": "n-public"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = app
+        .run(&key, json!({"entity": "nlp", "project": "n-team"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(
+        message(&b),
+        "service account \"ci-bot\" (team-scoped to \"vision\") cannot write to \"nlp/n-team\": project visibility is \"team\" and \"nlp\" is not its parent team"
+    );
+    let (s, _) = app.get("/api/v1/projects/nlp/n-team", Some(&key)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = app
+        .run(&key, json!({"entity": "nlp", "project": "n-restricted"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // Nor create a project there.
+    let (s, b) = app
+        .run(&key, json!({"entity": "nlp", "project": "brand-new"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+
+    // No entity: its parent team.
+    let (s, b) = app.run(&key, json!({"project": "v-team"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["entity"], "vision");
+    assert_eq!(b["created_by"]["name"], "ci-bot");
+}
+
+#[tokio::test]
+async fn restricted_projects_need_an_explicit_membership() {
+    let app = world().await;
+    let (_, key) = app.team_sa("vision", "ci-bot").await;
+    let (_, org_key) = app.org_sa("org-bot", "nlp").await;
+    let owner = app.user("owner", "member").await;
+    app.member("vision", "owner", "member").await;
+
+    let (s, b) = app
+        .run(&key, json!({"entity": "vision", "project": "v-restricted"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert!(
+        message(&b).contains("an admin of the project can add it"),
+        "{b}"
+    );
+
+    // A team member who is not a project admin cannot grant it.
+    let (s, b) = app
+        .post(
+            "/api/v1/projects/vision/v-restricted/members",
+            Some(&owner),
+            json!({"service_account": "ci-bot"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+
+    // The project's admin (its creator, the org admin here) grants it.
+    for sa in ["ci-bot", "org-bot"] {
+        let (s, b) = app
+            .post(
+                "/api/v1/projects/vision/v-restricted/members",
+                Some(&app.admin_key),
+                json!({"service_account": sa, "role": "member"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (s, b) = app
+        .run(&key, json!({"entity": "vision", "project": "v-restricted"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .run(
+            &org_key,
+            json!({"entity": "vision", "project": "v-restricted"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, _) = app
+        .get("/api/v1/projects/vision/v-restricted/runs", Some(&key))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // A service account can never be made a project admin, and a team-scoped
+    // account cannot be granted another team's project.
+    let (s, b) = app
+        .post(
+            "/api/v1/projects/vision/v-restricted/members",
+            Some(&app.admin_key),
+            json!({"service_account": "ci-bot", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = app
+        .post(
+            "/api/v1/projects/nlp/n-restricted/members",
+            Some(&app.admin_key),
+            json!({"service_account": "ci-bot"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}
+
+#[tokio::test]
+async fn attribution_applies_only_to_members_of_the_right_team() {
+    let app = world().await;
+    app.user("alice", "member").await;
+    app.user("bob", "member").await;
+    app.member("vision", "alice", "member").await;
+    app.member("nlp", "bob", "member").await;
+    let (_, team_key) = app.team_sa("vision", "ci-bot").await;
+    let (_, org_key) = app.org_sa("org-bot", "vision").await;
+
+    // Team-scoped: a member of its parent team, by username or by email.
+    let (s, b) = app
+        .run(
+            &team_key,
+            json!({"project": "v-team", "attribute_to": {"username": "alice"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], true, "{b}");
+    assert_eq!(b["attributed_to"]["name"], "alice");
+    assert_eq!(b["created_by"]["name"], "ci-bot");
+    let (s, b) = app
+        .run(
+            &team_key,
+            json!({"project": "v-team", "attribute_to": {"email": "alice@example.com"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], true, "{b}");
+
+    // Not a member of the parent team: logged anyway, attributed to the account.
+    let (s, b) = app
+        .run(
+            &team_key,
+            json!({"project": "v-team", "attribute_to": {"username": "bob"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], false);
+    assert!(
+        b["attribution"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a member of team \"vision\""),
+        "{b}"
+    );
+    assert_eq!(b["attributed_to"]["name"], "ci-bot");
+    // Even when writing to bob's team's open project: the parent team decides.
+    let (s, b) = app
+        .run(
+            &team_key,
+            json!({"entity": "nlp", "project": "n-open", "attribute_to": {"username": "bob"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], false, "{b}");
+    // An unknown user: same, nothing leaks.
+    let (s, b) = app
+        .run(
+            &team_key,
+            json!({"project": "v-team", "attribute_to": {"username": "nobody"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], false);
+
+    // The SDK's headers work like attribute_to.
+    let resp = app
+        .client
+        .post(app.url("/api/v1/runs"))
+        .bearer_auth(&team_key)
+        .header("X-WANDB-USERNAME", "alice")
+        .json(&json!({"project": "v-team"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let b: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(b["attribution"]["applied"], true, "{b}");
+
+    // Org-scoped: the team that owns the project decides.
+    let (s, b) = app
+        .run(
+            &org_key,
+            json!({"entity": "nlp", "project": "n-team", "attribute_to": {"username": "bob"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], true, "{b}");
+    let (s, b) = app
+        .run(
+            &org_key,
+            json!({"entity": "nlp", "project": "n-team", "attribute_to": {"username": "alice"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["attribution"]["applied"], false, "{b}");
+    assert!(
+        b["attribution"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("team that owns the project"),
+        "{b}"
+    );
+
+    // The runs are there, with their attribution.
+    let (s, b) = app
+        .get("/api/v1/projects/vision/v-team/runs", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let runs = b["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 5, "{b}");
+    assert_eq!(runs[0]["attributed_to"]["name"], "alice");
+    assert_eq!(runs[2]["attributed_to"]["name"], "ci-bot");
+}
+
+#[tokio::test]
+async fn nothing_crosses_organizations() {
+    let app = world().await;
+    let (_, key) = app.team_sa("vision", "ci-bot").await;
+    // A second tenant with its own admin, team and account.
+    let out = fedgate::service::admin::bootstrap(&app.state, "acme", "acme-admin", "root@acme.io")
+        .await
+        .unwrap();
+    let other = out.api_key;
+    let (s, b) = app
+        .post(
+            "/api/v1/orgs/acme/teams",
+            Some(&other),
+            json!({"name": "acme-ml"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .post(
+            "/api/v1/teams/acme-ml/service-accounts",
+            Some(&other),
+            json!({"name": "acme-bot"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let acme_bot = b["api_key"].as_str().unwrap().to_string();
+    let acme_bot_id = b["id"].as_str().unwrap().to_string();
+
+    // Every project of org default is "not found" to acme, even public ones.
+    for creds in [&other, &acme_bot] {
+        for project in ["v-team", "v-open", "v-public", "v-restricted"] {
+            let (s, b) = app
+                .get(&format!("/api/v1/projects/vision/{project}"), Some(creds))
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{project}: {b}");
+            let (s, b) = app
+                .run(creds, json!({"entity": "vision", "project": project}))
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{project}: {b}");
+        }
+    }
+    // And the other way round, for admin endpoints too.
+    let (s, _) = app
+        .get(
+            "/api/v1/teams/acme-ml/service-accounts",
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .get("/api/v1/orgs/acme/audit", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/service-accounts/{acme_bot_id}/disable"),
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .run(&key, json!({"entity": "acme-ml", "project": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The admin check answers "not found", not "forbidden".
+    let (s, b) = app
+        .post(
+            "/api/v1/authz/check",
+            Some(&key),
+            json!({"action": "read", "entity": "acme-ml", "project": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["allowed"], false);
+}
+
+#[tokio::test]
+async fn no_service_account_has_admin() {
+    let app = world().await;
+    let (_, team_key) = app.team_sa("vision", "ci-bot").await;
+    let (_, org_key) = app.org_sa("org-bot", "vision").await;
+    for key in [&team_key, &org_key] {
+        let (s, b) = app
+            .patch(
+                "/api/v1/projects/vision/v-team",
+                Some(key),
+                json!({"visibility": "public"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+        assert!(message(&b).contains("no service account has admin"), "{b}");
+        let (s, b) = app
+            .post(
+                "/api/v1/projects/vision/v-team/members",
+                Some(key),
+                json!({"username": "admin"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+        let (s, b) = app
+            .post(
+                "/api/v1/authz/check",
+                Some(key),
+                json!({"action": "admin", "entity": "vision", "project": "v-team"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(b["allowed"], false, "{b}");
+        assert_eq!(b["rule"], "sa.no_admin");
+    }
+}
+
+#[tokio::test]
+async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
+    let app = world().await;
+    let (id, key) = app.team_sa("vision", "ci-bot").await;
+    let (s, _) = app.run(&key, json!({"project": "v-team"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/service-accounts/{id}/disable"),
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["disabled"], true);
+    let resp = app
+        .client
+        .post(app.url("/api/v1/runs"))
+        .bearer_auth(&key)
+        .json(&json!({"project": "v-team"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let b: serde_json::Value = resp.json().await.unwrap();
+    assert!(message(&b).contains("disabled"), "{b}");
+    let (s, _) = app.get("/api/v1/viewer", Some(&key)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Re-enabling does not revive keys issued before the disable: mint a new one.
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/service-accounts/{id}/enable"),
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = app.get("/api/v1/viewer", Some(&key)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/service-accounts/{id}/api-keys"),
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let key2 = b["api_key"].as_str().unwrap().to_string();
+    let key2_id = b["id"].as_str().unwrap().to_string();
+    let (s, _) = app.run(&key2, json!({"project": "v-team"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // Several keys per owner; revoking one leaves the others.
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/service-accounts/{id}/api-keys"),
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let key3 = b["api_key"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .delete(
+            &format!("/api/v1/service-accounts/{id}/api-keys/{key2_id}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = app.run(&key2, json!({"project": "v-team"})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert!(message(&b).contains("revoked"), "{b}");
+    let (s, _) = app.run(&key3, json!({"project": "v-team"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // Keys are listed without secrets, with their state.
+    let (s, b) = app
+        .get(
+            &format!("/api/v1/service-accounts/{id}/api-keys"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["api_keys"].as_array().unwrap().len(), 3);
+    assert!(!b.to_string().contains(&key3));
+}
+
+#[tokio::test]
+async fn api_keys_work_as_bearer_and_as_basic_auth() {
+    let app = world().await;
+    let (_, key) = app.team_sa("vision", "ci-bot").await;
+    let resp = app
+        .client
+        .get(app.url("/api/v1/viewer"))
+        .basic_auth("api", Some(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let b: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(b["name"], "ci-bot");
+    assert_eq!(b["kind"], "service_account");
+    assert_eq!(b["default_entity"], "vision");
+    assert_eq!(b["org"], "default");
+    let (s, b) = app.get("/api/v1/viewer", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["name"], "ci-bot");
+
+    // The store keeps only the hash.
+    let hash = fedgate::secrets::sha256_hex(key.as_bytes());
+    let row = app
+        .state
+        .store
+        .api_key_by_hash(&hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(row.secret_hash, key);
+    assert!(key.starts_with(&row.prefix));
+}
+
+#[tokio::test]
+async fn users_follow_team_and_project_rules() {
+    let app = world().await;
+    let alice = app.user("alice", "member").await;
+    let carol = app.user("carol", "member").await;
+    app.member("vision", "alice", "member").await;
+    // Team member: team projects yes, restricted no, admin no.
+    let (s, _) = app.run(&alice, json!({"project": "v-team"})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = app
+        .run(
+            &alice,
+            json!({"entity": "vision", "project": "v-restricted"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .patch(
+            "/api/v1/projects/vision/v-team",
+            Some(&alice),
+            json!({"visibility": "open"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Org member outside the team: open read+write, public read, team nothing.
+    let (s, _) = app
+        .run(&carol, json!({"entity": "vision", "project": "v-open"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = app
+        .get("/api/v1/projects/vision/v-public", Some(&carol))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .run(&carol, json!({"entity": "vision", "project": "v-public"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .get("/api/v1/projects/vision/v-team", Some(&carol))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Without a credential: public read only.
+    let (s, _) = app.get("/api/v1/projects/vision/v-public/runs", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.get("/api/v1/projects/vision/v-open", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Org admin changes visibility; the change takes effect.
+    let (s, b) = app
+        .patch(
+            "/api/v1/projects/vision/v-team",
+            Some(&app.admin_key),
+            json!({"visibility": "open"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = app
+        .run(&carol, json!({"entity": "vision", "project": "v-team"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+}

@@ -1,0 +1,300 @@
+//! The test application: the real router served on 127.0.0.1:0 against a real
+//! store — a temporary SQLite file, or (with `FEDGATE_TEST_DATABASE_URL` set
+//! to a PostgreSQL URL) a fresh schema of that database per test — plus small
+//! HTTP helpers.
+
+// Helpers are shared by many test modules; not every one uses each.
+#![allow(dead_code)]
+
+pub mod idp;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fedgate::config::ServeConfig;
+use fedgate::state::AppState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running fedgate with its bootstrap admin.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// API key of `admin`, org admin of org `default`.
+    pub admin_key: String,
+    pub state: AppState,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static SCHEMA_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A database URL for one test: a temp SQLite file or a new PostgreSQL schema.
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    match std::env::var("FEDGATE_TEST_DATABASE_URL") {
+        Ok(pg) if pg.starts_with("postgres") => {
+            let schema = format!(
+                "t_{}_{}_{}",
+                std::process::id(),
+                SCHEMA_SEQ.fetch_add(1, Ordering::Relaxed),
+                fedgate::secrets::random_base62(6).to_ascii_lowercase()
+            );
+            let pool = sqlx::PgPool::connect(&pg)
+                .await
+                .expect("connect to test PostgreSQL");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&pool)
+                .await
+                .expect("create schema");
+            pool.close().await;
+            let sep = if pg.contains('?') { '&' } else { '?' };
+            (
+                format!("{pg}{sep}options=-c%20search_path%3D{schema}"),
+                None,
+            )
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}", dir.path().join("fedgate.db").display());
+            (url, Some(dir))
+        }
+    }
+}
+
+/// Options for [`TestApp::start_with`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub database_url: Option<String>,
+    pub signing_alg: &'static str,
+    pub token_ttl_s: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            database_url: None,
+            signing_alg: "ES256",
+            token_ttl_s: 3600,
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts fedgate on a fresh store.
+    pub async fn start() -> TestApp {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestApp {
+        let (database_url, dir) = match opts.database_url.clone() {
+            Some(u) => (u, None),
+            None => fresh_database().await,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = ServeConfig {
+            database_url: database_url.clone(),
+            listen: addr,
+            public_url: format!("http://{addr}"),
+            token_ttl_s: opts.token_ttl_s,
+            allow_insecure_issuers: true,
+            signing_alg: opts.signing_alg.into(),
+            bootstrap: true,
+        };
+        let built = fedgate::build(config).await.expect("build app");
+        let admin_key = built
+            .bootstrapped
+            .as_ref()
+            .map(|b| b.api_key.clone())
+            .unwrap_or_default();
+        let state = built.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            built
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            admin_key,
+            state,
+            database_url,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and waits for the audit log to be flushed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, key: Option<&str>) -> (StatusCode, Value) {
+        let req = match key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        };
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        self.send(self.client.get(self.url(path)), key).await
+    }
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.post(self.url(path)).json(&body), key)
+            .await
+    }
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.patch(self.url(path)).json(&body), key)
+            .await
+    }
+    pub async fn delete(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+        self.send(self.client.delete(self.url(path)), key).await
+    }
+    /// A form POST (the token endpoint).
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.send(self.client.post(self.url(path)).form(fields), None)
+            .await
+    }
+
+    // ------------------------------------------------------------ world building
+
+    /// Creates a team in org `default` (as the admin).
+    pub async fn team(&self, name: &str) {
+        let (s, b) = self
+            .post(
+                "/api/v1/orgs/default/teams",
+                Some(&self.admin_key),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "create team {name}: {b}");
+    }
+
+    /// Creates a user of org `default` and returns its API key.
+    pub async fn user(&self, username: &str, role: &str) -> String {
+        let (s, b) = self
+            .post(
+                "/api/v1/orgs/default/users",
+                Some(&self.admin_key),
+                json!({"username": username, "email": format!("{username}@example.com"), "role": role}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "create user {username}: {b}");
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/users/{username}/api-keys"),
+                Some(&self.admin_key),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "key for {username}: {b}");
+        b["api_key"].as_str().expect("api_key").to_string()
+    }
+
+    /// Adds a user to a team.
+    pub async fn member(&self, team: &str, username: &str, role: &str) {
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/teams/{team}/members"),
+                Some(&self.admin_key),
+                json!({"username": username, "role": role}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "add {username} to {team}: {b}");
+    }
+
+    /// Creates a project (as the admin).
+    pub async fn project(&self, team: &str, name: &str, visibility: &str) {
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/teams/{team}/projects"),
+                Some(&self.admin_key),
+                json!({"name": name, "visibility": visibility}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "create project {team}/{name}: {b}");
+    }
+
+    /// Creates a built-in team-scoped account; returns (id, api key).
+    pub async fn team_sa(&self, team: &str, name: &str) -> (String, String) {
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/teams/{team}/service-accounts"),
+                Some(&self.admin_key),
+                json!({"name": name, "auth": "builtin"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "create team sa {name}: {b}");
+        (
+            b["id"].as_str().expect("id").into(),
+            b["api_key"].as_str().expect("key").into(),
+        )
+    }
+
+    /// Creates an org-scoped account; returns (id, api key).
+    pub async fn org_sa(&self, name: &str, default_team: &str) -> (String, String) {
+        let (s, b) = self
+            .post(
+                "/api/v1/orgs/default/service-accounts",
+                Some(&self.admin_key),
+                json!({"name": name, "default_team": default_team}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "create org sa {name}: {b}");
+        (
+            b["id"].as_str().expect("id").into(),
+            b["api_key"].as_str().expect("key").into(),
+        )
+    }
+
+    /// Logs a run with `key`.
+    pub async fn run(&self, key: &str, body: Value) -> (StatusCode, Value) {
+        self.post("/api/v1/runs", Some(key), body).await
+    }
+
+    /// The audit events of org `default`.
+    pub async fn audit(&self) -> Vec<Value> {
+        let (s, b) = self
+            .get(
+                "/api/v1/orgs/default/audit?limit=1000",
+                Some(&self.admin_key),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "audit: {b}");
+        b["events"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// The error message of an error answer.
+pub fn message(body: &Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
