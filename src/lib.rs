@@ -27,6 +27,8 @@ use tokio::net::TcpListener;
 use crate::audit::AuditSink;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
+use crate::federation::index::FederationIndex;
+use crate::federation::jwks::{CachePolicy, FetchPolicy, HttpFetcher, KeyCache};
 use crate::service::admin::Bootstrapped;
 use crate::service::auth::AuthCache;
 use crate::state::{App, AppState};
@@ -56,6 +58,11 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     .await?;
     let (audit, audit_task) = AuditSink::start(store.clone());
     let bootstrap = config.bootstrap;
+    let fetcher = HttpFetcher::new(FetchPolicy {
+        allow_insecure_loopback: config.allow_insecure_issuers,
+        ..FetchPolicy::default()
+    })
+    .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let app = Arc::new(App {
         config,
         store,
@@ -63,7 +70,12 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         audit,
         auth: AuthCache::default(),
         signer,
+        index: FederationIndex::default(),
+        keys: KeyCache::new(Arc::new(fetcher), CachePolicy::default()),
     });
+    service::federation::load_index(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading trusted issuers: {e}"))?;
     let bootstrapped = if bootstrap && app.store.count_orgs().await? == 0 {
         Some(
             service::admin::bootstrap(&app, "default", "admin", "admin@fedgate.local")

@@ -4,6 +4,7 @@
 //! ([`policy`]). The exchange service in `crate::service::exchange` only
 //! orchestrates these pieces.
 
+pub mod index;
 pub mod jwks;
 pub mod policy;
 pub mod validate;

@@ -237,6 +237,11 @@ impl CompiledBinding {
     pub fn is_exact(&self) -> bool {
         self.subject_pattern.is_none()
     }
+
+    /// The exact subject (the index key for exact lookups).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
 }
 
 fn quote(s: &str) -> String {

@@ -219,3 +219,74 @@ pub async fn audit(
     let events = admin::list_audit(&app, &ctx, &a.principal, &org, q.after, q.limit).await?;
     Ok(Json(json!({ "events": events })))
 }
+
+pub async fn create_issuer(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P(org): P<String>,
+    Body(req): Body<crate::service::federation::NewIssuer>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::service::federation::create_issuer(&app, &ctx, &a.principal, &org, req).await?),
+    ))
+}
+
+pub async fn list_issuers(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P(org): P<String>,
+) -> ApiResult<impl IntoResponse> {
+    let issuers = crate::service::federation::list_issuers(&app, &ctx, &a.principal, &org).await?;
+    Ok(Json(json!({ "issuers": issuers })))
+}
+
+pub async fn delete_issuer(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P((org, id)): P<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    crate::service::federation::delete_issuer(&app, &ctx, &a.principal, &org, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn refresh_issuer(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P((org, id)): P<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        crate::service::federation::refresh_issuer(&app, &ctx, &a.principal, &org, &id).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    token: String,
+    audience: Option<String>,
+}
+
+pub async fn explain(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P(org): P<String>,
+    Body(req): Body<ExplainRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        crate::service::exchange::explain(
+            &app,
+            &ctx,
+            &a.principal,
+            &org,
+            &req.token,
+            req.audience.as_deref(),
+        )
+        .await?,
+    ))
+}

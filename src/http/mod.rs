@@ -5,6 +5,8 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod token;
+pub mod wellknown;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -71,9 +73,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/service-accounts/{id}/disable", post(admin::disable_sa))
         .route("/service-accounts/{id}/enable", post(admin::enable_sa))
-        .route("/orgs/{org}/audit", get(admin::audit));
+        .route("/orgs/{org}/audit", get(admin::audit))
+        .route(
+            "/orgs/{org}/issuers",
+            post(admin::create_issuer).get(admin::list_issuers),
+        )
+        .route("/orgs/{org}/issuers/{id}", delete(admin::delete_issuer))
+        .route(
+            "/orgs/{org}/issuers/{id}/refresh",
+            post(admin::refresh_issuer),
+        )
+        .route("/orgs/{org}/federation/explain", post(admin::explain));
     Router::new()
         .nest("/api/v1", api)
+        .route("/oidc/token", post(token::token))
+        .route("/oauth/introspect", post(token::introspect))
+        .route(
+            "/.well-known/openid-configuration",
+            get(wellknown::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)

@@ -771,7 +771,7 @@ pub async fn create_team_sa(
         tracing::debug!(%key_id, "created first key");
         Some(secret.expose().to_string())
     } else {
-        app.changed(Change::Federation).await;
+        app.changed(Change::ExternalAccount(row.id.clone())).await;
         None
     };
     app.audit_change(
@@ -974,9 +974,10 @@ pub async fn set_sa_disabled(
     app.store
         .set_service_account_disabled(&sa.id, disabled, app.clock.now_ms())
         .await?;
-    app.changed(Change::Principal(sa.id.clone())).await;
     if sa.auth == "external" {
-        app.changed(Change::Federation).await;
+        app.changed(Change::ExternalAccount(sa.id.clone())).await;
+    } else {
+        app.changed(Change::Principal(sa.id.clone())).await;
     }
     app.audit_change(
         ctx,

@@ -1,29 +1,208 @@
-//! Trusted issuers and federation bindings as the admin API manages them.
+//! Trusted issuers and federation bindings as admins manage them, and the
+//! loading of the in-memory [`FederationIndex`](crate::federation::index)
+//! from the store.
 
+use std::collections::HashMap;
+
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::JwkSet;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::instrument;
 
+use crate::authz::{AdminTarget, decide_admin};
+use crate::clock::rfc3339;
+use crate::federation::index::BoundAccount;
+use crate::federation::jwks::{KeyStatus, VerifyingKey, check_url};
+use crate::federation::policy::{BindingSpec, compile};
+use crate::federation::{
+    DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource,
+};
+use crate::model::{Principal, truncate};
+use crate::secrets::new_id;
 use crate::service::admin::NewTeamSa;
-use crate::service::{ServiceError, ServiceResult};
-use crate::state::App;
-use crate::store::{BindingRow, IssuerRow, OrgRow};
+use crate::service::{RequestCtx, ServiceError, ServiceResult};
+use crate::state::{App, Change};
+use crate::store::{BindingRow, IssuerRow, OrgRow, SaRow};
+
+const MAX_TOKEN_AGE_CEILING_S: i64 = 7 * 24 * 3600;
+const MAX_LEEWAY_S: i64 = 300;
+
+fn alg_name(a: Algorithm) -> String {
+    format!("{a:?}")
+}
+
+fn parse_alg(s: &str) -> Option<Algorithm> {
+    DEFAULT_ALGS.iter().copied().find(|a| alg_name(*a) == s)
+}
+
+/// Compiles a stored issuer row into the config the exchange uses.
+pub fn issuer_config(row: &IssuerRow, org_name: &str) -> Result<IssuerConfig, String> {
+    let key_source = match (&row.jwks_uri, &row.static_jwks) {
+        (_, Some(jwks)) => {
+            KeySource::Static(serde_json::from_str(jwks).map_err(|e| format!("static JWKS: {e}"))?)
+        }
+        (Some(uri), None) => KeySource::JwksUri(uri.clone()),
+        (None, None) => KeySource::Discovery,
+    };
+    let audiences: Vec<String> =
+        serde_json::from_str(&row.audiences).map_err(|e| format!("audiences: {e}"))?;
+    let algs: Vec<String> =
+        serde_json::from_str(&row.allowed_algs).map_err(|e| format!("allowed_algs: {e}"))?;
+    let allowed_algs = algs
+        .iter()
+        .map(|a| parse_alg(a).ok_or_else(|| format!("unknown algorithm {a}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(IssuerConfig {
+        id: row.id.clone(),
+        org_id: row.org_id.clone(),
+        org_name: org_name.to_string(),
+        issuer: row.issuer.clone(),
+        key_source,
+        audiences,
+        allowed_algs,
+        max_token_age_s: row.max_token_age_s,
+        leeway_s: row.leeway_s,
+        single_use_jti: row.single_use_jti,
+        users: row.users,
+    })
+}
+
+/// Compiles a stored external account into the index's form.
+pub fn bound_account(
+    sa: &SaRow,
+    binding: &BindingRow,
+    org_name: &str,
+    team_name: &str,
+) -> Result<BoundAccount, String> {
+    let spec: BindingSpec =
+        serde_json::from_str(&binding.spec).map_err(|e| format!("binding spec: {e}"))?;
+    Ok(BoundAccount {
+        binding: compile(&sa.id, &binding.issuer_id, &spec)?,
+        sa_id: sa.id.clone(),
+        name: sa.name.clone(),
+        org_id: sa.org_id.clone(),
+        org_name: org_name.to_string(),
+        team_name: team_name.to_string(),
+        disabled: sa.disabled,
+        max_token_lifetime_s: sa.max_token_lifetime_s,
+    })
+}
+
+/// Fills the index from the store (start-up, resync).
+pub async fn load_index(app: &App) -> ServiceResult<()> {
+    let orgs: HashMap<String, String> = app
+        .store
+        .all_orgs()
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    let teams: HashMap<String, String> = app
+        .store
+        .all_teams()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
+    let mut issuers = Vec::new();
+    for row in app.store.all_issuers().await? {
+        let org = orgs.get(&row.org_id).cloned().unwrap_or_default();
+        match issuer_config(&row, &org) {
+            Ok(c) => issuers.push(c),
+            Err(e) => {
+                tracing::error!(issuer_id = %row.id, error = %e, "stored issuer does not compile; skipped")
+            }
+        }
+    }
+    let bindings: HashMap<String, BindingRow> = app
+        .store
+        .all_bindings()
+        .await?
+        .into_iter()
+        .map(|b| (b.sa_id.clone(), b))
+        .collect();
+    let mut accounts = Vec::new();
+    for sa in app.store.external_service_accounts().await? {
+        let Some(b) = bindings.get(&sa.id) else {
+            continue;
+        };
+        let org = orgs.get(&sa.org_id).map(String::as_str).unwrap_or_default();
+        let team = teams
+            .get(&sa.team_id)
+            .map(String::as_str)
+            .unwrap_or_default();
+        match bound_account(&sa, b, org, team) {
+            Ok(a) => accounts.push(a),
+            Err(e) => {
+                tracing::error!(sa_id = %sa.id, error = %e, "stored binding does not compile; skipped")
+            }
+        }
+    }
+    app.index.replace(issuers, accounts);
+    Ok(())
+}
+
+/// Re-reads one issuer into the index (or drops it) and forgets its cached keys.
+pub async fn reload_issuer(app: &App, id: &str) -> ServiceResult<()> {
+    app.keys.forget(id);
+    match app.store.issuer_by_id(id).await? {
+        Some(row) => {
+            let org = app
+                .store
+                .org_by_id(&row.org_id)
+                .await?
+                .map(|o| o.name)
+                .unwrap_or_default();
+            let cfg = issuer_config(&row, &org).map_err(ServiceError::Internal)?;
+            app.index.upsert_issuer(cfg);
+        }
+        None => app.index.remove_issuer(id),
+    }
+    Ok(())
+}
+
+/// Re-reads one external account into the index (or drops it).
+pub async fn reload_account(app: &App, sa_id: &str) -> ServiceResult<()> {
+    let sa = app.store.service_account_by_id(sa_id).await?;
+    let binding = app.store.binding_of(sa_id).await?;
+    match (sa, binding) {
+        (Some(sa), Some(b)) => {
+            let org = app
+                .store
+                .org_by_id(&sa.org_id)
+                .await?
+                .map(|o| o.name)
+                .unwrap_or_default();
+            let team = app
+                .store
+                .team_by_id(&sa.team_id)
+                .await?
+                .map(|t| t.name)
+                .unwrap_or_default();
+            let acct = bound_account(&sa, &b, &org, &team).map_err(ServiceError::Internal)?;
+            app.index.upsert_account(acct);
+        }
+        _ => app.index.remove_account(sa_id),
+    }
+    Ok(())
+}
 
 /// Finds the org's trusted issuer named by id or exact issuer URL.
 pub async fn issuer_of_org(app: &App, org: &OrgRow, key: &str) -> ServiceResult<IssuerRow> {
     let issuers = app.store.issuers_of_org(&org.id).await?;
-    issuers
-        .into_iter()
-        .find(|i| i.id == key || i.issuer == key)
-        .ok_or_else(|| {
-            ServiceError::BadRequest(format!(
-                "issuer {:?} is not a trusted issuer of organization \"{}\": register it first (POST /api/v1/orgs/{}/issuers)",
-                crate::model::truncate(key, 200),
-                org.name,
-                org.name
-            ))
-        })
+    issuers.into_iter().find(|i| i.id == key || i.issuer == key).ok_or_else(|| {
+        ServiceError::BadRequest(format!(
+            "issuer {:?} is not a trusted issuer of organization \"{}\": register it first (POST /api/v1/orgs/{}/issuers)",
+            truncate(key, 200),
+            org.name,
+            org.name
+        ))
+    })
 }
 
-/// Validates and compiles the binding of a new external account.
+/// Validates and compiles the binding of a new external account (octo-sts
+/// style: checked once, when saved, never parsed on an exchange).
 pub async fn binding_for(
     app: &App,
     org: &OrgRow,
@@ -32,23 +211,357 @@ pub async fn binding_for(
 ) -> ServiceResult<BindingRow> {
     let Some(issuer) = req.issuer.as_deref() else {
         return Err(ServiceError::BadRequest(
-            "an external service account needs \"issuer\"".into(),
+            "an external service account needs \"issuer\": the id or URL of a trusted issuer of the organization".into(),
         ));
     };
     let issuer = issuer_of_org(app, org, issuer).await?;
-    let Some(subject) = req.subject.as_deref().filter(|s| !s.is_empty()) else {
+    let Some(subject) = req.subject.clone() else {
         return Err(ServiceError::BadRequest(
             "an external service account needs \"subject\": the exact `sub` of the workload's token".into(),
         ));
     };
-    let spec = json!({
-        "subject": subject,
-        "subject_pattern": req.subject_pattern,
-        "claims": req.claims.clone().unwrap_or_default(),
-    });
+    let spec = BindingSpec {
+        subject,
+        subject_pattern: req.subject_pattern.clone(),
+        claims: req.claims.clone().unwrap_or_default(),
+    };
+    compile(sa_id, &issuer.id, &spec)
+        .map_err(|e| ServiceError::BadRequest(format!("binding refused: {e}")))?;
+    let spec = serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
     Ok(BindingRow {
         sa_id: sa_id.to_string(),
         issuer_id: issuer.id,
-        spec: spec.to_string(),
+        spec,
     })
+}
+
+// ---------------------------------------------------------------- issuer admin
+
+/// `POST /api/v1/orgs/{org}/issuers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIssuer {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub audiences: Option<Vec<String>>,
+    pub allowed_algs: Option<Vec<String>>,
+    pub max_token_age_s: Option<i64>,
+    pub leeway_s: Option<i64>,
+    pub single_use_jti: Option<bool>,
+    pub users: Option<bool>,
+}
+
+/// An issuer as the admin API shows it, with its key-cache state.
+#[derive(Debug, Serialize)]
+pub struct IssuerOut {
+    pub id: String,
+    pub issuer: String,
+    pub key_source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    pub audiences: Vec<String>,
+    pub allowed_algs: Vec<String>,
+    pub max_token_age_s: i64,
+    pub leeway_s: i64,
+    pub single_use_jti: bool,
+    pub users: bool,
+    pub created_at: String,
+    pub keys: Option<KeyStatusOut>,
+}
+
+/// Key-cache state with readable times.
+#[derive(Debug, Serialize)]
+pub struct KeyStatusOut {
+    pub kids: Vec<String>,
+    pub keys: usize,
+    pub dropped: usize,
+    pub last_fetch: Option<String>,
+    pub expires_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<KeyStatus> for KeyStatusOut {
+    fn from(s: KeyStatus) -> Self {
+        KeyStatusOut {
+            kids: s.kids,
+            keys: s.keys,
+            dropped: s.dropped,
+            last_fetch: s.last_fetch.map(|t| rfc3339(t * 1000)),
+            expires_at: s.expires_at.map(|t| rfc3339(t * 1000)),
+            last_error: s.last_error,
+        }
+    }
+}
+
+fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
+    let (key_source, jwks_uri) = match &cfg.key_source {
+        KeySource::Discovery => ("discovery", None),
+        KeySource::JwksUri(u) => ("jwks_uri", Some(u.clone())),
+        KeySource::Static(_) => ("static", None),
+    };
+    IssuerOut {
+        id: cfg.id.clone(),
+        issuer: cfg.issuer.clone(),
+        key_source,
+        jwks_uri,
+        audiences: cfg.audiences.clone(),
+        allowed_algs: cfg.allowed_algs.iter().map(|a| alg_name(*a)).collect(),
+        max_token_age_s: cfg.max_token_age_s,
+        leeway_s: cfg.leeway_s,
+        single_use_jti: cfg.single_use_jti,
+        users: cfg.users,
+        created_at: rfc3339(created_at),
+        keys: app.keys.status(&cfg.id).map(KeyStatusOut::from),
+    }
+}
+
+async fn org_admin(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    action: &str,
+) -> ServiceResult<OrgRow> {
+    let org = app.org_of(p, org).await?;
+    let d = decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(ctx, p, action, &format!("org:{}", org.name), d)
+        .await?;
+    Ok(org)
+}
+
+/// Validates an issuer URL: absolute, https (or loopback http when allowed),
+/// no query or fragment (OIDC Discovery §4.1 appends a path to it).
+fn check_issuer_url(app: &App, issuer: &str) -> ServiceResult<()> {
+    let url = check_url(issuer, app.config.allow_insecure_issuers)
+        .map_err(|e| ServiceError::BadRequest(format!("issuer: {e}")))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ServiceError::BadRequest(
+            "issuer must not have a query or fragment (OIDC Discovery §4.1)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Registers a trusted issuer (org admins). The issuer is linted before it is
+/// saved: its keys must be fetchable and usable now, so a trailing-slash
+/// mismatch or an empty key set is a clear 400, not a silent trap.
+#[instrument(skip_all, fields(org = %org))]
+pub async fn create_issuer(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    req: NewIssuer,
+) -> ServiceResult<IssuerOut> {
+    let org = org_admin(app, ctx, p, org, "issuer.create").await?;
+    if req.issuer.is_empty() || req.issuer.len() > 2048 {
+        return Err(ServiceError::BadRequest(
+            "issuer must be 1-2048 characters".into(),
+        ));
+    }
+    check_issuer_url(app, &req.issuer)?;
+    let static_jwks = match (&req.jwks_uri, &req.jwks) {
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::BadRequest(
+                "give either jwks_uri or jwks (a static key set), not both".into(),
+            ));
+        }
+        (Some(uri), None) => {
+            check_url(uri, app.config.allow_insecure_issuers)
+                .map_err(|e| ServiceError::BadRequest(format!("jwks_uri: {e}")))?;
+            None
+        }
+        (None, Some(jwks)) => {
+            let set: JwkSet = serde_json::from_value(jwks.clone()).map_err(|e| {
+                ServiceError::BadRequest(format!("jwks is not a JWK Set (RFC 7517 §5): {e}"))
+            })?;
+            let usable = set
+                .keys
+                .iter()
+                .filter(|k| VerifyingKey::from_jwk(k).is_ok())
+                .count();
+            if usable == 0 {
+                return Err(ServiceError::BadRequest(
+                    "jwks has no usable signature key (keys must be RSA ≥ 2048 bits, EC P-256/P-384 or Ed25519, with use \"sig\" or no use)".into(),
+                ));
+            }
+            Some(jwks.to_string())
+        }
+        (None, None) => None,
+    };
+    let audiences = req
+        .audiences
+        .clone()
+        .unwrap_or_else(|| vec![org.name.clone()]);
+    if audiences.is_empty() || audiences.iter().any(|a| a.is_empty() || a.len() > 512) {
+        return Err(ServiceError::BadRequest(
+            "audiences must be a non-empty list of non-empty strings (default: the organization's name)".into(),
+        ));
+    }
+    let allowed_algs = match &req.allowed_algs {
+        None => DEFAULT_ALGS.iter().map(|a| alg_name(*a)).collect(),
+        Some(list) if list.is_empty() => {
+            return Err(ServiceError::BadRequest(
+                "allowed_algs must not be empty".into(),
+            ));
+        }
+        Some(list) => {
+            for a in list {
+                if parse_alg(a).is_none() {
+                    return Err(ServiceError::BadRequest(format!(
+                        "algorithm {:?} is not allowed: use asymmetric algorithms only (RS256/384/512, PS256/384/512, ES256/384, EdDSA; RFC 8725 §3.1)",
+                        truncate(a, 16)
+                    )));
+                }
+            }
+            list.clone()
+        }
+    };
+    let max_token_age_s = req.max_token_age_s.unwrap_or(DEFAULT_MAX_TOKEN_AGE_S);
+    if !(60..=MAX_TOKEN_AGE_CEILING_S).contains(&max_token_age_s) {
+        return Err(ServiceError::BadRequest(format!(
+            "max_token_age_s must be between 60 and {MAX_TOKEN_AGE_CEILING_S}"
+        )));
+    }
+    let leeway_s = req.leeway_s.unwrap_or(DEFAULT_LEEWAY_S);
+    if !(0..=MAX_LEEWAY_S).contains(&leeway_s) {
+        return Err(ServiceError::BadRequest(format!(
+            "leeway_s must be between 0 and {MAX_LEEWAY_S}"
+        )));
+    }
+    let row = IssuerRow {
+        id: new_id("iss"),
+        org_id: org.id.clone(),
+        issuer: req.issuer.clone(),
+        jwks_uri: req.jwks_uri.clone(),
+        static_jwks,
+        audiences: json!(audiences).to_string(),
+        allowed_algs: json!(allowed_algs).to_string(),
+        max_token_age_s,
+        leeway_s,
+        single_use_jti: req.single_use_jti.unwrap_or(false),
+        users: req.users.unwrap_or(false),
+        created_at: app.clock.now_ms(),
+    };
+    let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
+    // Lint: fetch the keys now (discovery, issuer equality, size and time bounds).
+    if let Err(e) = app.keys.refresh(&cfg, app.clock.now_s()).await {
+        app.keys.forget(&cfg.id);
+        return Err(ServiceError::BadRequest(format!(
+            "issuer {:?} refused: its signing keys cannot be used: {e}",
+            truncate(&req.issuer, 200)
+        )));
+    }
+    app.store
+        .insert_issuer(&row)
+        .await
+        .map_err(ServiceError::from)
+        .map_err(crate::service::conflict(format!(
+            "issuer {:?} in this organization",
+            truncate(&req.issuer, 200)
+        )))?;
+    app.changed(Change::Issuer(row.id.clone())).await;
+    // Keep the keys fetched by the lint: the reload above forgot them.
+    let _ = app.keys.refresh(&cfg, app.clock.now_s()).await;
+    app.audit_change(
+        ctx,
+        p,
+        "issuer.create",
+        &format!("issuer:{}", row.issuer),
+        json!({"id": row.id}),
+    )
+    .await;
+    Ok(issuer_out(app, &cfg, row.created_at))
+}
+
+/// Lists the org's issuers with their key-cache state (org admins).
+pub async fn list_issuers(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+) -> ServiceResult<Vec<IssuerOut>> {
+    let org = org_admin(app, ctx, p, org, "issuer.list").await?;
+    let mut out = Vec::new();
+    for row in app.store.issuers_of_org(&org.id).await? {
+        let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
+        out.push(issuer_out(app, &cfg, row.created_at));
+    }
+    Ok(out)
+}
+
+async fn org_issuer(app: &App, org: &OrgRow, id: &str) -> ServiceResult<IssuerRow> {
+    match app.store.issuer_by_id(id).await? {
+        Some(row) if row.org_id == org.id => Ok(row),
+        _ => Err(ServiceError::NotFound(format!(
+            "issuer \"{}\" not found",
+            truncate(id, 64)
+        ))),
+    }
+}
+
+/// Deletes an issuer no account is bound to (org admins).
+pub async fn delete_issuer(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    id: &str,
+) -> ServiceResult<()> {
+    let org = org_admin(app, ctx, p, org, "issuer.delete").await?;
+    let row = org_issuer(app, &org, id).await?;
+    match app.store.delete_issuer(&row.id).await {
+        Ok(_) => {}
+        Err(crate::store::StoreError::Conflict) => {
+            return Err(ServiceError::Conflict(format!(
+                "issuer {:?} is still bound to external service accounts: delete or disable them first",
+                row.issuer
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    app.changed(Change::Issuer(row.id.clone())).await;
+    app.audit_change(
+        ctx,
+        p,
+        "issuer.delete",
+        &format!("issuer:{}", row.issuer),
+        json!({"id": row.id}),
+    )
+    .await;
+    Ok(())
+}
+
+/// Forces a key fetch for an issuer and returns its state (org admins).
+pub async fn refresh_issuer(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    id: &str,
+) -> ServiceResult<serde_json::Value> {
+    let org = org_admin(app, ctx, p, org, "issuer.refresh").await?;
+    let row = org_issuer(app, &org, id).await?;
+    let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
+    let result = app.keys.refresh(&cfg, app.clock.now_s()).await;
+    app.audit_change(
+        ctx,
+        p,
+        "issuer.refresh",
+        &format!("issuer:{}", row.issuer),
+        json!({"ok": result.is_ok()}),
+    )
+    .await;
+    let mut out = json!(issuer_out(app, &cfg, row.created_at));
+    if let Err(e) = result {
+        out["refresh_error"] = json!(e.to_string());
+    }
+    Ok(out)
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod exchange;
 pub mod federation;
 pub mod projects;
 

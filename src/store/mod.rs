@@ -242,6 +242,8 @@ pub trait Store: Send + Sync + 'static {
     async fn team_by_id(&self, id: &str) -> StoreResult<Option<TeamRow>>;
     async fn team_by_name(&self, name: &str) -> StoreResult<Option<TeamRow>>;
     async fn teams_of_org(&self, org_id: &str) -> StoreResult<Vec<TeamRow>>;
+    async fn all_teams(&self) -> StoreResult<Vec<TeamRow>>;
+    async fn all_orgs(&self) -> StoreResult<Vec<OrgRow>>;
     /// Adds a member or changes the role of an existing one.
     async fn upsert_team_member(
         &self,
@@ -317,12 +319,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn insert_audit(&self, events: &[NewAudit]) -> StoreResult<()>;
+
+    /// Tells other replicas that cached state changed (PostgreSQL NOTIFY;
+    /// nothing to do for the single-replica SQLite store).
+    async fn publish_change(&self, change: &str) -> StoreResult<()>;
     async fn audit_of_org(
         &self,
         org_id: &str,
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>>;
+}
+
+/// The backend-specific half of change propagation.
+#[async_trait]
+pub trait ChangeBus {
+    /// Publishes one encoded [`crate::state::Change`].
+    async fn publish(&self, change: &str) -> StoreResult<()>;
 }
 
 /// The store as the rest of fedgate holds it.

@@ -7,6 +7,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::sql::impl_sql_store;
 use super::*;
 
+/// The NOTIFY channel replicas listen on.
+pub const CHANNEL: &str = "fedgate_changes";
+
 /// PostgreSQL-backed [`Store`].
 pub struct PgStore {
     pool: sqlx::PgPool,
@@ -33,3 +36,15 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore);
+
+#[async_trait::async_trait]
+impl ChangeBus for PgStore {
+    async fn publish(&self, change: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(change)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -101,6 +101,12 @@ macro_rules! impl_sql_store {
                     .fetch_all(&self.pool)
                     .await?)
             }
+            async fn all_teams(&self) -> StoreResult<Vec<TeamRow>> {
+                Ok(sqlx::query_as("SELECT * FROM teams").fetch_all(&self.pool).await?)
+            }
+            async fn all_orgs(&self) -> StoreResult<Vec<OrgRow>> {
+                Ok(sqlx::query_as("SELECT * FROM orgs").fetch_all(&self.pool).await?)
+            }
             async fn upsert_team_member(&self, team_id: &str, user_id: &str, role: &str, now: i64) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
@@ -485,6 +491,9 @@ macro_rules! impl_sql_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+            async fn publish_change(&self, change: &str) -> StoreResult<()> {
+                $crate::store::ChangeBus::publish(self, change).await
             }
             async fn audit_of_org(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
                 Ok(sqlx::query_as(

@@ -33,3 +33,10 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore);
+
+#[async_trait::async_trait]
+impl ChangeBus for SqliteStore {
+    async fn publish(&self, _change: &str) -> StoreResult<()> {
+        Ok(())
+    }
+}

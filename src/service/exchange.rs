@@ -1,0 +1,731 @@
+//! The token exchange (DESIGN §3): RFC 7523 jwt-bearer and RFC 8693
+//! token-exchange grants. This module only orchestrates: `federation::validate`
+//! checks the JWT, `federation::jwks` supplies the key, the in-memory index
+//! supplies issuers and bindings, `tokens` mints. The admin "explain" dry run
+//! runs the very same pipeline with a recording trace and mints nothing.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::instrument;
+
+use crate::audit::AuditEvent;
+use crate::federation::IssuerConfig;
+use crate::federation::index::BoundAccount;
+use crate::federation::validate::{self, Trace, VerifiedClaims};
+use crate::model::{Principal, Scopes, truncate};
+use crate::secrets::{new_id, sha256_hex};
+use crate::service::{RequestCtx, ServiceError, ServiceResult};
+use crate::state::App;
+use crate::store::UserRow;
+use crate::tokens::{AccessClaims, Actor};
+
+/// RFC 7523 §2.1: what the W&B SDK sends.
+pub const GRANT_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// RFC 8693 §2.1.
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3 token type identifiers.
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// An RFC 6749 §5.2 error: a code and a description that names the failed
+/// check (never a secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            code,
+            description: description.into(),
+        }
+    }
+    fn request(d: impl Into<String>) -> Self {
+        Self::new("invalid_request", d)
+    }
+    fn grant(d: impl Into<String>) -> Self {
+        Self::new("invalid_grant", d)
+    }
+    fn unavailable(d: impl Into<String>) -> Self {
+        Self::new("temporarily_unavailable", d)
+    }
+}
+
+impl From<ServiceError> for OAuthError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Unavailable(_) => {
+                OAuthError::unavailable("a dependency of fedgate is unavailable; retry shortly")
+            }
+            ServiceError::Internal(m) => {
+                tracing::error!(error = %m, "exchange failed");
+                OAuthError::new("server_error", "internal error")
+            }
+            other => OAuthError::grant(other.to_string()),
+        }
+    }
+}
+
+/// A token request, parsed from the form.
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeRequest {
+    pub grant_type: String,
+    /// The presented JWT (`assertion` or `subject_token`).
+    pub token: String,
+    pub scope: Option<String>,
+    /// `audience` or `resource`: `sa:<org>/<team>/<name>`.
+    pub target: Option<String>,
+}
+
+impl ExchangeRequest {
+    /// Parses the form pairs. RFC 6749 §3.2: a parameter must not repeat.
+    pub fn from_form(pairs: &[(String, String)]) -> Result<ExchangeRequest, OAuthError> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (k, _) in pairs {
+            if seen.contains(&k.as_str()) {
+                return Err(OAuthError::request(format!(
+                    "parameter \"{}\" is repeated (RFC 6749 §3.2)",
+                    truncate(k, 40)
+                )));
+            }
+            seen.push(k);
+        }
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let grant_type =
+            get("grant_type").ok_or_else(|| OAuthError::request("missing grant_type"))?;
+        let token = match grant_type {
+            GRANT_JWT_BEARER => get("assertion")
+                .ok_or_else(|| OAuthError::request("missing assertion (RFC 7523 §2.1)"))?,
+            GRANT_TOKEN_EXCHANGE => {
+                let token = get("subject_token")
+                    .ok_or_else(|| OAuthError::request("missing subject_token (RFC 8693 §2.1)"))?;
+                match get("subject_token_type") {
+                    Some(TOKEN_TYPE_JWT | TOKEN_TYPE_ID_TOKEN) => {}
+                    Some(other) => {
+                        return Err(OAuthError::request(format!(
+                            "subject_token_type {:?} is not supported: use {TOKEN_TYPE_JWT} or {TOKEN_TYPE_ID_TOKEN}",
+                            truncate(other, 80)
+                        )));
+                    }
+                    None => {
+                        return Err(OAuthError::request(
+                            "missing subject_token_type (RFC 8693 §2.1)",
+                        ));
+                    }
+                }
+                match get("requested_token_type") {
+                    None | Some(TOKEN_TYPE_ACCESS_TOKEN) => {}
+                    Some(other) => {
+                        return Err(OAuthError::request(format!(
+                            "requested_token_type {:?} is not supported: only {TOKEN_TYPE_ACCESS_TOKEN}",
+                            truncate(other, 80)
+                        )));
+                    }
+                }
+                if get("actor_token").is_some() {
+                    return Err(OAuthError::request(
+                        "actor_token is not supported (delegation)",
+                    ));
+                }
+                token
+            }
+            other => {
+                return Err(OAuthError::new(
+                    "unsupported_grant_type",
+                    format!(
+                        "grant_type {:?} is not supported: use {GRANT_JWT_BEARER} or {GRANT_TOKEN_EXCHANGE}",
+                        truncate(other, 80)
+                    ),
+                ));
+            }
+        };
+        let target = match (get("audience"), get("resource")) {
+            (Some(a), Some(r)) if a != r => {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    "audience and resource name different targets",
+                ));
+            }
+            (a, r) => a.or(r).map(String::from),
+        };
+        Ok(ExchangeRequest {
+            grant_type: grant_type.to_string(),
+            token: token.trim().to_string(),
+            scope: get("scope").map(String::from),
+            target,
+        })
+    }
+}
+
+/// The success answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+}
+
+/// Who the exchanged token becomes.
+#[derive(Debug)]
+pub enum Subject {
+    Account(Arc<BoundAccount>),
+    /// A person trusted through an issuer with `users: true`.
+    User(UserRow),
+}
+
+/// A token that passed every check, and who it becomes.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub issuer: Arc<IssuerConfig>,
+    pub claims: VerifiedClaims,
+    pub subject: Subject,
+}
+
+/// One bound account and whether the token matched it (for explain).
+#[derive(Debug, Serialize)]
+pub struct CandidateOut {
+    pub account: String,
+    pub disabled: bool,
+    pub matched: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<String>,
+}
+
+/// What a failed evaluation knows: the error and the issuer if one was found.
+pub struct Failure {
+    pub error: OAuthError,
+    pub issuer: Option<Arc<IssuerConfig>>,
+    pub sub: Option<String>,
+}
+
+fn fail(error: OAuthError, issuer: Option<&Arc<IssuerConfig>>, sub: Option<&str>) -> Failure {
+    Failure {
+        error,
+        issuer: issuer.cloned(),
+        sub: sub.map(String::from),
+    }
+}
+
+/// Options that make the dry run differ from the exchange.
+pub struct EvalOptions<'a> {
+    /// Only this organization's issuers (explain).
+    pub org_id: Option<&'a str>,
+    /// Record the single-use `jti` (the exchange) or only report it (explain).
+    pub consume_jti: bool,
+    pub candidates: Option<&'a mut Vec<CandidateOut>>,
+}
+
+fn token_auds(claims: &serde_json::Map<String, Value>) -> Vec<&str> {
+    match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every check of DESIGN §3, in order, then the binding.
+pub async fn evaluate(
+    app: &App,
+    token: &str,
+    target: Option<&str>,
+    now: i64,
+    trace: &mut Trace,
+    mut opts: EvalOptions<'_>,
+) -> Result<Evaluated, Failure> {
+    let u = validate::peek_traced(token, trace)
+        .map_err(|e| fail(OAuthError::new(e.error_code(), e.to_string()), None, None))?;
+    // Only registered issuers are ever contacted: an unknown `iss` stops here,
+    // before any network I/O.
+    let mut configs = app.index.issuers_for(&u.iss);
+    if let Some(org) = opts.org_id {
+        configs.retain(|c| c.org_id == org);
+    }
+    let target_org = target
+        .and_then(|t| t.strip_prefix("sa:"))
+        .and_then(|t| t.split('/').next());
+    if let Some(org) = target_org {
+        configs.retain(|c| c.org_name == org);
+    }
+    if configs.is_empty() {
+        let e = OAuthError::grant(format!(
+            "issuer {:?} is not a trusted issuer{}",
+            truncate(&u.iss, 200),
+            if opts.org_id.is_some() {
+                " of this organization"
+            } else {
+                ""
+            }
+        ));
+        trace.push_fail("iss", &e.description);
+        return Err(fail(e, None, None));
+    }
+    // Several orgs may trust the same issuer (GitHub's, say): the token's own
+    // audience picks the org; its signature is still checked below.
+    let auds = token_auds(&u.claims);
+    if configs.len() > 1 {
+        let accepting: Vec<_> = configs
+            .iter()
+            .filter(|c| c.audiences.iter().any(|a| auds.contains(&a.as_str())))
+            .cloned()
+            .collect();
+        if !accepting.is_empty() {
+            configs = accepting;
+        }
+    }
+    let mut first_error: Option<Failure> = None;
+    let mut verified = None;
+    for cfg in &configs {
+        let key = match app.keys.key(cfg, u.kid.as_deref(), u.alg, now).await {
+            Ok(k) => k,
+            Err(e) => {
+                trace.push_fail("key", &e);
+                first_error.get_or_insert(fail(
+                    OAuthError::new(e.error_code(), e.to_string()),
+                    Some(cfg),
+                    None,
+                ));
+                continue;
+            }
+        };
+        trace.push_ok(
+            "key",
+            format_args!(
+                "key {:?} of issuer {} ({})",
+                key.kid.as_deref().unwrap_or("-"),
+                cfg.id,
+                cfg.org_name
+            ),
+        );
+        match validate::verify(&u, token, cfg, &key, now, trace) {
+            Ok(c) => {
+                verified = Some((cfg.clone(), c));
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert(fail(
+                    OAuthError::new(e.error_code(), e.to_string()),
+                    Some(cfg),
+                    None,
+                ));
+            }
+        }
+    }
+    let Some((cfg, claims)) = verified else {
+        return Err(first_error.unwrap_or_else(|| {
+            fail(
+                OAuthError::grant("no issuer configuration accepted the token"),
+                None,
+                None,
+            )
+        }));
+    };
+    let sub = claims.sub.clone();
+    if cfg.single_use_jti {
+        let Some(jti) = claims.jti.as_deref() else {
+            let e = OAuthError::grant("this issuer requires a \"jti\" claim (single-use tokens)");
+            trace.push_fail("jti", &e.description);
+            return Err(fail(e, Some(&cfg), Some(&sub)));
+        };
+        if opts.consume_jti {
+            match app.store.use_jti(&cfg.id, jti, claims.exp, now).await {
+                Ok(true) => trace.push_ok("jti", "first use"),
+                Ok(false) => {
+                    let e = OAuthError::grant(
+                        "this token was already exchanged: its \"jti\" is single-use",
+                    );
+                    trace.push_fail("jti", &e.description);
+                    return Err(fail(e, Some(&cfg), Some(&sub)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record jti");
+                    return Err(fail(
+                        OAuthError::unavailable("cannot record the token's jti; retry shortly"),
+                        Some(&cfg),
+                        Some(&sub),
+                    ));
+                }
+            }
+        } else {
+            trace.push_ok("jti", "single-use; recorded at exchange, not by explain");
+        }
+    }
+    // The binding: issuer + subject (+ claim conditions) must match exactly one enabled account.
+    let candidates = app.index.candidates(&cfg.id, &sub);
+    let mut matched: Vec<Arc<BoundAccount>> = Vec::new();
+    let mut claim_mismatch: Option<String> = None;
+    for a in &candidates {
+        match a.binding.check(&sub, &claims.claims) {
+            Ok(()) => matched.push(a.clone()),
+            Err(m) if m.condition != "sub" => {
+                claim_mismatch.get_or_insert(m.condition.clone());
+            }
+            Err(_) => {}
+        }
+    }
+    if let Some(out) = opts.candidates.as_deref_mut() {
+        for a in app.index.accounts_of_issuer(&cfg.id).into_iter().take(50) {
+            let r = a.binding.check(&sub, &claims.claims);
+            out.push(CandidateOut {
+                account: a.target_name(),
+                disabled: a.disabled,
+                matched: r.is_ok(),
+                mismatch: r.err().map(|m| m.to_string()),
+            });
+        }
+    }
+    let enabled: Vec<&Arc<BoundAccount>> = matched.iter().filter(|a| !a.disabled).collect();
+    let chosen = match target {
+        Some(t) => match enabled.iter().find(|a| a.target_name() == t) {
+            Some(a) => Some((*a).clone()),
+            None if matched.iter().any(|a| a.target_name() == t) => {
+                let e = OAuthError::grant(format!(
+                    "service account {:?} is disabled",
+                    truncate(t, 200)
+                ));
+                trace.push_fail("binding", &e.description);
+                return Err(fail(e, Some(&cfg), Some(&sub)));
+            }
+            None => {
+                let e = OAuthError::new(
+                    "invalid_target",
+                    format!(
+                        "{:?} does not name a service account this token is bound to",
+                        truncate(t, 200)
+                    ),
+                );
+                trace.push_fail("binding", &e.description);
+                return Err(fail(e, Some(&cfg), Some(&sub)));
+            }
+        },
+        None => match enabled.len() {
+            1 => Some(enabled[0].clone()),
+            0 => None,
+            n => {
+                let names: Vec<String> = enabled.iter().map(|a| a.target_name()).collect();
+                let e = OAuthError::new(
+                    "invalid_target",
+                    format!(
+                        "the token matches {n} service accounts ({}); name one with audience=sa:<org>/<team>/<name>",
+                        names.join(", ")
+                    ),
+                );
+                trace.push_fail("binding", &e.description);
+                return Err(fail(e, Some(&cfg), Some(&sub)));
+            }
+        },
+    };
+    if let Some(account) = chosen {
+        trace.push_ok("binding", format_args!("matches {}", account.target_name()));
+        return Ok(Evaluated {
+            issuer: cfg,
+            claims,
+            subject: Subject::Account(account),
+        });
+    }
+    if let Some(disabled) = matched.first() {
+        let e = OAuthError::grant(format!(
+            "service account {:?} bound to this token is disabled",
+            disabled.target_name()
+        ));
+        trace.push_fail("binding", &e.description);
+        return Err(fail(e, Some(&cfg), Some(&sub)));
+    }
+    if cfg.users && target.is_none() {
+        match app.store.user_by_email(&sub.to_ascii_lowercase()).await {
+            Ok(Some(user)) if user.org_id == cfg.org_id => {
+                trace.push_ok(
+                    "binding",
+                    format_args!(
+                        "subject is user {:?} (issuer trusted for people)",
+                        user.username
+                    ),
+                );
+                return Ok(Evaluated {
+                    issuer: cfg,
+                    claims,
+                    subject: Subject::User(user),
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "user lookup failed");
+                return Err(fail(
+                    OAuthError::unavailable("cannot look up the user; retry shortly"),
+                    Some(&cfg),
+                    Some(&sub),
+                ));
+            }
+        }
+    }
+    let e = OAuthError::grant(match claim_mismatch {
+        Some(claim) => format!(
+            "no service account of this issuer is bound to subject {:?} with these claims (the condition on {claim:?} does not hold)",
+            truncate(&sub, 200)
+        ),
+        None => format!(
+            "no service account of this issuer is bound to subject {:?}",
+            truncate(&sub, 200)
+        ),
+    });
+    trace.push_fail("binding", &e.description);
+    Err(fail(e, Some(&cfg), Some(&sub)))
+}
+
+/// `POST /oidc/token`.
+#[instrument(skip_all, fields(grant = %req.grant_type))]
+pub async fn exchange(
+    app: &App,
+    ctx: &RequestCtx,
+    req: ExchangeRequest,
+) -> Result<TokenResponse, OAuthError> {
+    let now_ms = app.clock.now_ms();
+    let now = now_ms.div_euclid(1000);
+    let token_hash = sha256_hex(req.token.as_bytes());
+    let scopes = match req.scope.as_deref() {
+        None => Scopes::FULL,
+        Some(s) => Scopes::parse(s).ok_or_else(|| {
+            OAuthError::new(
+                "invalid_scope",
+                format!(
+                    "scope {:?} is not a subset of \"read write\"",
+                    truncate(s, 80)
+                ),
+            )
+        })?,
+    };
+    if !scopes.read && !scopes.write {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            "scope is empty: ask for \"read\", \"write\" or both",
+        ));
+    }
+    let mut trace = Trace::disabled();
+    let opts = EvalOptions {
+        org_id: None,
+        consume_jti: true,
+        candidates: None,
+    };
+    let result = evaluate(
+        app,
+        &req.token,
+        req.target.as_deref(),
+        now,
+        &mut trace,
+        opts,
+    )
+    .await;
+    let ev = match result {
+        Ok(ev) => ev,
+        Err(f) => {
+            app.audit_event(AuditEvent {
+                org_id: f.issuer.as_ref().map(|i| i.org_id.clone()).unwrap_or_default(),
+                actor: match (&f.issuer, &f.sub) {
+                    (Some(i), Some(s)) => format!("external:{}#{}", i.issuer, truncate(s, 200)),
+                    (Some(i), None) => format!("external:{}", i.issuer),
+                    _ => "external:unknown".into(),
+                },
+                action: "token.exchange".into(),
+                target: String::new(),
+                outcome: "denied".into(),
+                reason: f.error.description.clone(),
+                request_id: ctx.request_id.clone(),
+                details: json!({"error": f.error.code, "grant_type": req.grant_type, "token_sha256": token_hash}),
+            })
+            .await;
+            return Err(f.error);
+        }
+    };
+    let (sub, name, kind, org_name, lifetime) = match &ev.subject {
+        Subject::Account(a) => (
+            a.sa_id.clone(),
+            a.name.clone(),
+            "service_account",
+            a.org_name.clone(),
+            app.config.token_ttl_s.min(a.max_token_lifetime_s),
+        ),
+        Subject::User(u) => (
+            u.id.clone(),
+            u.username.clone(),
+            "user",
+            ev.issuer.org_name.clone(),
+            app.config.token_ttl_s,
+        ),
+    };
+    let claims = AccessClaims {
+        iss: app.signer.issuer().to_string(),
+        sub: sub.clone(),
+        aud: app.signer.issuer().to_string(),
+        exp: now + lifetime,
+        iat: now,
+        jti: new_id("at"),
+        client_id: sub.clone(),
+        org: org_name,
+        scope: scopes.to_scope_string(),
+        act: Some(Actor {
+            iss: ev.claims.iss.clone(),
+            sub: ev.claims.sub.clone(),
+        }),
+    };
+    let access_token = app.signer.mint(&claims).map_err(OAuthError::from)?;
+    app.audit_event(AuditEvent {
+        org_id: ev.issuer.org_id.clone(),
+        actor: format!(
+            "external:{}#{}",
+            ev.issuer.issuer,
+            truncate(&ev.claims.sub, 200)
+        ),
+        action: "token.exchange".into(),
+        target: format!("{kind}:{name}"),
+        outcome: "success".into(),
+        reason: String::new(),
+        request_id: ctx.request_id.clone(),
+        details: json!({
+            "grant_type": req.grant_type,
+            "issuer": ev.issuer.issuer,
+            "subject": ev.claims.sub,
+            "account_id": sub,
+            "token_sha256": token_hash,
+            "minted_jti": claims.jti,
+            "scope": claims.scope,
+            "expires_in": lifetime,
+        }),
+    })
+    .await;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        scope: claims.scope,
+        issued_token_type: (req.grant_type == GRANT_TOKEN_EXCHANGE)
+            .then_some(TOKEN_TYPE_ACCESS_TOKEN),
+    })
+}
+
+/// `POST /api/v1/orgs/{org}/federation/explain`: the exchange as a dry run,
+/// every check with its outcome, for the org's admins.
+pub async fn explain(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    token: &str,
+    target: Option<&str>,
+) -> ServiceResult<Value> {
+    let org = app.org_of(p, org).await?;
+    let d = crate::authz::decide_admin(
+        p,
+        crate::authz::AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    );
+    app.enforce(
+        ctx,
+        p,
+        "federation.explain",
+        &format!("org:{}", org.name),
+        d,
+    )
+    .await?;
+    let mut trace = Trace::new();
+    let mut candidates = Vec::new();
+    let opts = EvalOptions {
+        org_id: Some(&org.id),
+        consume_jti: false,
+        candidates: Some(&mut candidates),
+    };
+    let result = evaluate(
+        app,
+        token.trim(),
+        target,
+        app.clock.now_s(),
+        &mut trace,
+        opts,
+    )
+    .await;
+    let (outcome, issuer, matched, error) = match &result {
+        Ok(ev) => (
+            "would_succeed",
+            Some(ev.issuer.id.clone()),
+            Some(match &ev.subject {
+                Subject::Account(a) => {
+                    json!({"kind": "service_account", "id": a.sa_id, "name": a.target_name()})
+                }
+                Subject::User(u) => json!({"kind": "user", "id": u.id, "name": u.username}),
+            }),
+            None,
+        ),
+        Err(f) => (
+            "would_fail",
+            f.issuer.as_ref().map(|i| i.id.clone()),
+            None,
+            Some(json!({"error": f.error.code, "error_description": f.error.description})),
+        ),
+    };
+    Ok(json!({
+        "outcome": outcome,
+        "issuer_id": issuer,
+        "checks": trace,
+        "candidates": candidates,
+        "matched": matched,
+        "error": error,
+    }))
+}
+
+/// Checks the caller's credential and answers RFC 7662 for `token`.
+pub async fn introspect(app: &App, ctx: &RequestCtx, caller: &Principal, token: &str) -> Value {
+    let cred = crate::service::auth::Credential::parse(token);
+    let Ok(a) = crate::service::auth::authenticate(app, ctx, &cred).await else {
+        return json!({"active": false});
+    };
+    if a.principal.org_id != caller.org_id {
+        return json!({"active": false});
+    }
+    let p = &a.principal;
+    let mut out = json!({
+        "active": true,
+        "sub": p.id,
+        "username": p.name,
+        "org": p.org_name,
+        "scope": p.scopes.to_scope_string(),
+        "principal_kind": p.kind_str(),
+    });
+    match &a.via {
+        crate::service::auth::Via::AccessToken { jti, exp } => {
+            if let Ok(c) = app
+                .signer
+                .verify(&app.store, token.trim(), app.clock.now_s())
+                .await
+            {
+                out["iss"] = json!(c.iss);
+                out["aud"] = json!(c.aud);
+                out["iat"] = json!(c.iat);
+                out["client_id"] = json!(c.client_id);
+                if let Some(act) = &c.act {
+                    out["act"] = json!(act);
+                }
+            }
+            out["jti"] = json!(jti);
+            out["exp"] = json!(exp);
+            out["token_type"] = json!("Bearer");
+        }
+        crate::service::auth::Via::ApiKey { key_id } => {
+            out["token_type"] = json!("api_key");
+            out["key_id"] = json!(key_id);
+        }
+    }
+    out
+}
