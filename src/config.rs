@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Algorithm of the signing key created on first start: ES256 or EdDSA [default: ES256].
     #[arg(long, env = "FEDGATE_SIGNING_ALG")]
     pub signing_alg: Option<String>,
+    /// Minimum seconds between two automatic JWKS fetches of one issuer
+    /// (an unknown `kid` triggers one) [default: 30].
+    #[arg(long, env = "FEDGATE_JWKS_REFRESH_COOLDOWN")]
+    pub jwks_refresh_cooldown: Option<u64>,
     /// Do not create org "default" and its admin on an empty store.
     #[arg(long, env = "FEDGATE_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
@@ -108,6 +112,7 @@ struct FileConfig {
     token_ttl: Option<u64>,
     allow_insecure_issuers: Option<bool>,
     signing_alg: Option<String>,
+    jwks_refresh_cooldown: Option<u64>,
     no_bootstrap: Option<bool>,
 }
 
@@ -122,6 +127,7 @@ pub struct ServeConfig {
     pub allow_insecure_issuers: bool,
     /// `ES256` or `EdDSA`.
     pub signing_alg: String,
+    pub jwks_refresh_cooldown_s: u64,
     pub bootstrap: bool,
 }
 
@@ -171,6 +177,10 @@ impl ServeArgs {
             allow_insecure_issuers: self.allow_insecure_issuers
                 || file.allow_insecure_issuers.unwrap_or(false),
             signing_alg,
+            jwks_refresh_cooldown_s: self
+                .jwks_refresh_cooldown
+                .or(file.jwks_refresh_cooldown)
+                .unwrap_or(30),
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
         })
     }

@@ -58,6 +58,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     .await?;
     let (audit, audit_task) = AuditSink::start(store.clone());
     let bootstrap = config.bootstrap;
+    let jwks_cooldown = config.jwks_refresh_cooldown_s;
     let fetcher = HttpFetcher::new(FetchPolicy {
         allow_insecure_loopback: config.allow_insecure_issuers,
         ..FetchPolicy::default()
@@ -71,7 +72,13 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         auth: AuthCache::default(),
         signer,
         index: FederationIndex::default(),
-        keys: KeyCache::new(Arc::new(fetcher), CachePolicy::default()),
+        keys: KeyCache::new(
+            Arc::new(fetcher),
+            CachePolicy {
+                refresh_cooldown: std::time::Duration::from_secs(jwks_cooldown),
+                ..CachePolicy::default()
+            },
+        ),
     });
     service::federation::load_index(&app)
         .await

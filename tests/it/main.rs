@@ -6,4 +6,5 @@ mod support;
 
 // mod authz_table;
 mod bad_input;
+mod federation;
 mod seed_rules;

@@ -102,6 +102,8 @@ impl TestApp {
             token_ttl_s: opts.token_ttl_s,
             allow_insecure_issuers: true,
             signing_alg: opts.signing_alg.into(),
+            // Tests rotate IdP keys right after registering them.
+            jwks_refresh_cooldown_s: 0,
             bootstrap: true,
         };
         let built = fedgate::build(config).await.expect("build app");
@@ -297,4 +299,66 @@ pub fn message(body: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+// ------------------------------------------------------------ federation helpers
+
+/// Token endpoint grant names.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+impl TestApp {
+    /// Registers `issuer` in org `default` with extra settings; returns the issuer id.
+    pub async fn trust_with(&self, body: Value) -> String {
+        let (s, b) = self
+            .post("/api/v1/orgs/default/issuers", Some(&self.admin_key), body)
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "register issuer: {b}");
+        b["id"].as_str().expect("issuer id").to_string()
+    }
+
+    /// Registers the test IdP (discovery) in org `default`; returns the issuer id.
+    pub async fn trust(&self, idp: &idp::TestIdp) -> String {
+        self.trust_with(json!({"issuer": idp.issuer()})).await
+    }
+
+    /// Creates an external team-scoped account; returns its id.
+    pub async fn external_sa(&self, team: &str, name: &str, binding: Value) -> String {
+        let mut body = json!({"name": name, "auth": "external"});
+        if let (Some(obj), Some(b)) = (body.as_object_mut(), binding.as_object()) {
+            obj.extend(b.clone());
+        }
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/teams/{team}/service-accounts"),
+                Some(&self.admin_key),
+                body,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "create external sa {name}: {b}");
+        assert!(
+            b.get("api_key").is_none(),
+            "external accounts never get keys: {b}"
+        );
+        b["id"].as_str().expect("id").to_string()
+    }
+
+    /// RFC 7523 exchange, as the W&B SDK sends it.
+    pub async fn exchange(&self, assertion: &str) -> (StatusCode, Value) {
+        self.form(
+            "/oidc/token",
+            &[("grant_type", JWT_BEARER), ("assertion", assertion)],
+        )
+        .await
+    }
+
+    /// RFC 7523 exchange that must succeed; returns the access token.
+    pub async fn exchange_ok(&self, assertion: &str) -> String {
+        let (s, b) = self.exchange(assertion).await;
+        assert_eq!(s, StatusCode::OK, "exchange: {b}");
+        b["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
 }
