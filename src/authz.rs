@@ -230,7 +230,7 @@ fn service_account(
                 Decision::deny(
                     "sa.other_team.create_project",
                     format!(
-                        "{who} cannot create a project in \"{}\": it is not its parent team (new projects have visibility \"team\")",
+                        "{who} cannot create project \"{path}\": \"{}\" is not its parent team (new projects have visibility \"team\")",
                         team.name
                     ),
                 )
@@ -312,7 +312,7 @@ fn user(p: &Principal, action: Action, target: Target<'_>, team: &TeamRef, path:
                 Decision::deny(
                     "user.create_project.not_member",
                     format!(
-                        "{who} cannot create a project in \"{}\": not a member of that team; a team admin can add them",
+                        "{who} cannot create project \"{path}\": not a member of team \"{}\"; a team admin can add them",
                         team.name
                     ),
                 )
