@@ -108,7 +108,8 @@ CREATE TABLE signing_keys (
 );
 
 CREATE TABLE runs (
-    id                 TEXT PRIMARY KEY,
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                 TEXT NOT NULL UNIQUE,
     project_id         TEXT NOT NULL REFERENCES projects(id),
     created_by         TEXT NOT NULL,
     created_by_kind    TEXT NOT NULL,
@@ -117,7 +118,7 @@ CREATE TABLE runs (
     config             TEXT NOT NULL,
     created_at         BIGINT NOT NULL
 );
-CREATE INDEX runs_project ON runs(project_id, created_at);
+CREATE INDEX runs_project ON runs(project_id, seq);
 
 CREATE TABLE used_jtis (
     issuer_id  TEXT NOT NULL,

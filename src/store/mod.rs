@@ -36,12 +36,16 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Database(db) => {
-                // PostgreSQL: admin_shutdown / connection failures (class 08, 57P).
+                // PostgreSQL: connection exceptions (class 08), operator
+                // intervention such as `pg_terminate_backend` (57P01
+                // admin_shutdown) and insufficient resources (53, e.g.
+                // too_many_connections while replicas reconnect).
                 let code = db.code().unwrap_or_default();
-                if code.starts_with("08") || code.starts_with("57P") {
+                if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     StoreError::Other(e.to_string())
@@ -179,6 +183,9 @@ pub struct SigningKeyRow {
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct RunRow {
+    /// Insertion order (set by the store; ignored on insert).
+    #[sqlx(default)]
+    pub seq: i64,
     pub id: String,
     pub project_id: String,
     pub created_by: String,
@@ -193,21 +200,12 @@ pub struct RunRow {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,
-    pub id: String,
-    pub org_id: String,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub outcome: String,
-    pub reason: String,
-    pub request_id: String,
-    /// JSON object text.
-    pub details: String,
+    #[sqlx(flatten)]
+    pub event: NewAudit,
 }
 
 /// An audit event before the store numbers it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct NewAudit {
     pub id: String,
     pub org_id: String,
@@ -323,6 +321,9 @@ pub trait Store: Send + Sync + 'static {
     /// Tells other replicas that cached state changed (PostgreSQL NOTIFY;
     /// nothing to do for the single-replica SQLite store).
     async fn publish_change(&self, change: &str) -> StoreResult<()>;
+    /// Where `publish_change` sends, for `crate::replication` to subscribe;
+    /// `None` for a store that only one replica can use (SQLite).
+    fn change_feed(&self) -> Option<ChangeFeed>;
     async fn audit_of_org(
         &self,
         org_id: &str,
@@ -336,6 +337,22 @@ pub trait Store: Send + Sync + 'static {
 pub trait ChangeBus {
     /// Publishes one encoded [`crate::state::Change`].
     async fn publish(&self, change: &str) -> StoreResult<()>;
+    /// The feed replicas subscribe to; `None` when there are no other replicas.
+    fn feed(&self) -> Option<ChangeFeed> {
+        None
+    }
+}
+
+/// A PostgreSQL NOTIFY channel carrying encoded [`crate::state::Change`]s,
+/// and the store's pool, whose connect options (schema, `application_name`)
+/// the listener's own connection reuses.
+#[derive(Clone, Debug)]
+pub struct ChangeFeed {
+    pub pool: sqlx::PgPool,
+    pub channel: String,
+    /// The tag this store puts before the changes it publishes
+    /// (`"<origin> <change>"`); a payload without one is a bare change.
+    pub origin: String,
 }
 
 /// The store as the rest of fedgate holds it.

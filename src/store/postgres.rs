@@ -1,4 +1,8 @@
 //! The shared store for several replicas: PostgreSQL.
+//!
+//! Besides the SQL of [`super::sql`], this store carries the replicas' change
+//! feed: `publish` is a `NOTIFY` on the schema's channel, which
+//! `crate::replication` LISTENs to on every replica.
 
 use std::time::Duration;
 
@@ -7,31 +11,82 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use super::sql::impl_sql_store;
 use super::*;
 
-/// The NOTIFY channel replicas listen on.
+/// The NOTIFY channel replicas listen on when the store lives in schema
+/// `public`; a store in another schema uses `fedgate_changes:<schema>` (see
+/// [`channel_for`]), because channels are per database, not per schema.
 pub const CHANNEL: &str = "fedgate_changes";
+
+/// `application_name` of fedgate's connections unless the URL sets one, so
+/// operators can find them in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "fedgate";
 
 /// PostgreSQL-backed [`Store`].
 pub struct PgStore {
     pool: sqlx::PgPool,
+    channel: String,
+    /// Tags this store's notifications (`"<origin> <change>"`), so the
+    /// replica that made a change, which has applied it already, skips it.
+    origin: String,
 }
 
 impl PgStore {
     /// Connects to `url` and migrates the schema (`options=-c search_path=…`
     /// in the URL selects a schema, which the tests use for isolation).
+    ///
+    /// Every replica runs the migrations at start; sqlx serialises them with
+    /// a PostgreSQL advisory lock, so replicas starting together are safe.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let opts: PgConnectOptions = url.parse()?;
+        let mut opts: PgConnectOptions = url.parse()?;
+        if opts.get_application_name().is_none() {
+            opts = opts.application_name(APPLICATION_NAME);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            // A request waits this long for a connection, then answers 503.
             .acquire_timeout(Duration::from_secs(3))
+            // Ping a pooled connection before handing it out: one killed by
+            // the server (`pg_terminate_backend`, failover) is replaced
+            // instead of failing the request that drew it.
+            .test_before_acquire(true)
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        let (schema,): (Option<String>,) = sqlx::query_as("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await?;
+        let channel = channel_for(schema.as_deref().unwrap_or("public"));
+        Ok(PgStore {
+            pool,
+            channel,
+            origin: crate::secrets::new_id("replica"),
+        })
     }
 
     /// The pool, for the change listener.
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.pool
+    }
+
+    /// The NOTIFY channel of this store's schema.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+/// The change channel of a schema: [`CHANNEL`] for `public`, else
+/// `fedgate_changes:<schema>`, hashed when that would exceed PostgreSQL's
+/// 63-byte identifier limit. Deployments (or test runs) in different schemas
+/// of one database thus never see each other's invalidations.
+pub fn channel_for(schema: &str) -> String {
+    if schema == "public" {
+        return CHANNEL.to_string();
+    }
+    let named = format!("{CHANNEL}:{schema}");
+    if named.len() <= 63 {
+        named
+    } else {
+        let hash = crate::secrets::sha256_hex(schema.as_bytes());
+        format!("{CHANNEL}:{}", &hash[..32])
     }
 }
 
@@ -41,10 +96,33 @@ impl_sql_store!(PgStore);
 impl ChangeBus for PgStore {
     async fn publish(&self, change: &str) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(change)
+            .bind(&self.channel)
+            .bind(format!("{} {change}", self.origin))
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    fn feed(&self) -> Option<ChangeFeed> {
+        Some(ChangeFeed {
+            pool: self.pool.clone(),
+            channel: self.channel.clone(),
+            origin: self.origin.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_fit_postgres_identifiers() {
+        assert_eq!(channel_for("public"), "fedgate_changes");
+        assert_eq!(channel_for("t_1_2_abc"), "fedgate_changes:t_1_2_abc");
+        let long = "s".repeat(63);
+        let c = channel_for(&long);
+        assert!(c.len() <= 63, "{c}");
+        assert_ne!(c, channel_for(&"s".repeat(62)));
     }
 }

@@ -443,7 +443,7 @@ macro_rules! impl_sql_store {
             }
             async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT * FROM runs WHERE project_id = $1 ORDER BY created_at, id LIMIT $2",
+                    "SELECT * FROM runs WHERE project_id = $1 ORDER BY seq LIMIT $2",
                 )
                 .bind(project_id)
                 .bind(limit)
@@ -469,31 +469,45 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_audit(&self, events: &[NewAudit]) -> StoreResult<()> {
+                // One multi-row statement per chunk, not one per event: each
+                // statement is a round trip (to SQLite's worker thread, or to
+                // PostgreSQL), which cost more than the row itself. Chunk sizes
+                // come from a fixed set so few distinct statements get prepared.
                 let mut tx = self.pool.begin().await?;
-                for e in events {
-                    sqlx::query(
-                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, details)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                         ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(&e.id)
-                    .bind(&e.org_id)
-                    .bind(e.at)
-                    .bind(&e.actor)
-                    .bind(&e.action)
-                    .bind(&e.target)
-                    .bind(&e.outcome)
-                    .bind(&e.reason)
-                    .bind(&e.request_id)
-                    .bind(&e.details)
-                    .execute(&mut *tx)
-                    .await?;
+                let mut rest = events;
+                while !rest.is_empty() {
+                    let n = [64, 16, 4, 1]
+                        .into_iter()
+                        .find(|&n| n <= rest.len())
+                        .unwrap_or(1);
+                    let (chunk, tail) = rest.split_at(n);
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, details) ",
+                    );
+                    q.push_values(chunk, |mut row, e| {
+                        row.push_bind(&e.id)
+                            .push_bind(&e.org_id)
+                            .push_bind(e.at)
+                            .push_bind(&e.actor)
+                            .push_bind(&e.action)
+                            .push_bind(&e.target)
+                            .push_bind(&e.outcome)
+                            .push_bind(&e.reason)
+                            .push_bind(&e.request_id)
+                            .push_bind(&e.details);
+                    });
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                    rest = tail;
                 }
                 tx.commit().await?;
                 Ok(())
             }
             async fn publish_change(&self, change: &str) -> StoreResult<()> {
                 $crate::store::ChangeBus::publish(self, change).await
+            }
+            fn change_feed(&self) -> Option<$crate::store::ChangeFeed> {
+                $crate::store::ChangeBus::feed(self)
             }
             async fn audit_of_org(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
                 Ok(sqlx::query_as(
