@@ -54,7 +54,7 @@ impl AuditSink {
     /// Queues an event, stamped with `now_ms`.
     pub async fn record(&self, e: AuditEvent, now_ms: i64) {
         let row = NewAudit {
-            id: crate::secrets::new_id("ev"),
+            id: crate::secrets::new_sortable_id("ev", now_ms),
             org_id: e.org_id,
             at: now_ms,
             actor: e.actor,

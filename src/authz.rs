@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::model::{Principal, PrincipalKind, Role, SaScope, TeamRef, Visibility};
 
 /// What a request wants to do with a project.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// View a project and its runs.
@@ -46,7 +46,7 @@ impl Action {
 }
 
 /// An explicit project membership (a user or a service account).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProjectMember {
     pub principal_id: String,
     pub role: Role,
@@ -88,7 +88,7 @@ pub enum Target<'a> {
 }
 
 /// How a decision ends, and so which HTTP status a denial maps to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,

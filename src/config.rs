@@ -27,6 +27,31 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Client: exchange the identity token in WANDB_IDENTITY_TOKEN_FILE (or
+    /// check WANDB_API_KEY) at WANDB_BASE_URL, cache the access token in
+    /// WANDB_CREDENTIALS_FILE, print who you are (JSON).
+    Login,
+    /// Client: print the caller's identity (GET /api/v1/viewer) as JSON.
+    Whoami,
+    /// Client: log a run (POST /api/v1/runs); prints the created run as JSON.
+    LogRun(LogRunArgs),
+}
+
+/// `fedgate log-run` arguments; unset ones fall back to the W&B variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogRunArgs {
+    /// Project to log to [default: WANDB_PROJECT]; created on first write.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Team (entity) to log to [default: WANDB_ENTITY, else your default entity].
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// Run name [default: generated].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run config as a JSON object, e.g. '{"lr": 0.001}'.
+    #[arg(long)]
+    pub config: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +119,10 @@ pub struct ServeArgs {
     /// (an unknown `kid` triggers one) [default: 30].
     #[arg(long, env = "FEDGATE_JWKS_REFRESH_COOLDOWN")]
     pub jwks_refresh_cooldown: Option<u64>,
+    /// Token exchanges allowed per second per client address (burst: twice
+    /// that); 0 turns the limit off [default: 200].
+    #[arg(long, env = "FEDGATE_EXCHANGE_RATE_LIMIT")]
+    pub exchange_rate_limit: Option<u32>,
     /// Do not create org "default" and its admin on an empty store.
     #[arg(long, env = "FEDGATE_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
@@ -113,6 +142,7 @@ struct FileConfig {
     allow_insecure_issuers: Option<bool>,
     signing_alg: Option<String>,
     jwks_refresh_cooldown: Option<u64>,
+    exchange_rate_limit: Option<u32>,
     no_bootstrap: Option<bool>,
 }
 
@@ -128,6 +158,8 @@ pub struct ServeConfig {
     /// `ES256` or `EdDSA`.
     pub signing_alg: String,
     pub jwks_refresh_cooldown_s: u64,
+    /// Exchanges per second per client address; 0 = unlimited.
+    pub exchange_rate_limit: u32,
     pub bootstrap: bool,
 }
 
@@ -156,8 +188,10 @@ impl ServeArgs {
         url::Url::parse(&public_url)
             .map_err(|e| anyhow::anyhow!("--public-url {public_url:?}: {e}"))?;
         let token_ttl = self.token_ttl.or(file.token_ttl).unwrap_or(3600);
-        if !(60..=86_400).contains(&token_ttl) {
-            anyhow::bail!("--token-ttl must be between 60 and 86400 seconds, got {token_ttl}");
+        // Retired signing keys verify for 13 h (tokens::RETIRED_KEY_GRACE_MS):
+        // no token may outlive that.
+        if !(60..=43_200).contains(&token_ttl) {
+            anyhow::bail!("--token-ttl must be between 60 and 43200 seconds, got {token_ttl}");
         }
         let signing_alg = self
             .signing_alg
@@ -181,6 +215,10 @@ impl ServeArgs {
                 .jwks_refresh_cooldown
                 .or(file.jwks_refresh_cooldown)
                 .unwrap_or(30),
+            exchange_rate_limit: self
+                .exchange_rate_limit
+                .or(file.exchange_rate_limit)
+                .unwrap_or(200),
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
         })
     }

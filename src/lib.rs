@@ -8,11 +8,15 @@
 
 pub mod audit;
 pub mod authz;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod federation;
 pub mod http;
+pub mod metrics;
 pub mod model;
+pub mod ratelimit;
+pub mod replication;
 pub mod secrets;
 pub mod service;
 pub mod state;
@@ -42,10 +46,14 @@ pub struct Built {
     /// Set when an empty store was bootstrapped: the admin key, to print once.
     pub bootstrapped: Option<Bootstrapped>,
     audit_task: tokio::task::JoinHandle<()>,
+    /// The PostgreSQL change listener (None on SQLite); stops when dropped.
+    _replication: Option<replication::Replication>,
 }
 
 /// Opens the store, loads the signing keys, starts the audit writer and, on
 /// an empty store (unless disabled), creates org `default` with admin `admin`.
+/// On PostgreSQL it then subscribes to the other replicas' changes
+/// ([`replication`]) before returning.
 pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     let store = store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -59,6 +67,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     let (audit, audit_task) = AuditSink::start(store.clone());
     let bootstrap = config.bootstrap;
     let jwks_cooldown = config.jwks_refresh_cooldown_s;
+    let rate_limit = config.exchange_rate_limit;
     let fetcher = HttpFetcher::new(FetchPolicy {
         allow_insecure_loopback: config.allow_insecure_issuers,
         ..FetchPolicy::default()
@@ -72,6 +81,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         auth: AuthCache::default(),
         signer,
         index: FederationIndex::default(),
+        limiter: ratelimit::ExchangeLimiter::new(rate_limit),
         keys: KeyCache::new(
             Arc::new(fetcher),
             CachePolicy {
@@ -79,6 +89,17 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
                 ..CachePolicy::default()
             },
         ),
+    });
+    let weak = Arc::downgrade(&app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(app) => app.limiter.prune(),
+                None => break,
+            }
+        }
     });
     service::federation::load_index(&app)
         .await
@@ -92,10 +113,13 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     } else {
         None
     };
+    // Subscribes before serving, so every later change on another replica is heard.
+    let replication = replication::start(&app).await;
     Ok(Built {
         state: AppState(app),
         bootstrapped,
         audit_task,
+        _replication: replication,
     })
 }
 

@@ -11,6 +11,8 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, not in CI logs or files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -53,5 +55,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({"kid": kid, "alg": alg}));
             Ok(())
         }
+        Command::Login => print_json(client()?.login().await?),
+        Command::Whoami => print_json(client()?.whoami().await?),
+        Command::LogRun(args) => print_json(
+            client()?
+                .log_run(&fedgate::client::RunOptions {
+                    entity: args.entity,
+                    project: args.project,
+                    name: args.name,
+                    config: args.config,
+                })
+                .await?,
+        ),
     }
+}
+
+/// The client, configured from the `WANDB_*` environment.
+fn client() -> anyhow::Result<fedgate::client::Client> {
+    let env = fedgate::client::ClientEnv::from_process()?;
+    Ok(fedgate::client::Client::new(env)?)
+}
+
+fn print_json(v: serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A user's role in its organization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrgRole {
     Admin,
@@ -12,7 +12,7 @@ pub enum OrgRole {
 }
 
 /// A role in a team or an explicit project membership.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -20,7 +20,7 @@ pub enum Role {
 }
 
 /// Who can see a project (W&B's four visibilities).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Team,
@@ -55,7 +55,7 @@ text_enum!(Visibility { Team => "team", Restricted => "restricted", Open => "ope
 text_enum!(SaAuth { Builtin => "builtin", External => "external" });
 
 /// How a service account authenticates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SaAuth {
     /// API keys minted by fedgate.

@@ -26,6 +26,8 @@ pub struct App {
     pub index: FederationIndex,
     /// Each trusted issuer's JWKS.
     pub keys: KeyCache,
+    /// Exchanges per client address.
+    pub limiter: crate::ratelimit::ExchangeLimiter,
 }
 
 /// What axum hands to handlers.
@@ -40,7 +42,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// A change that may make cached state stale. Its text form travels between
-/// replicas (see `crate::notify`).
+/// replicas (see `crate::replication`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// A user or service account changed (membership, disable, enable).

@@ -29,6 +29,10 @@ use crate::store::{DynStore, SigningKeyRow};
 /// How long a retired key keeps verifying: longer than any token can live.
 pub const RETIRED_KEY_GRACE_MS: i64 = 13 * 3600 * 1000;
 
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
 /// `act` (RFC 8693 §4.1): who the token was exchanged for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
@@ -45,6 +49,10 @@ pub struct AccessClaims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    /// `iat` in milliseconds: revocation watermarks are in milliseconds, so a
+    /// token minted just after a re-enable is not mistaken for an older one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub iat_ms: i64,
     pub jti: String,
     /// RFC 9068 §2.2: the client the token was issued to; here the principal.
     pub client_id: String,
@@ -66,6 +74,8 @@ pub struct SigningKey {
     pub alg: Algorithm,
     pair: KeyPairKind,
     decoding: DecodingKey,
+    /// The JWS header of minted tokens, base64url: the same for every token.
+    header_b64: String,
     pub jwk: serde_json::Value,
     pub retired_at: Option<i64>,
 }
@@ -101,24 +111,35 @@ impl SigningKey {
             }
             other => anyhow::bail!("signing key {}: unsupported algorithm {other}", row.kid),
         };
+        let alg_name = if alg == Algorithm::EdDSA {
+            "EdDSA"
+        } else {
+            "ES256"
+        };
+        let header = serde_json::json!({"alg": alg_name, "typ": "at+jwt", "kid": row.kid});
         Ok(SigningKey {
             kid: row.kid.clone(),
             alg,
             pair,
             decoding,
+            header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
             jwk,
             retired_at: row.retired_at,
         })
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    /// Signs `message` and appends the signature, base64url, to `out`.
+    fn sign_into(&self, message: &[u8], out: &mut String) -> Result<(), ServiceError> {
         match &self.pair {
-            KeyPairKind::Es256(p) => p
-                .sign(&SystemRandom::new(), message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| ServiceError::Internal("ES256 signing failed".into())),
-            KeyPairKind::EdDsa(p) => Ok(p.sign(message).as_ref().to_vec()),
+            KeyPairKind::Es256(p) => {
+                let sig = p
+                    .sign(&SystemRandom::new(), message)
+                    .map_err(|_| ServiceError::Internal("ES256 signing failed".into()))?;
+                URL_SAFE_NO_PAD.encode_string(sig.as_ref(), out);
+            }
+            KeyPairKind::EdDsa(p) => URL_SAFE_NO_PAD.encode_string(p.sign(message).as_ref(), out),
         }
+        Ok(())
     }
 }
 
@@ -147,11 +168,19 @@ pub fn generate_key(alg: &str, now: i64) -> anyhow::Result<SigningKeyRow> {
 }
 
 /// Creates a new current key and retires the others (`fedgate keys rotate`).
-/// Retired keys keep verifying for [`RETIRED_KEY_GRACE_MS`].
+/// Retired keys keep verifying for [`RETIRED_KEY_GRACE_MS`]. Running replicas
+/// are told at once (`signing_keys` change); one that misses it still loads
+/// the new key on its periodic resync or on the first token it cannot verify.
 pub async fn rotate(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<String> {
     let row = generate_key(alg, now)?;
     store.insert_signing_key(&row).await?;
     store.retire_signing_keys_except(&row.kid, now).await?;
+    if let Err(e) = store
+        .publish_change(&crate::state::Change::SigningKeys.encode())
+        .await
+    {
+        tracing::warn!(error = %e, "key rotated, but replicas were not notified; they pick it up within a minute");
+    }
     Ok(row.kid)
 }
 
@@ -231,20 +260,20 @@ impl Signer {
     /// Signs `claims` with the current key (`typ: at+jwt`, RFC 9068 §2.1).
     pub fn mint(&self, claims: &AccessClaims) -> ServiceResult<String> {
         let key = self.current();
-        let alg = if key.alg == Algorithm::EdDSA {
-            "EdDSA"
-        } else {
-            "ES256"
-        };
-        let header = serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": key.kid});
         let payload = serde_json::to_vec(claims)
             .map_err(|e| ServiceError::Internal(format!("claims: {e}")))?;
-        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+        // header . payload . signature (≤ 86 base64url characters), one allocation.
+        let mut out =
+            String::with_capacity(key.header_b64.len() + 2 + payload.len().div_ceil(3) * 4 + 88);
+        out.push_str(&key.header_b64);
         out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(payload));
-        let sig = key.sign(out.as_bytes())?;
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
+        let signing_input_len = out.len();
         out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        // The signature goes to its own buffer: `out` is the message while signing.
+        let mut sig = String::with_capacity(88);
+        key.sign_into(&out.as_bytes()[..signing_input_len], &mut sig)?;
+        out.push_str(&sig);
         Ok(out)
     }
 
@@ -259,12 +288,14 @@ impl Signer {
     ) -> Result<Arc<AccessClaims>, String> {
         let hash = sha256_hex(token.as_bytes());
         if let Some(c) = self.verified.get(&hash) {
+            crate::metrics::cache_lookup(crate::metrics::Cache::VerifiedTokens, true);
             return if c.exp > now_s {
                 Ok(c)
             } else {
                 Err("access token has expired".into())
             };
         }
+        crate::metrics::cache_lookup(crate::metrics::Cache::VerifiedTokens, false);
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| "malformed access token".to_string())?;
         if header.typ.as_deref() != Some("at+jwt") {
@@ -346,6 +377,7 @@ async fn load_ring(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<Keyr
 /// revocation checks as an API key.
 pub async fn authenticate_token(
     app: &App,
+    ctx: &crate::service::RequestCtx,
     token: &Secret,
     now_ms: i64,
 ) -> ServiceResult<Authenticated> {
@@ -358,7 +390,18 @@ pub async fn authenticate_token(
     if entry.principal.org_name != claims.org {
         return Err(ServiceError::Unauthenticated("invalid access token".into()));
     }
-    check_live(&entry, claims.iat * 1000, "access token")?;
+    check_live(
+        app,
+        ctx,
+        &entry,
+        if claims.iat_ms > 0 {
+            claims.iat_ms
+        } else {
+            claims.iat * 1000
+        },
+        "access token",
+    )
+    .await?;
     let scopes = crate::model::Scopes::parse(&claims.scope)
         .ok_or_else(|| ServiceError::Unauthenticated("access token has an unknown scope".into()))?;
     let mut principal = entry.principal.clone();

@@ -792,8 +792,10 @@ impl KeyCache {
             && expires_at.is_some_and(|e| now < e)
             && let Some(k) = set.select(kid, alg)?
         {
+            crate::metrics::cache_lookup(crate::metrics::Cache::JwksKeys, true);
             return Ok(k);
         }
+        crate::metrics::cache_lookup(crate::metrics::Cache::JwksKeys, false);
         self.auto_refresh(&entry, issuer, now, seen).await;
         let (keys, fetched_at, expires_at, last_error) = {
             let st = read(&entry.state);
@@ -912,6 +914,7 @@ impl KeyCache {
         entry.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched =
             tokio::time::timeout(self.policy.fetch_timeout, self.fetcher.fetch(issuer)).await;
+        let timed_out = fetched.is_err();
         let outcome = match fetched {
             Err(_) => Err(format!(
                 "fetch took longer than {:?}",
@@ -933,6 +936,14 @@ impl KeyCache {
                 }
             }
         };
+        crate::metrics::jwks_fetch(
+            &issuer.issuer,
+            match &outcome {
+                Ok(_) => "ok",
+                Err(_) if timed_out => "timeout",
+                Err(_) => "error",
+            },
+        );
         let mut st = write(&entry.state);
         st.generation += 1;
         st.last_attempt = Some(now);

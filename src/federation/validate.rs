@@ -6,6 +6,7 @@
 //! be recorded in a [`Trace`] for the admin "explain" endpoint.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -234,8 +235,9 @@ pub struct Unverified {
     pub iss: String,
     /// The whole header (no duplicate names).
     pub header: Map<String, Value>,
-    /// The whole payload, untrusted until `verify` succeeds.
-    pub claims: Map<String, Value>,
+    /// The whole payload, untrusted until `verify` succeeds. Shared with
+    /// the [`VerifiedClaims`], not copied.
+    pub claims: Arc<Map<String, Value>>,
     raw: String,
     signing_input_len: usize,
 }
@@ -269,7 +271,7 @@ pub struct VerifiedClaims {
     /// Token id, for the optional single-use check.
     pub jti: Option<String>,
     /// Every claim, for binding conditions and the explain endpoint.
-    pub claims: Map<String, Value>,
+    pub claims: Arc<Map<String, Value>>,
 }
 
 fn fail<T>(trace: &mut Trace, e: ValidationError) -> Result<T, ValidationError> {
@@ -371,7 +373,7 @@ pub fn peek_traced(token: &str, trace: &mut Trace) -> Result<Unverified, Validat
         typ,
         iss,
         header,
-        claims,
+        claims: Arc::new(claims),
         raw: token.to_owned(),
         signing_input_len: h64.len() + 1 + p64.len(),
     })
@@ -495,11 +497,16 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("{DUPLICATE}{key}")));
+            // One map search per member: the entry is the duplicate check.
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(o) => {
+                    return Err(de::Error::custom(format!("{DUPLICATE}{}", o.key())));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    let StrictValue(v) = map.next_value()?;
+                    slot.insert(v);
+                }
             }
-            let StrictValue(v) = map.next_value()?;
-            out.insert(key, v);
         }
         Ok(Value::Object(out))
     }
@@ -712,7 +719,7 @@ pub fn verify(
         iat,
         nbf,
         jti,
-        claims: u.claims.clone(),
+        claims: Arc::clone(&u.claims),
     })
 }
 

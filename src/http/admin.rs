@@ -13,6 +13,16 @@ use crate::service::RequestCtx;
 use crate::service::admin::{self, NewMember, NewOrgSa, NewTeam, NewTeamSa, NewUser};
 use crate::state::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/users",
+    tag = "admin",
+    summary = "Create a user (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    request_body = crate::service::admin::NewUser,
+    responses((status = 201, description = "success", body = crate::service::admin::UserOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_user(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -26,6 +36,15 @@ pub async fn create_user(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{username}/api-keys",
+    tag = "admin",
+    summary = "Create an API key for a user (that user, org admins); shown once",
+    params(("username" = String, Path, description = "username")),
+    responses((status = 201, description = "success", body = crate::service::admin::NewKeyOut), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_user_key(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -38,6 +57,15 @@ pub async fn create_user_key(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{username}/api-keys",
+    tag = "admin",
+    summary = "A user's API keys, never the secrets",
+    params(("username" = String, Path, description = "username")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_user_keys(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -48,6 +76,15 @@ pub async fn list_user_keys(
     Ok(Json(json!({ "api_keys": keys })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{username}/api-keys/{key_id}",
+    tag = "admin",
+    summary = "Revoke a user's API key, effective at once",
+    params(("username" = String, Path, description = "username"), ("key_id" = String, Path, description = "API key id")),
+    responses((status = 204, description = "done"), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn revoke_user_key(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -58,6 +95,16 @@ pub async fn revoke_user_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/teams",
+    tag = "admin",
+    summary = "Create a team (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    request_body = crate::service::admin::NewTeam,
+    responses((status = 201, description = "success", body = crate::service::admin::TeamOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_team(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -71,6 +118,15 @@ pub async fn create_team(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/teams",
+    tag = "admin",
+    summary = "The org's teams",
+    params(("org" = String, Path, description = "organization name")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_teams(
     State(app): State<AppState>,
     Auth(a): Auth,
@@ -80,6 +136,16 @@ pub async fn list_teams(
     Ok(Json(json!({ "teams": teams })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{team}/members",
+    tag = "admin",
+    summary = "Add a team member or change their role (team admins, org admins)",
+    params(("team" = String, Path, description = "team name")),
+    request_body = crate::service::admin::NewMember,
+    responses((status = 201, description = "success", body = crate::service::admin::MemberOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn add_team_member(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -93,6 +159,15 @@ pub async fn add_team_member(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{team}/members",
+    tag = "admin",
+    summary = "A team's members",
+    params(("team" = String, Path, description = "team name")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_team_members(
     State(app): State<AppState>,
     Auth(a): Auth,
@@ -102,6 +177,16 @@ pub async fn list_team_members(
     Ok(Json(json!({ "members": members })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/service-accounts",
+    tag = "admin",
+    summary = "Create an org-scoped built-in service account (org admins); the API key is shown once",
+    params(("org" = String, Path, description = "organization name")),
+    request_body = crate::service::admin::NewOrgSa,
+    responses((status = 201, description = "success", body = crate::service::admin::SaOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_org_sa(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -115,6 +200,15 @@ pub async fn create_org_sa(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/service-accounts",
+    tag = "admin",
+    summary = "The org's service accounts, never secrets (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_org_sas(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -125,6 +219,16 @@ pub async fn list_org_sas(
     Ok(Json(json!({ "service_accounts": sas })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{team}/service-accounts",
+    tag = "admin",
+    summary = "Create a team-scoped service account, built-in or external (team admins, org admins)",
+    params(("team" = String, Path, description = "team name")),
+    request_body = crate::service::admin::NewTeamSa,
+    responses((status = 201, description = "success", body = crate::service::admin::SaOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_team_sa(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -138,6 +242,15 @@ pub async fn create_team_sa(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{team}/service-accounts",
+    tag = "admin",
+    summary = "A team's team-scoped service accounts (team admins, org admins)",
+    params(("team" = String, Path, description = "team name")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_team_sas(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -148,6 +261,15 @@ pub async fn list_team_sas(
     Ok(Json(json!({ "service_accounts": sas })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/service-accounts/{id}/api-keys",
+    tag = "admin",
+    summary = "Create another API key for a built-in account (rotation); shown once",
+    params(("id" = String, Path, description = "id")),
+    responses((status = 201, description = "success", body = crate::service::admin::NewKeyOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_sa_key(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -160,6 +282,15 @@ pub async fn create_sa_key(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/service-accounts/{id}/api-keys",
+    tag = "admin",
+    summary = "A service account's API keys, never the secrets",
+    params(("id" = String, Path, description = "id")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_sa_keys(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -170,6 +301,15 @@ pub async fn list_sa_keys(
     Ok(Json(json!({ "api_keys": keys })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/service-accounts/{id}/api-keys/{key_id}",
+    tag = "admin",
+    summary = "Revoke a service account's API key, effective at once",
+    params(("id" = String, Path, description = "id"), ("key_id" = String, Path, description = "API key id")),
+    responses((status = 204, description = "done"), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn revoke_sa_key(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -180,6 +320,15 @@ pub async fn revoke_sa_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/service-accounts/{id}/disable",
+    tag = "admin",
+    summary = "Disable a service account: its keys and tokens are refused at once",
+    params(("id" = String, Path, description = "id")),
+    responses((status = 200, description = "success", body = crate::service::admin::SaOut), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn disable_sa(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -191,6 +340,15 @@ pub async fn disable_sa(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/service-accounts/{id}/enable",
+    tag = "admin",
+    summary = "Enable a service account (credentials issued before the disable stay dead)",
+    params(("id" = String, Path, description = "id")),
+    responses((status = 200, description = "success", body = crate::service::admin::SaOut), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn enable_sa(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -209,6 +367,15 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/audit",
+    tag = "admin",
+    summary = "The org's audit events after `after` (a seq), oldest first (org admins)",
+    params(("org" = String, Path, description = "organization name"), ("after" = Option<i64>, Query, description = "audit seq to start after"), ("limit" = Option<i64>, Query, description = "page size, 1-1000 (default 100)")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn audit(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -220,6 +387,16 @@ pub async fn audit(
     Ok(Json(json!({ "events": events })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/issuers",
+    tag = "federation",
+    summary = "Register a trusted issuer; its keys are fetched and checked before it is saved (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    request_body = crate::service::federation::NewIssuer,
+    responses((status = 201, description = "success", body = crate::service::federation::IssuerOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_issuer(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -233,6 +410,15 @@ pub async fn create_issuer(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/issuers",
+    tag = "federation",
+    summary = "The org's trusted issuers with their key-cache state (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_issuers(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -243,6 +429,15 @@ pub async fn list_issuers(
     Ok(Json(json!({ "issuers": issuers })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/issuers/{id}",
+    tag = "federation",
+    summary = "Delete a trusted issuer no account is bound to (org admins)",
+    params(("org" = String, Path, description = "organization name"), ("id" = String, Path, description = "id")),
+    responses((status = 204, description = "done"), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn delete_issuer(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -253,6 +448,15 @@ pub async fn delete_issuer(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/issuers/{id}/refresh",
+    tag = "federation",
+    summary = "Fetch an issuer's keys now and show the key-cache state (org admins)",
+    params(("org" = String, Path, description = "organization name"), ("id" = String, Path, description = "id")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn refresh_issuer(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -264,13 +468,25 @@ pub async fn refresh_issuer(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainRequest {
+    /// The workload JWT to evaluate.
     token: String,
+    /// `sa:<org>/<team>/<name>`, as in the exchange.
     audience: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{org}/federation/explain",
+    tag = "federation",
+    summary = "Dry run of an exchange: every check and its outcome; mints nothing (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    request_body = crate::http::admin::ExplainRequest,
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn explain(
     State(app): State<AppState>,
     ctx: RequestCtx,

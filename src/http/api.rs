@@ -13,6 +13,14 @@ use crate::service::projects::{
 };
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/viewer",
+    tag = "platform",
+    summary = "The caller: principal kind, name, org, default entity, teams, scope",
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn viewer(Auth(a): Auth) -> impl IntoResponse {
     let mut v = json!(projects::viewer(&a.principal));
     v["credential"] = json!(match a.via {
@@ -22,6 +30,15 @@ pub async fn viewer(Auth(a): Auth) -> impl IntoResponse {
     Json(v)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/authz/check",
+    tag = "platform",
+    summary = "The authorization decision for the caller's own credential",
+    request_body = crate::service::projects::CheckRequest,
+    responses((status = 200, description = "success", body = crate::service::projects::CheckOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn authz_check(
     State(app): State<AppState>,
     Auth(a): Auth,
@@ -54,6 +71,15 @@ fn attribution_headers(headers: &HeaderMap) -> Option<AttributeTo> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs",
+    tag = "platform",
+    summary = "Log a run (no entity: the default entity; a missing project is created)",
+    request_body = crate::service::projects::NewRun,
+    responses((status = 201, description = "success", body = crate::service::projects::RunOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_run(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -68,6 +94,15 @@ pub async fn create_run(
     Ok((StatusCode::CREATED, Json(run)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{entity}/{project}",
+    tag = "platform",
+    summary = "A project (anonymous callers: public projects only)",
+    params(("entity" = String, Path, description = "team name"), ("project" = String, Path, description = "project name")),
+    responses((status = 200, description = "success", body = crate::service::projects::ProjectOut), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn get_project(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -80,6 +115,15 @@ pub async fn get_project(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{entity}/{project}/runs",
+    tag = "platform",
+    summary = "The runs of a project, oldest first",
+    params(("entity" = String, Path, description = "team name"), ("project" = String, Path, description = "project name")),
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn list_runs(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -91,6 +135,16 @@ pub async fn list_runs(
     Ok(Json(json!({ "runs": runs })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{team}/projects",
+    tag = "platform",
+    summary = "Create a project in a team",
+    params(("team" = String, Path, description = "team name")),
+    request_body = crate::service::projects::NewProject,
+    responses((status = 201, description = "success", body = crate::service::projects::ProjectOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn create_project(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -102,6 +156,16 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{entity}/{project}",
+    tag = "platform",
+    summary = "Change a project's visibility (project admins)",
+    params(("entity" = String, Path, description = "team name"), ("project" = String, Path, description = "project name")),
+    request_body = crate::service::projects::VisibilityChange,
+    responses((status = 200, description = "success", body = crate::service::projects::ProjectOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn patch_project(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -114,6 +178,16 @@ pub async fn patch_project(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{entity}/{project}/members",
+    tag = "platform",
+    summary = "Grant an explicit project membership (project admins)",
+    params(("entity" = String, Path, description = "team name"), ("project" = String, Path, description = "project name")),
+    request_body = crate::service::projects::NewProjectMember,
+    responses((status = 201, description = "success", body = crate::service::projects::ProjectOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn add_project_member(
     State(app): State<AppState>,
     ctx: RequestCtx,

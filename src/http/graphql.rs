@@ -52,6 +52,15 @@ fn gql_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// `POST /graphql`.
+#[utoipa::path(
+    post,
+    path = "/graphql",
+    tag = "platform",
+    summary = "The W&B SDK's Viewer and GetDefaultEntity queries; `viewer: null` for a bad credential",
+    request_body = serde_json::Value,
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn graphql(State(app): State<AppState>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {

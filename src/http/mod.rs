@@ -4,16 +4,22 @@ pub mod admin;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod graphql;
+pub mod openapi;
 pub mod ops;
 pub mod token;
 pub mod wellknown;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderValue;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
 use crate::http::extract::RequestId;
@@ -23,86 +29,133 @@ use crate::state::AppState;
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 /// The whole HTTP surface; the binary and the tests use this one factory.
+/// Every route is registered with `routes!` next to its OpenAPI annotation,
+/// so `/openapi.json` describes exactly what is served.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/viewer", get(api::viewer))
-        .route("/authz/check", post(api::authz_check))
-        .route("/runs", post(api::create_run))
-        .route(
-            "/projects/{entity}/{project}",
-            get(api::get_project).patch(api::patch_project),
-        )
-        .route("/projects/{entity}/{project}/runs", get(api::list_runs))
-        .route(
-            "/projects/{entity}/{project}/members",
-            post(api::add_project_member),
-        )
-        .route("/orgs/{org}/users", post(admin::create_user))
-        .route(
-            "/users/{username}/api-keys",
-            post(admin::create_user_key).get(admin::list_user_keys),
-        )
-        .route(
-            "/users/{username}/api-keys/{key_id}",
-            delete(admin::revoke_user_key),
-        )
-        .route(
-            "/orgs/{org}/teams",
-            post(admin::create_team).get(admin::list_teams),
-        )
-        .route(
-            "/teams/{team}/members",
-            post(admin::add_team_member).get(admin::list_team_members),
-        )
-        .route("/teams/{team}/projects", post(api::create_project))
-        .route(
-            "/orgs/{org}/service-accounts",
-            post(admin::create_org_sa).get(admin::list_org_sas),
-        )
-        .route(
-            "/teams/{team}/service-accounts",
-            post(admin::create_team_sa).get(admin::list_team_sas),
-        )
-        .route(
-            "/service-accounts/{id}/api-keys",
-            post(admin::create_sa_key).get(admin::list_sa_keys),
-        )
-        .route(
-            "/service-accounts/{id}/api-keys/{key_id}",
-            delete(admin::revoke_sa_key),
-        )
-        .route("/service-accounts/{id}/disable", post(admin::disable_sa))
-        .route("/service-accounts/{id}/enable", post(admin::enable_sa))
-        .route("/orgs/{org}/audit", get(admin::audit))
-        .route(
-            "/orgs/{org}/issuers",
-            post(admin::create_issuer).get(admin::list_issuers),
-        )
-        .route("/orgs/{org}/issuers/{id}", delete(admin::delete_issuer))
-        .route(
-            "/orgs/{org}/issuers/{id}/refresh",
-            post(admin::refresh_issuer),
-        )
-        .route("/orgs/{org}/federation/explain", post(admin::explain));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/oidc/token", post(token::token))
-        .route("/oauth/introspect", post(token::introspect))
-        .route(
-            "/.well-known/openid-configuration",
-            get(wellknown::openid_configuration),
-        )
-        .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+    let (router, doc) = documented_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(middleware::from_fn(track_latency))
         .with_state(state)
+}
+
+/// The OpenAPI document alone (for tools and tests).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
+}
+
+fn documented_routes() -> OpenApiRouter<AppState> {
+    let (schemas, paths, token_route) = routes!(token::token);
+    let token_route = token_route.layer(middleware::from_fn(count_exchange));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes((schemas, paths, token_route))
+        .routes(routes!(token::introspect))
+        .routes(routes!(wellknown::openid_configuration))
+        .routes(routes!(wellknown::jwks))
+        .routes(routes!(graphql::graphql))
+        .routes(routes!(api::viewer))
+        .routes(routes!(api::authz_check))
+        .routes(routes!(api::create_run))
+        .routes(routes!(api::get_project, api::patch_project))
+        .routes(routes!(api::list_runs))
+        .routes(routes!(api::add_project_member))
+        .routes(routes!(api::create_project))
+        .routes(routes!(admin::create_user))
+        .routes(routes!(admin::create_user_key, admin::list_user_keys))
+        .routes(routes!(admin::revoke_user_key))
+        .routes(routes!(admin::create_team, admin::list_teams))
+        .routes(routes!(admin::add_team_member, admin::list_team_members))
+        .routes(routes!(admin::create_org_sa, admin::list_org_sas))
+        .routes(routes!(admin::create_team_sa, admin::list_team_sas))
+        .routes(routes!(admin::create_sa_key, admin::list_sa_keys))
+        .routes(routes!(admin::revoke_sa_key))
+        .routes(routes!(admin::disable_sa))
+        .routes(routes!(admin::enable_sa))
+        .routes(routes!(admin::audit))
+        .routes(routes!(admin::create_issuer, admin::list_issuers))
+        .routes(routes!(admin::delete_issuer))
+        .routes(routes!(admin::refresh_issuer))
+        .routes(routes!(admin::explain))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "This OpenAPI 3 document",
+    responses((status = 200, description = "success", body = serde_json::Value)),
+    security(())
+)]
+async fn openapi_json(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) -> Response {
+    Json(doc.as_ref()).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format; the gauges are read now.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text format)",
+    responses((status = 200, description = "success", body = String, content_type = "text/plain")),
+    security(())
+)]
+async fn metrics(State(app): State<AppState>) -> Response {
+    let (trusted_issuers, external_accounts) = app.index.sizes();
+    let body = crate::metrics::render(crate::metrics::Snapshot {
+        audit_queue_depth: app.audit.depth(),
+        trusted_issuers,
+        external_accounts,
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Counts exchanges by outcome (the refusal code rides on the response).
+async fn count_exchange(req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let refused = resp.extensions().get::<token::Refused>().map(|r| r.0);
+    let refused = match refused {
+        None if !resp.status().is_success() => Some("invalid_request"),
+        other => other,
+    };
+    crate::metrics::exchange_done(refused, start.elapsed());
+    resp
+}
+
+/// Request latency by matched route (a template, never the raw path, so
+/// the label set stays bounded).
+async fn track_latency(req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    crate::metrics::http_request(
+        route.as_ref().map(MatchedPath::as_str),
+        method.as_str(),
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
+    resp
 }
 
 async fn not_found() -> ApiError {

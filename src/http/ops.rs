@@ -8,11 +8,27 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "success", body = serde_json::Value)),
+    security(())
+)]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the store answers and a signing key is loaded.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: store reachable, signing key loaded",
+    responses((status = 200, description = "success", body = serde_json::Value), (status = 503, description = "a dependency is down", body = crate::http::openapi::ErrorBody)),
+    security(())
+)]
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let store = app.store.ping().await;
     let kid = app.signer.current().kid.clone();

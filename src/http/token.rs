@@ -2,7 +2,9 @@
 //! `POST /oauth/introspect` (RFC 7662).
 
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -20,8 +22,14 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
+/// Set on a refused token request's response: its RFC 6749 §5.2 code, for
+/// the exchange counter (`fedgate_exchanges_total`).
+#[derive(Clone, Copy, Debug)]
+pub struct Refused(pub &'static str);
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        let code = self.code;
         let status = match self.code {
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "slow_down" => StatusCode::TOO_MANY_REQUESTS,
@@ -42,6 +50,7 @@ impl IntoResponse for OAuthError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        resp.extensions_mut().insert(Refused(code));
         resp
     }
 }
@@ -68,15 +77,94 @@ async fn form_pairs(req: Request, state: &AppState) -> Result<Vec<(String, Strin
                 OAuthError::new("invalid_request", "the request body could not be read")
             }
         })?;
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).map_err(|_| {
-        OAuthError::new(
-            "invalid_request",
-            "the body is not valid form encoding (or not UTF-8)",
-        )
-    })
+    Ok(parse_form(&bytes))
 }
 
+/// `application/x-www-form-urlencoded` parsing as the WHATWG URL standard
+/// (and `serde_urlencoded`) does it: `&`-separated, empty parts skipped,
+/// split at the first `=`, `+` is a space, `%XX` decoded, invalid UTF-8
+/// replaced. A part without `+` or `%` (a JWT: base64url and dots) is
+/// copied once instead of decoded byte by byte: the assertion is most of
+/// the body of every exchange.
+pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    body.split(|&b| b == b'&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, value) = match part.iter().position(|&b| b == b'=') {
+                Some(i) => (&part[..i], &part[i + 1..]),
+                None => (part, &[][..]),
+            };
+            (form_decode(name), form_decode(value))
+        })
+        .collect()
+}
+
+fn form_decode(s: &[u8]) -> String {
+    if !s.contains(&b'%') && !s.contains(&b'+') {
+        return utf8_lossy(s.to_vec());
+    }
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                s.get(i + 1).and_then(|&b| hex(b)),
+                s.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(h), Some(l)) => {
+                    // Two hex digits make one byte: the cast cannot truncate.
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    utf8_lossy(out)
+}
+
+/// `String::from_utf8_lossy` with the fast validation first: the lossy
+/// scan is several times slower on the valid text it nearly always gets.
+fn utf8_lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[utoipa::path(
+    post,
+    path = "/oidc/token",
+    tag = "federation",
+    summary = "Exchange a workload's JWT for an access token (RFC 7523 jwt-bearer, RFC 8693 token-exchange)",
+    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "the access token (Cache-Control: no-store)", body = crate::service::exchange::TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2 error naming the failed check", body = crate::http::openapi::OAuthErrorBody),
+        (status = 429, description = "rate-limited (Retry-After)", body = crate::http::openapi::OAuthErrorBody),
+        (status = 503, description = "the issuer's keys cannot be had (Retry-After)", body = crate::http::openapi::OAuthErrorBody),
+    ),
+    security(())
+)]
 pub async fn token(State(app): State<AppState>, ctx: RequestCtx, req: Request) -> Response {
+    // In-process callers (benches, `oneshot`) have no peer address: not limited.
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(Err(wait)) = peer.map(|ip| app.limiter.check(ip)) {
+        let mut resp = OAuthError::new(
+            "slow_down",
+            "too many token requests from this address; retry after the Retry-After delay",
+        )
+        .into_response();
+        let secs = wait.as_secs().max(1).to_string();
+        if let Ok(v) = HeaderValue::from_str(&secs) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let pairs = match form_pairs(req, &app).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -93,6 +181,19 @@ pub async fn token(State(app): State<AppState>, ctx: RequestCtx, req: Request) -
 
 /// RFC 7662: any valid credential of the same org may ask; an unknown,
 /// expired, revoked or other-org token is simply `{"active": false}`.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "federation",
+    summary = "RFC 7662 token introspection (any valid credential of the same org)",
+    request_body(content = crate::http::openapi::IntrospectForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "{active, …} or {active: false}", body = serde_json::Value),
+        (status = 400, description = "malformed request", body = crate::http::openapi::OAuthErrorBody),
+        (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
 pub async fn introspect(
     State(app): State<AppState>,
     ctx: RequestCtx,
@@ -108,4 +209,33 @@ pub async fn introspect(
     };
     let out = exchange::introspect(&app, &ctx, &caller.principal, token).await;
     no_store(Json(out).into_response())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::parse_form;
+
+    #[test]
+    fn form_parsing_matches_serde_urlencoded() {
+        for body in [
+            "",
+            "&&",
+            "a=1&b=2",
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=eyJh.eyJi.c2ln",
+            "a+b=c+d&e",
+            "x=%41%4a%4A%zz%4&y=%",
+            "k=%C3%A9t%C3%A9&bad=%FF%FE",
+            "=v&k=",
+            "a=b=c",
+        ] {
+            let ours = parse_form(body.as_bytes());
+            let theirs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(body.as_bytes()).unwrap();
+            assert_eq!(ours, theirs, "{body:?}");
+        }
+        let raw = b"a=\xff\xfe&b=ok";
+        let theirs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw).unwrap();
+        assert_eq!(parse_form(raw), theirs);
+    }
 }

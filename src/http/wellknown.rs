@@ -9,6 +9,14 @@ use serde_json::json;
 use crate::service::exchange::{GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "federation",
+    summary = "fedgate's metadata (RFC 8414 / OIDC Discovery)",
+    responses((status = 200, description = "success", body = serde_json::Value)),
+    security(())
+)]
 pub async fn openid_configuration(State(app): State<AppState>) -> impl IntoResponse {
     let base = app.signer.issuer().to_string();
     Json(json!({
@@ -27,6 +35,14 @@ pub async fn openid_configuration(State(app): State<AppState>) -> impl IntoRespo
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "federation",
+    summary = "fedgate's public signing keys (RFC 7517)",
+    responses((status = 200, description = "success", body = serde_json::Value)),
+    security(())
+)]
 pub async fn jwks(State(app): State<AppState>) -> Response {
     let mut resp = Json(app.signer.jwks()).into_response();
     // Short enough that verifiers see a rotation soon; retired keys stay

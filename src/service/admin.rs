@@ -74,6 +74,50 @@ impl App {
         .await;
     }
 
+    /// The org named `org`, if `p` is one of its admins (404 for another
+    /// org's, an audited 403 otherwise).
+    pub async fn require_org_admin(
+        &self,
+        ctx: &RequestCtx,
+        p: &Principal,
+        org: &str,
+        action: &str,
+    ) -> ServiceResult<OrgRow> {
+        let org = self.org_of(p, org).await?;
+        let d = decide_admin(
+            p,
+            AdminTarget::Org {
+                org_id: &org.id,
+                org_name: &org.name,
+            },
+        );
+        self.enforce(ctx, p, action, &format!("org:{}", org.name), d)
+            .await?;
+        Ok(org)
+    }
+
+    /// The team named `team`, if `p` administers it (team or org admin).
+    pub async fn require_team_admin(
+        &self,
+        ctx: &RequestCtx,
+        p: &Principal,
+        team: &str,
+        action: &str,
+    ) -> ServiceResult<TeamRow> {
+        let team = self.team_of(p, team).await?;
+        let tref = team_ref(&team);
+        let d = decide_admin(
+            p,
+            AdminTarget::Team {
+                org_id: &team.org_id,
+                team: &tref,
+            },
+        );
+        self.enforce(ctx, p, action, &format!("team:{}", team.name), d)
+            .await?;
+        Ok(team)
+    }
+
     /// The org named `name`, if the principal belongs to it; 404 otherwise.
     pub async fn org_of(&self, p: &Principal, name: &str) -> ServiceResult<OrgRow> {
         match self.store.org_by_name(name).await? {
@@ -111,7 +155,7 @@ fn team_ref(t: &TeamRow) -> TeamRef {
 
 // ---------------------------------------------------------------- users
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -124,7 +168,7 @@ fn member() -> OrgRole {
     OrgRole::Member
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserOut {
     pub id: String,
     pub username: String,
@@ -152,16 +196,7 @@ pub async fn create_user(
     org: &str,
     req: NewUser,
 ) -> ServiceResult<UserOut> {
-    let org = app.org_of(p, org).await?;
-    let d = decide_admin(
-        p,
-        AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(ctx, p, "user.create", &format!("org:{}", org.name), d)
-        .await?;
+    let org = app.require_org_admin(ctx, p, org, "user.create").await?;
     check_name("user", &req.username).map_err(ServiceError::BadRequest)?;
     check_email(&req.email).map_err(ServiceError::BadRequest)?;
     let row = UserRow {
@@ -191,14 +226,14 @@ pub async fn create_user(
     Ok(row.into())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewKeyOut {
     pub id: String,
     /// Shown once; fedgate keeps only its SHA-256.
     pub api_key: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: String,
     pub prefix: String,
@@ -253,19 +288,7 @@ async fn user_key_target(
         }
     };
     if user.id != p.id {
-        let org = app
-            .store
-            .org_by_id(&p.org_id)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("principal without org".into()))?;
-        let d = decide_admin(
-            p,
-            AdminTarget::Org {
-                org_id: &org.id,
-                org_name: &org.name,
-            },
-        );
-        app.enforce(ctx, p, "api_key.manage", &format!("user:{username}"), d)
+        app.require_org_admin(ctx, p, &p.org_name, "api_key.manage")
             .await?;
     } else if !p.scopes.write {
         return Err(ServiceError::Forbidden {
@@ -363,13 +386,13 @@ async fn revoke_key(
 
 // ---------------------------------------------------------------- teams
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTeam {
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TeamOut {
     pub id: String,
     pub name: String,
@@ -385,16 +408,7 @@ pub async fn create_team(
     org: &str,
     req: NewTeam,
 ) -> ServiceResult<TeamOut> {
-    let org = app.org_of(p, org).await?;
-    let d = decide_admin(
-        p,
-        AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(ctx, p, "team.create", &format!("org:{}", org.name), d)
-        .await?;
+    let org = app.require_org_admin(ctx, p, org, "team.create").await?;
     check_name("team", &req.name).map_err(ServiceError::BadRequest)?;
     let row = TeamRow {
         id: new_id("team"),
@@ -438,7 +452,7 @@ pub async fn list_teams(app: &App, p: &Principal, org: &str) -> ServiceResult<Ve
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     pub username: String,
@@ -450,7 +464,7 @@ fn member_role() -> Role {
     Role::Member
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberOut {
     pub team: String,
     pub username: String,
@@ -466,16 +480,8 @@ pub async fn add_team_member(
     team: &str,
     req: NewMember,
 ) -> ServiceResult<MemberOut> {
-    let team = app.team_of(p, team).await?;
-    let tref = team_ref(&team);
-    let d = decide_admin(
-        p,
-        AdminTarget::Team {
-            org_id: &team.org_id,
-            team: &tref,
-        },
-    );
-    app.enforce(ctx, p, "team.member.add", &format!("team:{}", team.name), d)
+    let team = app
+        .require_team_admin(ctx, p, team, "team.member.add")
         .await?;
     let user = match app.store.user_by_username(&req.username).await? {
         Some(u) if u.org_id == team.org_id => u,
@@ -527,7 +533,7 @@ pub async fn list_team_members(
 
 // ---------------------------------------------------------------- service accounts
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrgSa {
     pub name: String,
@@ -535,7 +541,7 @@ pub struct NewOrgSa {
     pub max_token_lifetime_s: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTeamSa {
     pub name: String,
@@ -552,7 +558,7 @@ fn builtin() -> String {
     "builtin".into()
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SaOut {
     pub id: String,
     pub name: String,
@@ -626,22 +632,9 @@ pub async fn create_org_sa(
     org: &str,
     req: NewOrgSa,
 ) -> ServiceResult<SaOut> {
-    let org = app.org_of(p, org).await?;
-    let d = decide_admin(
-        p,
-        AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(
-        ctx,
-        p,
-        "service_account.create",
-        &format!("org:{}", org.name),
-        d,
-    )
-    .await?;
+    let org = app
+        .require_org_admin(ctx, p, org, "service_account.create")
+        .await?;
     check_name("service account", &req.name).map_err(ServiceError::BadRequest)?;
     let Some(default_team) = req.default_team.as_deref() else {
         return Err(ServiceError::BadRequest(
@@ -700,23 +693,9 @@ pub async fn create_team_sa(
     team: &str,
     req: NewTeamSa,
 ) -> ServiceResult<SaOut> {
-    let team = app.team_of(p, team).await?;
-    let tref = team_ref(&team);
-    let d = decide_admin(
-        p,
-        AdminTarget::Team {
-            org_id: &team.org_id,
-            team: &tref,
-        },
-    );
-    app.enforce(
-        ctx,
-        p,
-        "service_account.create",
-        &format!("team:{}", team.name),
-        d,
-    )
-    .await?;
+    let team = app
+        .require_team_admin(ctx, p, team, "service_account.create")
+        .await?;
     check_name("service account", &req.name).map_err(ServiceError::BadRequest)?;
     let lifetime = check_lifetime(req.max_token_lifetime_s)?;
     let org = app
@@ -792,22 +771,9 @@ pub async fn list_org_sas(
     p: &Principal,
     org: &str,
 ) -> ServiceResult<Vec<SaOut>> {
-    let org = app.org_of(p, org).await?;
-    let d = decide_admin(
-        p,
-        AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(
-        ctx,
-        p,
-        "service_account.list",
-        &format!("org:{}", org.name),
-        d,
-    )
-    .await?;
+    let org = app
+        .require_org_admin(ctx, p, org, "service_account.list")
+        .await?;
     let mut out = Vec::new();
     for sa in app.store.service_accounts_of_org(&org.id).await? {
         out.push(sa_out(app, &sa, &org.name, None).await?);
@@ -822,23 +788,9 @@ pub async fn list_team_sas(
     p: &Principal,
     team: &str,
 ) -> ServiceResult<Vec<SaOut>> {
-    let team = app.team_of(p, team).await?;
-    let tref = team_ref(&team);
-    let d = decide_admin(
-        p,
-        AdminTarget::Team {
-            org_id: &team.org_id,
-            team: &tref,
-        },
-    );
-    app.enforce(
-        ctx,
-        p,
-        "service_account.list",
-        &format!("team:{}", team.name),
-        d,
-    )
-    .await?;
+    let team = app
+        .require_team_admin(ctx, p, team, "service_account.list")
+        .await?;
     let mut out = Vec::new();
     for sa in app.store.service_accounts_of_team(&team.id).await? {
         out.push(sa_out(app, &sa, &p.org_name, None).await?);
@@ -997,7 +949,7 @@ pub async fn set_sa_disabled(
 
 // ---------------------------------------------------------------- audit
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditOut {
     pub seq: i64,
     pub id: String,
@@ -1013,17 +965,18 @@ pub struct AuditOut {
 
 impl From<AuditRow> for AuditOut {
     fn from(r: AuditRow) -> Self {
+        let e = r.event;
         AuditOut {
             seq: r.seq,
-            id: r.id,
-            time: rfc3339(r.at),
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            outcome: r.outcome,
-            reason: r.reason,
-            request_id: r.request_id,
-            details: serde_json::from_str(&r.details).unwrap_or_default(),
+            id: e.id,
+            time: rfc3339(e.at),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            reason: e.reason,
+            request_id: e.request_id,
+            details: serde_json::from_str(&e.details).unwrap_or_default(),
         }
     }
 }
@@ -1037,16 +990,7 @@ pub async fn list_audit(
     after: Option<i64>,
     limit: Option<i64>,
 ) -> ServiceResult<Vec<AuditOut>> {
-    let org = app.org_of(p, org).await?;
-    let d = decide_admin(
-        p,
-        AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(ctx, p, "audit.read", &format!("org:{}", org.name), d)
-        .await?;
+    let org = app.require_org_admin(ctx, p, org, "audit.read").await?;
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ServiceError::BadRequest(format!(

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
+use crate::metrics;
 use crate::model::{
     OrgRole, Principal, PrincipalKind, Role, SaAuth, SaScope, Scopes, TeamMembership, TeamRef,
 };
 use crate::secrets::{API_KEY_PREFIX, Secret, sha256_hex};
-use crate::service::{ServiceError, ServiceResult};
+use crate::service::{RequestCtx, ServiceError, ServiceResult};
 use crate::state::App;
 use crate::store::{ApiKeyRow, DynStore};
 
@@ -108,13 +109,18 @@ impl AuthCache {
 /// Checks an API key and returns its principal with full scope.
 pub async fn authenticate_api_key(
     app: &App,
+    ctx: &RequestCtx,
     key: &Secret,
     now_ms: i64,
 ) -> ServiceResult<Authenticated> {
     let hash = sha256_hex(key.expose().as_bytes());
     let row = match app.auth.keys.get(&hash) {
-        Some(row) => row,
+        Some(row) => {
+            metrics::cache_lookup(metrics::Cache::ApiKeys, true);
+            row
+        }
         None => {
+            metrics::cache_lookup(metrics::Cache::ApiKeys, false);
             let row = app
                 .store
                 .api_key_by_hash(&hash)
@@ -125,14 +131,12 @@ pub async fn authenticate_api_key(
             row
         }
     };
-    if row.revoked_at.is_some() {
-        return Err(ServiceError::Unauthenticated(format!(
-            "API key {}… has been revoked",
-            row.prefix
-        )));
-    }
     let entry = principal_entry(app, &row.owner_id).await?;
-    check_live(&entry, row.created_at, "API key")?;
+    if row.revoked_at.is_some() {
+        let reason = format!("API key {}… has been revoked", row.prefix);
+        return Err(refuse(app, ctx, &entry, reason).await);
+    }
+    check_live(app, ctx, &entry, row.created_at, "API key").await?;
     if app.auth.touched.get(&row.id).is_none() {
         app.auth.touched.insert(row.id.clone(), ());
         let store = app.store.clone();
@@ -151,25 +155,56 @@ pub async fn authenticate_api_key(
     })
 }
 
-/// Refuses a disabled account or a credential older than its revocation watermark.
-pub fn check_live(entry: &PrincipalEntry, issued_at_ms: i64, what: &str) -> ServiceResult<()> {
+/// Refuses a disabled account or a credential older than its revocation
+/// watermark. Refusals are audited in the owner's organization.
+pub async fn check_live(
+    app: &App,
+    ctx: &RequestCtx,
+    entry: &PrincipalEntry,
+    issued_at_ms: i64,
+    what: &str,
+) -> ServiceResult<()> {
     let who = entry.principal.describe();
     if entry.disabled {
-        return Err(ServiceError::Unauthenticated(format!("{who} is disabled")));
+        return Err(refuse(app, ctx, entry, format!("{who} is disabled")).await);
     }
     if issued_at_ms < entry.revoked_before {
-        return Err(ServiceError::Unauthenticated(format!(
+        let reason = format!(
             "this {what} was issued before the credentials of {who} were revoked; use a new one"
-        )));
+        );
+        return Err(refuse(app, ctx, entry, reason).await);
     }
     Ok(())
+}
+
+/// Records a refused credential of a known owner and returns the 401.
+async fn refuse(
+    app: &App,
+    ctx: &RequestCtx,
+    entry: &PrincipalEntry,
+    reason: String,
+) -> ServiceError {
+    app.audit_event(crate::audit::AuditEvent {
+        org_id: entry.principal.org_id.clone(),
+        actor: crate::service::admin::actor(&entry.principal),
+        action: "authenticate".into(),
+        target: String::new(),
+        outcome: "unauthenticated".into(),
+        reason: reason.clone(),
+        request_id: ctx.request_id.clone(),
+        details: serde_json::json!({}),
+    })
+    .await;
+    ServiceError::Unauthenticated(reason)
 }
 
 /// The cached principal for a user or service account id.
 pub async fn principal_entry(app: &App, id: &str) -> ServiceResult<Arc<PrincipalEntry>> {
     if let Some(e) = app.auth.principals.get(id) {
+        metrics::cache_lookup(metrics::Cache::Principals, true);
         return Ok(e);
     }
+    metrics::cache_lookup(metrics::Cache::Principals, false);
     let entry = Arc::new(load_principal(&app.store, id).await?.ok_or_else(|| {
         ServiceError::Unauthenticated("the credential's owner no longer exists".into())
     })?);
@@ -260,13 +295,15 @@ pub async fn load_principal(
 /// in that owner's organization.
 pub async fn authenticate(
     app: &App,
-    ctx: &crate::service::RequestCtx,
+    ctx: &RequestCtx,
     cred: &Credential,
 ) -> ServiceResult<Authenticated> {
     let now = app.clock.now_ms();
     let result = match cred {
-        Credential::ApiKey(key) => authenticate_api_key(app, key, now).await,
-        Credential::AccessToken(token) => crate::tokens::authenticate_token(app, token, now).await,
+        Credential::ApiKey(key) => authenticate_api_key(app, ctx, key, now).await,
+        Credential::AccessToken(token) => {
+            crate::tokens::authenticate_token(app, ctx, token, now).await
+        }
     };
     if let Err(ServiceError::Unauthenticated(reason)) = &result {
         tracing::info!(request_id = %ctx.request_id, %reason, "credential refused");

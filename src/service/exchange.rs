@@ -168,7 +168,7 @@ impl ExchangeRequest {
 }
 
 /// The success answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -283,6 +283,18 @@ pub async fn evaluate(
             .collect();
         if !accepting.is_empty() {
             configs = accepting;
+        }
+        // Two organizations accepting the same issuer and audience could
+        // each bind the same subject: never guess which tenant a workload
+        // belongs to (registration refuses such overlaps; this guards
+        // stores that predate the check).
+        if configs.iter().any(|c| c.org_id != configs[0].org_id) {
+            let e = OAuthError::new(
+                "invalid_target",
+                "this issuer and audience are trusted by more than one organization; name the account with audience=sa:<org>/<team>/<name>",
+            );
+            trace.push_fail("iss", &e.description);
+            return Err(fail(e, None, None));
         }
     }
     let mut first_error: Option<Failure> = None;
@@ -484,8 +496,9 @@ pub async fn evaluate(
     Err(fail(e, Some(&cfg), Some(&sub)))
 }
 
-/// `POST /oidc/token`.
-#[instrument(skip_all, fields(grant = %req.grant_type))]
+/// `POST /oidc/token`. The span is at debug level: at the default `info`
+/// it costs nothing on the hot path.
+#[instrument(level = "debug", skip_all, fields(grant = %req.grant_type))]
 pub async fn exchange(
     app: &App,
     ctx: &RequestCtx,
@@ -570,6 +583,7 @@ pub async fn exchange(
         aud: app.signer.issuer().to_string(),
         exp: now + lifetime,
         iat: now,
+        iat_ms: now_ms,
         jti: new_id("at"),
         client_id: sub.clone(),
         org: org_name,
@@ -624,22 +638,9 @@ pub async fn explain(
     token: &str,
     target: Option<&str>,
 ) -> ServiceResult<Value> {
-    let org = app.org_of(p, org).await?;
-    let d = crate::authz::decide_admin(
-        p,
-        crate::authz::AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(
-        ctx,
-        p,
-        "federation.explain",
-        &format!("org:{}", org.name),
-        d,
-    )
-    .await?;
+    let org = app
+        .require_org_admin(ctx, p, org, "federation.explain")
+        .await?;
     let mut trace = Trace::new();
     let mut candidates = Vec::new();
     let opts = EvalOptions {

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::instrument;
 
-use crate::authz::{AdminTarget, decide_admin};
 use crate::clock::rfc3339;
 use crate::federation::index::BoundAccount;
 use crate::federation::jwks::{KeyStatus, VerifyingKey, check_url};
@@ -143,9 +142,10 @@ pub async fn load_index(app: &App) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Re-reads one issuer into the index (or drops it) and forgets its cached keys.
+/// Re-reads one issuer into the index, or drops it and its cached keys when
+/// it was deleted. (A changed issuer URL or key source starts a fresh key
+/// cache entry by itself.)
 pub async fn reload_issuer(app: &App, id: &str) -> ServiceResult<()> {
-    app.keys.forget(id);
     match app.store.issuer_by_id(id).await? {
         Some(row) => {
             let org = app
@@ -157,7 +157,10 @@ pub async fn reload_issuer(app: &App, id: &str) -> ServiceResult<()> {
             let cfg = issuer_config(&row, &org).map_err(ServiceError::Internal)?;
             app.index.upsert_issuer(cfg);
         }
-        None => app.index.remove_issuer(id),
+        None => {
+            app.index.remove_issuer(id);
+            app.keys.forget(id);
+        }
     }
     Ok(())
 }
@@ -238,7 +241,7 @@ pub async fn binding_for(
 // ---------------------------------------------------------------- issuer admin
 
 /// `POST /api/v1/orgs/{org}/issuers`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIssuer {
     pub issuer: String,
@@ -253,7 +256,7 @@ pub struct NewIssuer {
 }
 
 /// An issuer as the admin API shows it, with its key-cache state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuerOut {
     pub id: String,
     pub issuer: String,
@@ -271,7 +274,7 @@ pub struct IssuerOut {
 }
 
 /// Key-cache state with readable times.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyStatusOut {
     pub kids: Vec<String>,
     pub keys: usize,
@@ -316,26 +319,6 @@ fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
     }
 }
 
-async fn org_admin(
-    app: &App,
-    ctx: &RequestCtx,
-    p: &Principal,
-    org: &str,
-    action: &str,
-) -> ServiceResult<OrgRow> {
-    let org = app.org_of(p, org).await?;
-    let d = decide_admin(
-        p,
-        AdminTarget::Org {
-            org_id: &org.id,
-            org_name: &org.name,
-        },
-    );
-    app.enforce(ctx, p, action, &format!("org:{}", org.name), d)
-        .await?;
-    Ok(org)
-}
-
 /// Validates an issuer URL: absolute, https (or loopback http when allowed),
 /// no query or fragment (OIDC Discovery §4.1 appends a path to it).
 fn check_issuer_url(app: &App, issuer: &str) -> ServiceResult<()> {
@@ -360,7 +343,7 @@ pub async fn create_issuer(
     org: &str,
     req: NewIssuer,
 ) -> ServiceResult<IssuerOut> {
-    let org = org_admin(app, ctx, p, org, "issuer.create").await?;
+    let org = app.require_org_admin(ctx, p, org, "issuer.create").await?;
     if req.issuer.is_empty() || req.issuer.len() > 2048 {
         return Err(ServiceError::BadRequest(
             "issuer must be 1-2048 characters".into(),
@@ -403,6 +386,27 @@ pub async fn create_issuer(
     if audiences.is_empty() || audiences.iter().any(|a| a.is_empty() || a.len() > 512) {
         return Err(ServiceError::BadRequest(
             "audiences must be a non-empty list of non-empty strings (default: the organization's name)".into(),
+        ));
+    }
+    // An audience is how a token picks its tenant: another organization's
+    // name is reserved for it, and no two organizations may accept the same
+    // audience from the same issuer (else one could bind the other's
+    // workloads and capture their exchanges).
+    for aud in &audiences {
+        if let Some(other) = app.store.org_by_name(aud).await?
+            && other.id != org.id
+        {
+            return Err(ServiceError::BadRequest(format!(
+                "audience {:?} is the name of another organization and is reserved for it",
+                truncate(aud, 64)
+            )));
+        }
+    }
+    if app.index.issuers_for(&req.issuer).iter().any(|other| {
+        other.org_id != org.id && other.audiences.iter().any(|a| audiences.contains(a))
+    }) {
+        return Err(ServiceError::Conflict(
+            "another organization already accepts tokens of this issuer with one of these audiences; choose an audience of your own (the default is your organization's name)".into(),
         ));
     }
     let allowed_algs = match &req.allowed_algs {
@@ -468,8 +472,6 @@ pub async fn create_issuer(
             truncate(&req.issuer, 200)
         )))?;
     app.changed(Change::Issuer(row.id.clone())).await;
-    // Keep the keys fetched by the lint: the reload above forgot them.
-    let _ = app.keys.refresh(&cfg, app.clock.now_s()).await;
     app.audit_change(
         ctx,
         p,
@@ -488,7 +490,7 @@ pub async fn list_issuers(
     p: &Principal,
     org: &str,
 ) -> ServiceResult<Vec<IssuerOut>> {
-    let org = org_admin(app, ctx, p, org, "issuer.list").await?;
+    let org = app.require_org_admin(ctx, p, org, "issuer.list").await?;
     let mut out = Vec::new();
     for row in app.store.issuers_of_org(&org.id).await? {
         let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
@@ -515,7 +517,7 @@ pub async fn delete_issuer(
     org: &str,
     id: &str,
 ) -> ServiceResult<()> {
-    let org = org_admin(app, ctx, p, org, "issuer.delete").await?;
+    let org = app.require_org_admin(ctx, p, org, "issuer.delete").await?;
     let row = org_issuer(app, &org, id).await?;
     match app.store.delete_issuer(&row.id).await {
         Ok(_) => {}
@@ -547,7 +549,7 @@ pub async fn refresh_issuer(
     org: &str,
     id: &str,
 ) -> ServiceResult<serde_json::Value> {
-    let org = org_admin(app, ctx, p, org, "issuer.refresh").await?;
+    let org = app.require_org_admin(ctx, p, org, "issuer.refresh").await?;
     let row = org_issuer(app, &org, id).await?;
     let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
     let result = app.keys.refresh(&cfg, app.clock.now_s()).await;

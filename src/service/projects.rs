@@ -82,7 +82,7 @@ async fn enforce(
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectOut {
     pub id: String,
     pub entity: String,
@@ -103,7 +103,7 @@ impl From<ProjectView> for ProjectOut {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     pub name: String,
@@ -233,14 +233,14 @@ async fn readable_project(
     Ok((v, team))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PrincipalRef {
     pub kind: String,
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunOut {
     pub id: String,
     pub entity: String,
@@ -299,14 +299,14 @@ async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceResult<Princip
     })
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeTo {
     pub username: Option<String>,
     pub email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
     pub entity: Option<String>,
@@ -317,7 +317,7 @@ pub struct NewRun {
 }
 
 /// Whether a requested attribution was applied, and why not.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attribution {
     pub requested: bool,
     pub applied: bool,
@@ -412,6 +412,7 @@ pub async fn create_run(
     let (attributed_user, attribution) =
         attribute(app, p, &project, req.attribute_to.as_ref()).await?;
     let row = RunRow {
+        seq: 0,
         id: new_id("run"),
         project_id: project.id.clone(),
         created_by: p.id.clone(),
@@ -542,7 +543,7 @@ async fn attribute(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisibilityChange {
     pub visibility: Visibility,
@@ -590,7 +591,7 @@ async fn admin_project(
     Ok((v, team))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProjectMember {
     pub username: Option<String>,
@@ -682,7 +683,7 @@ pub async fn add_project_member(
     Ok(v.into())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
     pub action: Action,
@@ -690,7 +691,7 @@ pub struct CheckRequest {
     pub project: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CheckOut {
     pub allowed: bool,
     pub rule: &'static str,
@@ -739,7 +740,7 @@ pub async fn check(app: &App, p: &Principal, req: CheckRequest) -> ServiceResult
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ViewerOut {
     pub id: String,
     pub kind: &'static str,

@@ -4,7 +4,12 @@
 
 mod support;
 
-// mod authz_table;
+mod attacks;
+mod authz_table;
 mod bad_input;
+mod client;
 mod federation;
+mod metrics;
+mod openapi;
+mod replicas;
 mod seed_rules;

@@ -653,6 +653,24 @@ async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
     assert!(message(&b).contains("revoked"), "{b}");
     let (s, _) = app.run(&key3, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::CREATED);
+    // The refusals of a known account's credentials are audited.
+    let audit = app.audit().await;
+    let refused: Vec<_> = audit
+        .iter()
+        .filter(|e| e["action"] == "authenticate" && e["actor"] == "service_account:ci-bot")
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap().contains("disabled")),
+        "{audit:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap().contains("revoked")),
+        "{audit:?}"
+    );
 
     // Keys are listed without secrets, with their state.
     let (s, b) = app

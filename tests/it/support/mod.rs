@@ -70,6 +70,7 @@ pub struct Options {
     pub database_url: Option<String>,
     pub signing_alg: &'static str,
     pub token_ttl_s: i64,
+    pub exchange_rate_limit: u32,
 }
 
 impl Default for Options {
@@ -78,6 +79,7 @@ impl Default for Options {
             database_url: None,
             signing_alg: "ES256",
             token_ttl_s: 3600,
+            exchange_rate_limit: 1000,
         }
     }
 }
@@ -104,6 +106,7 @@ impl TestApp {
             signing_alg: opts.signing_alg.into(),
             // Tests rotate IdP keys right after registering them.
             jwks_refresh_cooldown_s: 0,
+            exchange_rate_limit: opts.exchange_rate_limit,
             bootstrap: true,
         };
         let built = fedgate::build(config).await.expect("build app");
