@@ -430,6 +430,28 @@ pub async fn list_issuers(
 }
 
 #[utoipa::path(
+    patch,
+    path = "/api/v1/orgs/{org}/issuers/{id}",
+    tag = "federation",
+    summary = "Change a trusted issuer's settings (e.g. rotate a static JWKS); checked and linted like registration (org admins)",
+    params(("org" = String, Path, description = "organization name"), ("id" = String, Path, description = "id")),
+    request_body = crate::service::federation::IssuerUpdate,
+    responses((status = 200, description = "success", body = crate::service::federation::IssuerOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn update_issuer(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P((org, id)): P<(String, String)>,
+    Body(req): Body<crate::service::federation::IssuerUpdate>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        crate::service::federation::update_issuer(&app, &ctx, &a.principal, &org, &id, req).await?,
+    ))
+}
+
+#[utoipa::path(
     delete,
     path = "/api/v1/orgs/{org}/issuers/{id}",
     tag = "federation",

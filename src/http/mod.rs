@@ -81,7 +81,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::enable_sa))
         .routes(routes!(admin::audit))
         .routes(routes!(admin::create_issuer, admin::list_issuers))
-        .routes(routes!(admin::delete_issuer))
+        .routes(routes!(admin::delete_issuer, admin::update_issuer))
         .routes(routes!(admin::refresh_issuer))
         .routes(routes!(admin::explain))
         .routes(routes!(ops::healthz))

@@ -332,18 +332,17 @@ fn check_issuer_url(app: &App, issuer: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Registers a trusted issuer (org admins). The issuer is linted before it is
-/// saved: its keys must be fetchable and usable now, so a trailing-slash
-/// mismatch or an empty key set is a clear 400, not a silent trap.
-#[instrument(skip_all, fields(org = %org))]
-pub async fn create_issuer(
+/// Validates an issuer's settings into a row: URL rules, one key source,
+/// audiences (another organization's name is reserved for it, and no two
+/// organizations may accept the same audience from the same issuer),
+/// asymmetric algorithms only, bounded ages. Shared by create and update.
+async fn issuer_row(
     app: &App,
-    ctx: &RequestCtx,
-    p: &Principal,
-    org: &str,
-    req: NewIssuer,
-) -> ServiceResult<IssuerOut> {
-    let org = app.require_org_admin(ctx, p, org, "issuer.create").await?;
+    org: &OrgRow,
+    req: &NewIssuer,
+    id: String,
+    created_at: i64,
+) -> ServiceResult<IssuerRow> {
     if req.issuer.is_empty() || req.issuer.len() > 2048 {
         return Err(ServiceError::BadRequest(
             "issuer must be 1-2048 characters".into(),
@@ -440,8 +439,8 @@ pub async fn create_issuer(
             "leeway_s must be between 0 and {MAX_LEEWAY_S}"
         )));
     }
-    let row = IssuerRow {
-        id: new_id("iss"),
+    Ok(IssuerRow {
+        id,
         org_id: org.id.clone(),
         issuer: req.issuer.clone(),
         jwks_uri: req.jwks_uri.clone(),
@@ -452,8 +451,23 @@ pub async fn create_issuer(
         leeway_s,
         single_use_jti: req.single_use_jti.unwrap_or(false),
         users: req.users.unwrap_or(false),
-        created_at: app.clock.now_ms(),
-    };
+        created_at,
+    })
+}
+
+/// Registers a trusted issuer (org admins). The issuer is linted before it is
+/// saved: its keys must be fetchable and usable now, so a trailing-slash
+/// mismatch or an empty key set is a clear 400, not a silent trap.
+#[instrument(skip_all, fields(org = %org))]
+pub async fn create_issuer(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    req: NewIssuer,
+) -> ServiceResult<IssuerOut> {
+    let org = app.require_org_admin(ctx, p, org, "issuer.create").await?;
+    let row = issuer_row(app, &org, &req, new_id("iss"), app.clock.now_ms()).await?;
     let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
     // Lint: fetch the keys now (discovery, issuer equality, size and time bounds).
     if let Err(e) = app.keys.refresh(&cfg, app.clock.now_s()).await {
@@ -476,6 +490,75 @@ pub async fn create_issuer(
         ctx,
         p,
         "issuer.create",
+        &format!("issuer:{}", row.issuer),
+        json!({"id": row.id}),
+    )
+    .await;
+    Ok(issuer_out(app, &cfg, row.created_at))
+}
+
+/// `PATCH /api/v1/orgs/{org}/issuers/{id}`: every setting but the issuer URL
+/// (which bound accounts refer to). Giving `jwks` or `jwks_uri` switches the
+/// key source; otherwise it is kept. A static JWKS is rotated this way.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerUpdate {
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub audiences: Option<Vec<String>>,
+    pub allowed_algs: Option<Vec<String>>,
+    pub max_token_age_s: Option<i64>,
+    pub leeway_s: Option<i64>,
+    pub single_use_jti: Option<bool>,
+    pub users: Option<bool>,
+}
+
+/// Changes an issuer's settings (org admins), with the same checks and key
+/// lint as registration; effective at once on every replica.
+#[instrument(skip_all, fields(org = %org))]
+pub async fn update_issuer(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    id: &str,
+    upd: IssuerUpdate,
+) -> ServiceResult<IssuerOut> {
+    let org = app.require_org_admin(ctx, p, org, "issuer.update").await?;
+    let old = org_issuer(app, &org, id).await?;
+    let parse_json = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+    let parse_list = |text: &str| serde_json::from_str::<Vec<String>>(text).ok();
+    let (jwks_uri, jwks) = match (upd.jwks_uri, upd.jwks) {
+        (None, None) => (
+            old.jwks_uri.clone(),
+            old.static_jwks.as_deref().and_then(parse_json),
+        ),
+        (uri, jwks) => (uri, jwks),
+    };
+    let merged = NewIssuer {
+        issuer: old.issuer.clone(),
+        jwks_uri,
+        jwks,
+        audiences: upd.audiences.or_else(|| parse_list(&old.audiences)),
+        allowed_algs: upd.allowed_algs.or_else(|| parse_list(&old.allowed_algs)),
+        max_token_age_s: upd.max_token_age_s.or(Some(old.max_token_age_s)),
+        leeway_s: upd.leeway_s.or(Some(old.leeway_s)),
+        single_use_jti: upd.single_use_jti.or(Some(old.single_use_jti)),
+        users: upd.users.or(Some(old.users)),
+    };
+    let row = issuer_row(app, &org, &merged, old.id.clone(), old.created_at).await?;
+    let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
+    if let Err(e) = app.keys.refresh(&cfg, app.clock.now_s()).await {
+        return Err(ServiceError::BadRequest(format!(
+            "update refused: the issuer's signing keys cannot be used with these settings: {e}"
+        )));
+    }
+    app.store.update_issuer(&row).await?;
+    app.changed(Change::Issuer(row.id.clone())).await;
+    app.audit_change(
+        ctx,
+        p,
+        "issuer.update",
         &format!("issuer:{}", row.issuer),
         json!({"id": row.id}),
     )

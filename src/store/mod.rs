@@ -262,6 +262,8 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_project_member(&self, member: &ProjectMemberRow) -> StoreResult<()>;
 
     async fn insert_issuer(&self, issuer: &IssuerRow) -> StoreResult<()>;
+    /// Replaces every setting of an issuer but its id, org and URL.
+    async fn update_issuer(&self, issuer: &IssuerRow) -> StoreResult<()>;
     async fn issuer_by_id(&self, id: &str) -> StoreResult<Option<IssuerRow>>;
     async fn issuers_of_org(&self, org_id: &str) -> StoreResult<Vec<IssuerRow>>;
     async fn all_issuers(&self) -> StoreResult<Vec<IssuerRow>>;

@@ -219,6 +219,26 @@ macro_rules! impl_sql_store {
                 .await?;
                 Ok(())
             }
+            async fn update_issuer(&self, i: &IssuerRow) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE trusted_issuers SET jwks_uri = $1, static_jwks = $2, audiences = $3,
+                        allowed_algs = $4, max_token_age_s = $5, leeway_s = $6, single_use_jti = $7,
+                        users = $8
+                     WHERE id = $9",
+                )
+                .bind(&i.jwks_uri)
+                .bind(&i.static_jwks)
+                .bind(&i.audiences)
+                .bind(&i.allowed_algs)
+                .bind(i.max_token_age_s)
+                .bind(i.leeway_s)
+                .bind(i.single_use_jti)
+                .bind(i.users)
+                .bind(&i.id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
             async fn issuer_by_id(&self, id: &str) -> StoreResult<Option<IssuerRow>> {
                 Ok(sqlx::query_as("SELECT * FROM trusted_issuers WHERE id = $1")
                     .bind(id)

@@ -799,3 +799,67 @@ async fn exchanges_are_rate_limited_per_address_with_retry_after() {
     let b: Value = resp.json().await.unwrap();
     assert_eq!(b["error"], "slow_down");
 }
+
+#[tokio::test]
+async fn a_static_jwks_is_rotated_with_patch() {
+    let app = world().await;
+    let cluster = "https://kubernetes.default.svc.cluster.local";
+    let only_a = json!({"keys": [KeyId::RsaA.public_jwk()]});
+    let id = app
+        .trust_with(json!({"issuer": cluster, "jwks": only_a, "audiences": ["fedgate"]}))
+        .await;
+    let claims = TestIdp::fixture("kubernetes");
+    app.external_sa(
+        "vision",
+        "k8s",
+        json!({"issuer": id, "subject": claims["sub"]}),
+    )
+    .await;
+    let idp = TestIdp::start().await;
+    let claims = crate::support::idp::merge(claims, json!({"iss": cluster, "aud": "fedgate"}));
+    // The cluster rotated its signing key: tokens from rsa-b are refused…
+    let rotated = idp.mint_with(KeyId::RsaB, json!({}), claims.clone());
+    let (s, b) = app.exchange(&rotated).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // …until the admin pastes the new key set.
+    let both = json!({"keys": [KeyId::RsaA.public_jwk(), KeyId::RsaB.public_jwk()]});
+    let path = format!("/api/v1/orgs/default/issuers/{id}");
+    let (s, b) = app
+        .patch(&path, Some(&app.admin_key), json!({"jwks": both}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["key_source"], "static");
+    assert_eq!(
+        b["audiences"],
+        json!(["fedgate"]),
+        "unchanged settings are kept: {b}"
+    );
+    app.exchange_ok(&rotated).await;
+    app.exchange_ok(&idp.mint_with(KeyId::RsaA, json!({}), claims))
+        .await;
+    // The URL cannot change; settings are checked as at registration.
+    let (s, b) = app
+        .patch(
+            &path,
+            Some(&app.admin_key),
+            json!({"issuer": "https://elsewhere.example"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(message(&b).contains("unknown field"), "{b}");
+    let (s, b) = app
+        .patch(&path, Some(&app.admin_key), json!({"jwks": {"keys": []}}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = app
+        .patch(
+            &path,
+            Some(&app.admin_key),
+            json!({"allowed_algs": ["HS256"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let alice = app.user("alice", "member").await;
+    let (s, _) = app.patch(&path, Some(&alice), json!({"leeway_s": 0})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

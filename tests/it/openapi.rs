@@ -29,6 +29,7 @@ const SURFACE: &[(&str, &str)] = &[
     ("post", "/api/v1/orgs/{org}/issuers"),
     ("get", "/api/v1/orgs/{org}/issuers"),
     ("delete", "/api/v1/orgs/{org}/issuers/{id}"),
+    ("patch", "/api/v1/orgs/{org}/issuers/{id}"),
     ("post", "/api/v1/orgs/{org}/issuers/{id}/refresh"),
     ("post", "/api/v1/orgs/{org}/service-accounts"),
     ("post", "/api/v1/teams/{team}/service-accounts"),
