@@ -9,7 +9,8 @@
 //! `GET /api/v1/viewer` with an exchanged access token beside the same
 //! request with an API key. After criterion, `--bench` runs print a table
 //! of ratios measured interleaved (A, B, A, B…) so shared cores skew both
-//! sides alike.
+//! sides alike, and the exchange's process CPU (every thread, the SQLite
+//! writer too) per call beside the floor's.
 //!
 //! `cargo bench --bench exchange` (a few minutes on 2 cores);
 //! `cargo test --benches` runs every bench once.
@@ -23,7 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    RsaPublicKeyComponents,
+};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -51,6 +55,8 @@ struct Fixture {
     /// Pre-encoded form bodies for `POST /oidc/token`.
     forms: Vec<axum::body::Bytes>,
     rsa_public: DecodingKey,
+    /// The same RSA key pre-parsed by aws-lc-rs (what fedgate's key cache holds).
+    rsa_parsed: ParsedPublicKey,
     es256: EcdsaKeyPair,
     /// An exchanged access token and a built-in account's API key (same team).
     access_token: String,
@@ -113,7 +119,10 @@ fn viewer_request(credential: &str) -> Request<Body> {
 
 impl Fixture {
     fn new() -> Fixture {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // One worker runs the background tasks (the audit writer), as in the
+        // server; the bench thread drives each request with `block_on`.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
@@ -187,6 +196,16 @@ impl Fixture {
             tokens,
             forms,
             rsa_public: DecodingKey::from_rsa_pem(support::PUBLIC_PEM.as_bytes()).unwrap(),
+            rsa_parsed: {
+                let jwk = &support::jwks()["keys"][0];
+                let b = |f: &str| URL_SAFE_NO_PAD.decode(jwk[f].as_str().unwrap()).unwrap();
+                RsaPublicKeyComponents {
+                    n: b("n"),
+                    e: b("e"),
+                }
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                .unwrap()
+            },
             es256,
             access_token,
             api_key,
@@ -210,6 +229,15 @@ impl Fixture {
         )
         .unwrap();
         assert!(ok);
+    }
+
+    /// Bare aws-lc-rs RS256 verification with a pre-parsed key.
+    fn rs256_verify_preparsed(&self, token: &str) {
+        let (message, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        self.rsa_parsed
+            .verify_sig(message.as_bytes(), &sig)
+            .unwrap();
     }
 
     /// Bare aws-lc-rs ES256 signature of `message`, base64url as a JWS carries it.
@@ -258,6 +286,11 @@ impl Fixture {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         black_box(resp);
+    }
+
+    /// Waits until every queued audit event is stored.
+    fn flush_audit(&self) {
+        self.rt.block_on(self.state.audit.flush());
     }
 
     fn floor(&self, token: &str, minted_input: &[u8]) {
@@ -317,6 +350,9 @@ fn benches(c: &mut Criterion, fx: &Fixture) {
     let mut g = c.benchmark_group("validate");
     g.bench_function("rs256_verify_bare", |b| {
         b.iter(|| fx.rs256_verify_bare(black_box(&token)))
+    });
+    g.bench_function("rs256_verify_preparsed_aws_lc_rs", |b| {
+        b.iter(|| fx.rs256_verify_preparsed(black_box(&token)))
     });
     g.bench_function("fedgate_validate_warm_cache", |b| {
         b.iter(|| fx.validate(black_box(&token)))
@@ -382,6 +418,30 @@ fn paired(rounds: usize, batch: usize, mut a: impl FnMut(), mut b: impl FnMut())
     (median(&mut ta), median(&mut tb))
 }
 
+/// This process's CPU seconds (utime + stime of every thread, /proc/self/stat).
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// CPU µs per call of `op` over ~2 s, `settle` (e.g. flushing queued
+/// work) included in the measurement.
+fn cpu_per_op(mut op: impl FnMut(), settle: impl FnOnce()) -> f64 {
+    let (c0, t0) = (process_cpu_s(), Instant::now());
+    let mut n = 0u64;
+    while t0.elapsed() < Duration::from_secs(2) {
+        for _ in 0..50 {
+            op();
+        }
+        n += 50;
+    }
+    settle();
+    (process_cpu_s() - c0) * 1e6 / n as f64
+}
+
 fn summary(fx: &Fixture) {
     let token = fx.tokens[0].clone();
     let claims = fx.access_claims();
@@ -407,12 +467,19 @@ fn summary(fx: &Fixture) {
             ),
         ),
         (
-            "exchange in-process / RS256 verify + ES256 sign",
+            "exchange in-process / RS256 verify + ES256 sign (wall)",
             paired(
                 31,
                 100,
                 || fx.exchange(),
                 || fx.floor(&token, &minted_input),
+            ),
+        ),
+        (
+            "exchange in-process / same floor (process CPU)",
+            (
+                cpu_per_op(|| fx.exchange(), || fx.flush_audit()),
+                cpu_per_op(|| fx.floor(&token, &minted_input), || {}),
             ),
         ),
         (
@@ -426,7 +493,10 @@ fn summary(fx: &Fixture) {
         ),
     ];
     eprintln!();
-    eprintln!("ratios measured interleaved in this run (median of 31 alternating batches):");
+    eprintln!(
+        "ratios measured in this run: wall rows are medians of 31 alternating batches; \
+         process CPU rows count every thread (the SQLite writer too) over 2 s each"
+    );
     eprintln!(
         "{:<50} {:>10} {:>10} {:>7}",
         "", "fedgate µs", "floor µs", "ratio"

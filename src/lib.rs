@@ -55,6 +55,19 @@ pub struct Built {
 /// On PostgreSQL it then subscribes to the other replicas' changes
 /// ([`replication`]) before returning.
 pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
+    // aws-lc seeds its generator from CPU jitter on first use: tens of ms of
+    // CPU. Started now, beside the store's start-up, it is not paid by the
+    // first request (request ids are random), so ready means fast.
+    let rng_warmup = tokio::task::spawn_blocking(|| {
+        let _ = aws_lc_rs::rand::fill(&mut [0u8; 1]);
+    });
+    // The HTTP client loads the system's root certificates (~10 ms): also
+    // beside the store's start-up.
+    let fetch_policy = FetchPolicy {
+        allow_insecure_loopback: config.allow_insecure_issuers,
+        ..FetchPolicy::default()
+    };
+    let fetcher = tokio::task::spawn_blocking(move || HttpFetcher::new(fetch_policy));
     let store = store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let signer = Signer::load(
@@ -68,11 +81,10 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     let bootstrap = config.bootstrap;
     let jwks_cooldown = config.jwks_refresh_cooldown_s;
     let rate_limit = config.exchange_rate_limit;
-    let fetcher = HttpFetcher::new(FetchPolicy {
-        allow_insecure_loopback: config.allow_insecure_issuers,
-        ..FetchPolicy::default()
-    })
-    .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
+    let fetcher = fetcher
+        .await
+        .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?
+        .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let app = Arc::new(App {
         config,
         store,
@@ -115,6 +127,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     };
     // Subscribes before serving, so every later change on another replica is heard.
     let replication = replication::start(&app).await;
+    let _ = rng_warmup.await;
     Ok(Built {
         state: AppState(app),
         bootstrapped,

@@ -35,7 +35,9 @@ impl std::fmt::Debug for Secret {
 pub fn random_base62(n: usize) -> String {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let mut out = String::with_capacity(n);
-    let mut buf = [0u8; 64];
+    // 32 bytes cover an id (20 characters, 97% of bytes accepted) in one
+    // draw nearly always; the loop draws again when they do not.
+    let mut buf = [0u8; 32];
     while out.len() < n {
         // A failing system RNG leaves the buffer as it was; mixing in the
         // previous bytes would be wrong, so zeroed bytes are rejected below.

@@ -10,7 +10,12 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512,
+    RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512, RsaParameters,
+    RsaPublicKeyComponents,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{
@@ -84,6 +89,23 @@ pub struct VerifyingKey {
     pub family: KeyFamily,
     /// The parsed public key handed to jsonwebtoken's verifier.
     pub key: DecodingKey,
+    /// The same key parsed once by aws-lc-rs for the algorithm it is most
+    /// likely to verify (its JWK `alg`, else RS256 / ES256 / ES384 / EdDSA by
+    /// type): a token of that algorithm skips jsonwebtoken's per-call key
+    /// construction (for RSA, the bignums and Montgomery set-up).
+    pub parsed: Option<(Algorithm, ParsedPublicKey)>,
+}
+
+fn rsa_params(alg: Algorithm) -> Option<&'static RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
 }
 
 impl VerifyingKey {
@@ -112,7 +134,7 @@ impl VerifyingKey {
                 _ => return Err(format!("alg {ka} is not an asymmetric signature algorithm")),
             },
         };
-        let (family, key) = match &jwk.algorithm {
+        let (family, key, parsed) = match &jwk.algorithm {
             AlgorithmParameters::RSA(p) => {
                 let n = b64(&p.n, "n")?;
                 let e = b64(&p.e, "e")?;
@@ -128,12 +150,33 @@ impl VerifyingKey {
                         "RSA key of {bits} bits or its exponent is out of range"
                     ));
                 }
-                (KeyFamily::Rsa, DecodingKey::from_rsa_raw_components(n, e))
+                let fast = alg.unwrap_or(Algorithm::RS256);
+                let parsed = rsa_params(fast).and_then(|params| {
+                    RsaPublicKeyComponents { n, e }
+                        .to_parsed_public_key(params)
+                        .ok()
+                        .map(|k| (fast, k))
+                });
+                (
+                    KeyFamily::Rsa,
+                    DecodingKey::from_rsa_raw_components(n, e),
+                    parsed,
+                )
             }
             AlgorithmParameters::EllipticCurve(p) => {
-                let (curve, len, verifier) = match p.curve {
-                    EllipticCurve::P256 => (EcCurve::P256, 32, &ECDSA_P256_SHA256_FIXED),
-                    EllipticCurve::P384 => (EcCurve::P384, 48, &ECDSA_P384_SHA384_FIXED),
+                let (curve, len, verifier, fast) = match p.curve {
+                    EllipticCurve::P256 => (
+                        EcCurve::P256,
+                        32,
+                        &ECDSA_P256_SHA256_FIXED,
+                        Algorithm::ES256,
+                    ),
+                    EllipticCurve::P384 => (
+                        EcCurve::P384,
+                        48,
+                        &ECDSA_P384_SHA384_FIXED,
+                        Algorithm::ES384,
+                    ),
                     ref other => return Err(format!("EC curve {other:?} is not supported")),
                 };
                 let (x, y) = (b64(&p.x, "x")?, b64(&p.y, "y")?);
@@ -145,18 +188,26 @@ impl VerifyingKey {
                 point.push(0x04);
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
-                aws_lc_rs::signature::ParsedPublicKey::new(verifier, &point)
+                let parsed = ParsedPublicKey::new(verifier, &point)
                     .map_err(|_| "EC point is not on the curve".to_owned())?;
-                (KeyFamily::Ec(curve), DecodingKey::from_ec_der(&point))
+                (
+                    KeyFamily::Ec(curve),
+                    DecodingKey::from_ec_der(&point),
+                    Some((fast, parsed)),
+                )
             }
             AlgorithmParameters::OctetKeyPair(p) => {
                 if p.curve != EllipticCurve::Ed25519 {
                     return Err(format!("OKP curve {:?} is not supported", p.curve));
                 }
                 let x = b64(&p.x, "x")?;
-                aws_lc_rs::signature::ParsedPublicKey::new(&ED25519, &x)
+                let parsed = ParsedPublicKey::new(&ED25519, &x)
                     .map_err(|_| "Ed25519 public key is malformed".to_owned())?;
-                (KeyFamily::Ed25519, DecodingKey::from_ed_der(&x))
+                (
+                    KeyFamily::Ed25519,
+                    DecodingKey::from_ed_der(&x),
+                    Some((Algorithm::EdDSA, parsed)),
+                )
             }
             AlgorithmParameters::OctetKey(_) => {
                 return Err(
@@ -182,6 +233,7 @@ impl VerifyingKey {
             alg,
             family,
             key,
+            parsed,
         })
     }
 }
