@@ -408,9 +408,6 @@ pub async fn authenticate_token(
     principal.scopes = scopes;
     Ok(Authenticated {
         principal,
-        via: Via::AccessToken {
-            jti: claims.jti.clone(),
-            exp: claims.exp,
-        },
+        via: Via::AccessToken { claims },
     })
 }

@@ -43,8 +43,13 @@ impl Credential {
 /// How the principal was authenticated; for the audit log and `/viewer`, never for decisions.
 #[derive(Clone, Debug)]
 pub enum Via {
-    ApiKey { key_id: String },
-    AccessToken { jti: String, exp: i64 },
+    ApiKey {
+        key_id: String,
+    },
+    /// The verified claims of the token (shared with the verified-token cache).
+    AccessToken {
+        claims: std::sync::Arc<crate::tokens::AccessClaims>,
+    },
 }
 
 /// A checked credential.

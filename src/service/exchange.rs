@@ -705,22 +705,16 @@ pub async fn introspect(app: &App, ctx: &RequestCtx, caller: &Principal, token: 
         "principal_kind": p.kind_str(),
     });
     match &a.via {
-        crate::service::auth::Via::AccessToken { jti, exp } => {
-            if let Ok(c) = app
-                .signer
-                .verify(&app.store, token.trim(), app.clock.now_s())
-                .await
-            {
-                out["iss"] = json!(c.iss);
-                out["aud"] = json!(c.aud);
-                out["iat"] = json!(c.iat);
-                out["client_id"] = json!(c.client_id);
-                if let Some(act) = &c.act {
-                    out["act"] = json!(act);
-                }
+        crate::service::auth::Via::AccessToken { claims: c } => {
+            out["iss"] = json!(c.iss);
+            out["aud"] = json!(c.aud);
+            out["iat"] = json!(c.iat);
+            out["client_id"] = json!(c.client_id);
+            if let Some(act) = &c.act {
+                out["act"] = json!(act);
             }
-            out["jti"] = json!(jti);
-            out["exp"] = json!(exp);
+            out["jti"] = json!(c.jti);
+            out["exp"] = json!(c.exp);
             out["token_type"] = json!("Bearer");
         }
         crate::service::auth::Via::ApiKey { key_id } => {
