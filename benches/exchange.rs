@@ -43,6 +43,10 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+/// The allocator the binary uses (src/main.rs), so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Distinct accounts and tokens the exchange bench rotates through.
 const POOL: usize = 16;
 
@@ -353,6 +357,9 @@ fn benches(c: &mut Criterion, fx: &Fixture) {
     });
     g.bench_function("rs256_verify_preparsed_aws_lc_rs", |b| {
         b.iter(|| fx.rs256_verify_preparsed(black_box(&token)))
+    });
+    g.bench_function("fedgate_peek_parse_only", |b| {
+        b.iter(|| validate::peek(black_box(&token)).unwrap())
     });
     g.bench_function("fedgate_validate_warm_cache", |b| {
         b.iter(|| fx.validate(black_box(&token)))

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::store::{DynStore, NewAudit};
@@ -31,7 +30,9 @@ pub struct AuditEvent {
     pub outcome: String,
     pub reason: String,
     pub request_id: String,
-    pub details: Value,
+    /// A JSON object, already serialized (the exchange writes it without
+    /// building a `Value`).
+    pub details: String,
 }
 
 enum Msg {
@@ -76,7 +77,7 @@ impl AuditSink {
             outcome: e.outcome,
             reason: e.reason,
             request_id: e.request_id,
-            details: e.details.to_string(),
+            details: e.details,
         };
         self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Event(Box::new(row))).await.is_err() {

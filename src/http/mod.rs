@@ -39,11 +39,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(request_id))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(middleware::from_fn(track_latency))
+        .layer(middleware::from_fn(observe))
         .with_state(state)
 }
 
@@ -53,10 +52,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn documented_routes() -> OpenApiRouter<AppState> {
-    let (schemas, paths, token_route) = routes!(token::token);
-    let token_route = token_route.layer(middleware::from_fn(count_exchange));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes((schemas, paths, token_route))
+        .routes(routes!(token::token))
         .routes(routes!(token::introspect))
         .routes(routes!(wellknown::openid_configuration))
         .routes(routes!(wellknown::jwks))
@@ -129,26 +126,34 @@ async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts exchanges by outcome (the refusal code rides on the response).
-async fn count_exchange(req: Request, next: Next) -> Response {
-    let start = std::time::Instant::now();
-    let resp = next.run(req).await;
-    let refused = resp.extensions().get::<token::Refused>().map(|r| r.0);
-    let refused = match refused {
-        None if !resp.status().is_success() => Some("invalid_request"),
-        other => other,
-    };
-    crate::metrics::exchange_done(refused, start.elapsed());
-    resp
-}
-
-/// Request latency by matched route (a template, never the raw path, so
-/// the label set stays bounded).
-async fn track_latency(req: Request, next: Next) -> Response {
+/// Around every request, in one layer (each `from_fn` layer costs a boxed
+/// future and a clone of the inner service per request):
+/// - an id (the caller's `X-Request-Id` if sane), echoed back and recorded
+///   in the audit log, panics included;
+/// - latency by matched route (a template, never the raw path, so the label
+///   set stays bounded).
+async fn observe(mut req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
-    let resp = next.run(req).await;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(String::from)
+        .unwrap_or_else(|| crate::secrets::new_id("req"));
+    let header = HeaderValue::from_str(&id);
+    req.extensions_mut().insert(RequestId(id));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = header {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     crate::metrics::http_request(
         route.as_ref().map(MatchedPath::as_str),
         method.as_str(),
@@ -180,27 +185,4 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         rule: None,
     }
     .into_response()
-}
-
-/// Gives each request an id (the caller's `X-Request-Id` if sane), echoed back
-/// and recorded in the audit log.
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map(String::from)
-        .unwrap_or_else(|| crate::secrets::new_id("req"));
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
 }

@@ -22,14 +22,8 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// Set on a refused token request's response: its RFC 6749 §5.2 code, for
-/// the exchange counter (`fedgate_exchanges_total`).
-#[derive(Clone, Copy, Debug)]
-pub struct Refused(pub &'static str);
-
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let code = self.code;
         let status = match self.code {
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             "slow_down" => StatusCode::TOO_MANY_REQUESTS,
@@ -50,7 +44,6 @@ impl IntoResponse for OAuthError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        resp.extensions_mut().insert(Refused(code));
         resp
     }
 }
@@ -148,35 +141,69 @@ fn utf8_lossy(bytes: Vec<u8>) -> String {
     security(())
 )]
 pub async fn token(State(app): State<AppState>, ctx: RequestCtx, req: Request) -> Response {
+    let start = std::time::Instant::now();
+    let result = token_result(&app, &ctx, req).await;
+    // Every answer of this endpoint is counted here, by outcome and code
+    // (`fedgate_exchanges_total`, `fedgate_exchange_duration_seconds`).
+    crate::metrics::exchange_done(
+        result.as_ref().err().map(TokenRefusal::code),
+        start.elapsed(),
+    );
+    match result {
+        Ok(t) => no_store((StatusCode::OK, Json(t)).into_response()),
+        Err(TokenRefusal::Rate(e, wait)) => {
+            let mut resp = e.into_response();
+            let secs = wait.as_secs().max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+        Err(TokenRefusal::Refused(e)) => e.into_response(),
+    }
+}
+
+/// Why a token request got no token.
+enum TokenRefusal {
+    /// Rate-limited: retry after this long.
+    Rate(OAuthError, std::time::Duration),
+    Refused(OAuthError),
+}
+
+impl TokenRefusal {
+    fn code(&self) -> &'static str {
+        match self {
+            TokenRefusal::Rate(e, _) | TokenRefusal::Refused(e) => e.code,
+        }
+    }
+}
+
+impl From<OAuthError> for TokenRefusal {
+    fn from(e: OAuthError) -> Self {
+        TokenRefusal::Refused(e)
+    }
+}
+
+async fn token_result(
+    app: &AppState,
+    ctx: &RequestCtx,
+    req: Request,
+) -> Result<exchange::TokenResponse, TokenRefusal> {
     // In-process callers (benches, `oneshot`) have no peer address: not limited.
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(Err(wait)) = peer.map(|ip| app.limiter.check(ip)) {
-        let mut resp = OAuthError::new(
+        let e = OAuthError::new(
             "slow_down",
             "too many token requests from this address; retry after the Retry-After delay",
-        )
-        .into_response();
-        let secs = wait.as_secs().max(1).to_string();
-        if let Ok(v) = HeaderValue::from_str(&secs) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+        );
+        return Err(TokenRefusal::Rate(e, wait));
     }
-    let pairs = match form_pairs(req, &app).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let result = match ExchangeRequest::from_form(&pairs) {
-        Ok(r) => exchange::exchange(&app, &ctx, r).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(t) => no_store((StatusCode::OK, Json(t)).into_response()),
-        Err(e) => e.into_response(),
-    }
+    let pairs = form_pairs(req, app).await?;
+    let request = ExchangeRequest::from_form(&pairs)?;
+    Ok(exchange::exchange(app, ctx, request).await?)
 }
 
 /// RFC 7662: any valid credential of the same org may ask; an unknown,

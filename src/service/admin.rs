@@ -46,7 +46,7 @@ impl App {
             outcome: "denied".into(),
             reason: d.reason.clone(),
             request_id: ctx.request_id.clone(),
-            details: json!({ "rule": d.rule }),
+            details: json!({ "rule": d.rule }).to_string(),
         })
         .await;
         Err(ServiceError::from_decision(d))
@@ -69,7 +69,7 @@ impl App {
             outcome: "success".into(),
             reason: String::new(),
             request_id: ctx.request_id.clone(),
-            details,
+            details: details.to_string(),
         })
         .await;
     }
@@ -1061,7 +1061,7 @@ pub async fn bootstrap(
         outcome: "success".into(),
         reason: String::new(),
         request_id: String::new(),
-        details: json!({"admin": username, "key_id": key_id}),
+        details: json!({"admin": username, "key_id": key_id}).to_string(),
     })
     .await;
     Ok(Bootstrapped {

@@ -197,7 +197,7 @@ async fn refuse(
         outcome: "unauthenticated".into(),
         reason: reason.clone(),
         request_id: ctx.request_id.clone(),
-        details: serde_json::json!({}),
+        details: "{}".into(),
     })
     .await;
     ServiceError::Unauthenticated(reason)
