@@ -298,6 +298,20 @@ impl From<KeyStatus> for KeyStatusOut {
     }
 }
 
+/// After a stored issuer changed: every replica reloads it, and the change
+/// is audited (create, update and delete alike).
+async fn issuer_changed(app: &App, ctx: &RequestCtx, p: &Principal, action: &str, row: &IssuerRow) {
+    app.changed(Change::Issuer(row.id.clone())).await;
+    app.audit_change(
+        ctx,
+        p,
+        action,
+        &format!("issuer:{}", row.issuer),
+        json!({"id": row.id}),
+    )
+    .await;
+}
+
 fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
     let (key_source, jwks_uri) = match &cfg.key_source {
         KeySource::Discovery => ("discovery", None),
@@ -486,15 +500,7 @@ pub async fn create_issuer(
             "issuer {:?} in this organization",
             truncate(&req.issuer, 200)
         )))?;
-    app.changed(Change::Issuer(row.id.clone())).await;
-    app.audit_change(
-        ctx,
-        p,
-        "issuer.create",
-        &format!("issuer:{}", row.issuer),
-        json!({"id": row.id}),
-    )
-    .await;
+    issuer_changed(app, ctx, p, "issuer.create", &row).await;
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
@@ -555,15 +561,7 @@ pub async fn update_issuer(
         )));
     }
     app.store.update_issuer(&row).await?;
-    app.changed(Change::Issuer(row.id.clone())).await;
-    app.audit_change(
-        ctx,
-        p,
-        "issuer.update",
-        &format!("issuer:{}", row.issuer),
-        json!({"id": row.id}),
-    )
-    .await;
+    issuer_changed(app, ctx, p, "issuer.update", &row).await;
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
@@ -613,15 +611,7 @@ pub async fn delete_issuer(
         }
         Err(e) => return Err(e.into()),
     }
-    app.changed(Change::Issuer(row.id.clone())).await;
-    app.audit_change(
-        ctx,
-        p,
-        "issuer.delete",
-        &format!("issuer:{}", row.issuer),
-        json!({"id": row.id}),
-    )
-    .await;
+    issuer_changed(app, ctx, p, "issuer.delete", &row).await;
     Ok(())
 }
 
