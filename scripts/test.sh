@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, then the integration suite twice —
-# on embedded SQLite and on PostgreSQL (127.0.0.1:5432, user postgres, db test;
+# Runs the whole test suite, setting up its dependencies first
+# (scripts/test-deps.sh): unit tests, then the integration suite twice — on
+# embedded SQLite and on PostgreSQL (127.0.0.1:5432, user postgres, db test;
 # override with FEDGATE_TEST_DATABASE_URL). Each PostgreSQL test runs in a
 # schema of its own; schemas left by earlier runs are dropped first.
 set -euo pipefail
@@ -8,10 +9,8 @@ cd "$(dirname "$0")/.."
 
 PG_URL="${FEDGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
-if ! psql "$PG_URL" -qAtc 'SELECT 1' >/dev/null 2>&1; then
-  echo "PostgreSQL is not reachable at $PG_URL; start it (see .ci/run) or set FEDGATE_TEST_DATABASE_URL" >&2
-  exit 1
-fi
+# Installs (on Debian, as root) and starts what the tests need.
+./scripts/test-deps.sh
 psql "$PG_URL" -qAt <<'SQL' >/dev/null
 DO $$
 DECLARE s text;
