@@ -11,6 +11,7 @@ pub mod authz;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod federation;
 pub mod http;
 pub mod metrics;

@@ -255,6 +255,50 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// First path segments fedgate serves itself (API, console, operations). A
+/// team is reachable at `/<team>` in the console, so a team may not take one
+/// of these names (compared without case).
+pub const RESERVED_TEAM_NAMES: &[&str] = &[
+    "api",
+    "oidc",
+    "oauth",
+    "oauth2",
+    "sso",
+    "org",
+    "orgs",
+    "static",
+    "assets",
+    "login",
+    "logout",
+    "signin",
+    "signout",
+    "healthz",
+    "readyz",
+    "metrics",
+    "graphql",
+    "openapi.json",
+    "favicon.ico",
+    "robots.txt",
+    "console",
+    "admin",
+    "settings",
+    "service-accounts",
+];
+
+/// Refuses a team name that would shadow a path of the API or the console.
+pub fn check_team_name(name: &str) -> Result<(), String> {
+    check_name("team", name)?;
+    if RESERVED_TEAM_NAMES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "team name {name:?} is reserved: the console and the API use /{name}; choose another name"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an email address loosely: one `@`, something on each side, no spaces.
 pub fn check_email(email: &str) -> Result<(), String> {
     let mut parts = email.split('@');
@@ -288,6 +332,22 @@ mod tests {
         assert!(check_name("team", "-x").is_err());
         assert!(check_name("team", "a/b").is_err());
         assert!(check_name("team", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn reserved_team_names() {
+        assert!(check_team_name("vision").is_ok());
+        for name in [
+            "org",
+            "API",
+            "sso",
+            "login",
+            "healthz",
+            "graphql",
+            "openapi.json",
+        ] {
+            assert!(check_team_name(name).is_err(), "{name}");
+        }
     }
 
     #[test]

@@ -365,6 +365,9 @@ pub async fn enable_sa(
 pub struct AuditQuery {
     after: Option<i64>,
     limit: Option<i64>,
+    actor: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
 }
 
 #[utoipa::path(
@@ -372,7 +375,7 @@ pub struct AuditQuery {
     path = "/api/v1/orgs/{org}/audit",
     tag = "admin",
     summary = "The org's audit events after `after` (a seq), oldest first (org admins)",
-    params(("org" = String, Path, description = "organization name"), ("after" = Option<i64>, Query, description = "audit seq to start after"), ("limit" = Option<i64>, Query, description = "page size, 1-1000 (default 100)")),
+    params(("org" = String, Path, description = "organization name"), ("after" = Option<i64>, Query, description = "audit seq to start after"), ("limit" = Option<i64>, Query, description = "page size, 1-1000 (default 100)"), ("actor" = Option<String>, Query, description = "only this actor, e.g. user:alice"), ("action" = Option<String>, Query, description = "only this action, e.g. service_account.create"), ("outcome" = Option<String>, Query, description = "only this outcome: success, denied, …")),
     responses((status = 200, description = "success", body = serde_json::Value), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -383,7 +386,14 @@ pub async fn audit(
     P(org): P<String>,
     Q(q): Q<AuditQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let events = admin::list_audit(&app, &ctx, &a.principal, &org, q.after, q.limit).await?;
+    let filter = crate::store::AuditFilter {
+        actor: q.actor.unwrap_or_default(),
+        action: q.action.unwrap_or_default(),
+        outcome: q.outcome.unwrap_or_default(),
+    };
+    let events =
+        admin::list_audit_filtered(&app, &ctx, &a.principal, &org, &filter, q.after, q.limit)
+            .await?;
     Ok(Json(json!({ "events": events })))
 }
 
@@ -527,4 +537,69 @@ pub async fn explain(
         )
         .await?,
     ))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/orgs/{org}/sso",
+    tag = "admin",
+    summary = "Set the org's OpenID Connect provider for console sign-in (org admins); the redirect URI is <public-url>/sso/callback",
+    params(("org" = String, Path, description = "organization name")),
+    request_body = crate::service::sso::SsoSettings,
+    responses((status = 200, description = "success", body = crate::service::sso::SsoOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn put_sso(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P(org): P<String>,
+    Body(req): Body<crate::service::sso::SsoSettings>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        crate::service::sso::put_settings(&app, &ctx, &a.principal, &org, req).await?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{org}/sso",
+    tag = "admin",
+    summary = "The org's SSO settings, never the client secret (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    responses((status = 200, description = "success", body = crate::service::sso::SsoOut), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found, or SSO not set up", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn get_sso(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P(org): P<String>,
+) -> ApiResult<impl IntoResponse> {
+    match crate::service::sso::get_settings(&app, &ctx, &a.principal, &org).await? {
+        Some(out) => Ok(Json(out)),
+        None => Err(crate::http::error::ApiError::not_found(format!(
+            "single sign-on is not set up for organization \"{}\"",
+            crate::model::truncate(&org, 64)
+        ))),
+    }
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{org}/sso",
+    tag = "admin",
+    summary = "Turn SSO off for the org (org admins)",
+    params(("org" = String, Path, description = "organization name")),
+    responses((status = 204, description = "done"), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found, or SSO not set up", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn delete_sso(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    Auth(a): Auth,
+    P(org): P<String>,
+) -> ApiResult<impl IntoResponse> {
+    crate::service::sso::delete_settings(&app, &ctx, &a.principal, &org).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
     let (router, doc) = documented_routes().split_for_parts();
     let doc = Arc::new(doc);
     router
+        .merge(crate::console::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(doc))
@@ -81,6 +82,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::delete_issuer, admin::update_issuer))
         .routes(routes!(admin::refresh_issuer))
         .routes(routes!(admin::explain))
+        .routes(routes!(admin::put_sso, admin::get_sso, admin::delete_sso))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(metrics))

@@ -12,7 +12,7 @@ use crate::model::{OrgRole, Principal, Role, SaScope, TeamRef, check_email, chec
 use crate::secrets::{Secret, key_prefix, new_api_key, new_id, sha256_hex};
 use crate::service::{RequestCtx, ServiceError, ServiceResult, conflict};
 use crate::state::{App, Change};
-use crate::store::{ApiKeyRow, AuditRow, OrgRow, SaRow, TeamRow, UserRow};
+use crate::store::{ApiKeyRow, AuditFilter, AuditRow, OrgRow, SaRow, TeamRow, UserRow};
 
 /// Default and ceiling for a service account's minted-token lifetime.
 pub const DEFAULT_SA_MAX_LIFETIME_S: i64 = 3600;
@@ -384,6 +384,47 @@ async fn revoke_key(
     Ok(())
 }
 
+/// Whether the rules let `p` administer the org named `org` (no audit: the
+/// console asks this to decide which forms to show; the service functions
+/// still decide each request).
+pub async fn may_admin_org(app: &App, p: &Principal, org: &str) -> ServiceResult<bool> {
+    let org = app.org_of(p, org).await?;
+    Ok(decide_admin(
+        p,
+        AdminTarget::Org {
+            org_id: &org.id,
+            org_name: &org.name,
+        },
+    )
+    .allowed())
+}
+
+/// Whether the rules let `p` administer the team named `team` (no audit).
+pub async fn may_admin_team(app: &App, p: &Principal, team: &str) -> ServiceResult<bool> {
+    let team = app.team_of(p, team).await?;
+    let tref = team_ref(&team);
+    Ok(decide_admin(
+        p,
+        AdminTarget::Team {
+            org_id: &team.org_id,
+            team: &tref,
+        },
+    )
+    .allowed())
+}
+
+/// Lists the org's users (any member of the org).
+pub async fn list_users(app: &App, p: &Principal, org: &str) -> ServiceResult<Vec<UserOut>> {
+    let org = app.org_of(p, org).await?;
+    Ok(app
+        .store
+        .users_of_org(&org.id)
+        .await?
+        .into_iter()
+        .map(UserOut::from)
+        .collect())
+}
+
 // ---------------------------------------------------------------- teams
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -409,7 +450,7 @@ pub async fn create_team(
     req: NewTeam,
 ) -> ServiceResult<TeamOut> {
     let org = app.require_org_admin(ctx, p, org, "team.create").await?;
-    check_name("team", &req.name).map_err(ServiceError::BadRequest)?;
+    crate::model::check_team_name(&req.name).map_err(ServiceError::BadRequest)?;
     let row = TeamRow {
         id: new_id("team"),
         org_id: org.id.clone(),
@@ -990,6 +1031,20 @@ pub async fn list_audit(
     after: Option<i64>,
     limit: Option<i64>,
 ) -> ServiceResult<Vec<AuditOut>> {
+    list_audit_filtered(app, ctx, p, org, &AuditFilter::default(), after, limit).await
+}
+
+/// Like [`list_audit`], keeping the events whose actor, action and outcome
+/// match the filter's non-empty fields.
+pub async fn list_audit_filtered(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    filter: &AuditFilter,
+    after: Option<i64>,
+    limit: Option<i64>,
+) -> ServiceResult<Vec<AuditOut>> {
     let org = app.require_org_admin(ctx, p, org, "audit.read").await?;
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -1001,7 +1056,7 @@ pub async fn list_audit(
     app.audit.flush().await;
     Ok(app
         .store
-        .audit_of_org(&org.id, after.unwrap_or(0), limit)
+        .audit_of_org_filtered(&org.id, after.unwrap_or(0), limit, filter)
         .await?
         .into_iter()
         .map(AuditOut::from)

@@ -641,3 +641,26 @@ pub async fn refresh_issuer(
     }
     Ok(out)
 }
+
+/// The org's trusted issuer URLs, for a team admin choosing one for a
+/// Federated Identity account of `team` (team admins, org admins).
+pub async fn issuer_choices(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    team: &str,
+) -> ServiceResult<Vec<String>> {
+    let team = app
+        .require_team_admin(ctx, p, team, "issuer.choose")
+        .await?;
+    let mut out: Vec<String> = app
+        .store
+        .issuers_of_org(&team.org_id)
+        .await?
+        .into_iter()
+        .map(|i| i.issuer)
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -543,6 +543,49 @@ async fn attribute(
     ))
 }
 
+/// A project as the console lists it: names instead of ids, and whether the
+/// caller may administer it (the same `decide` the API applies).
+#[derive(Debug, Serialize)]
+pub struct ProjectListing {
+    pub name: String,
+    pub visibility: Visibility,
+    /// (kind, name, role) of each explicit member.
+    pub members: Vec<(String, String, Role)>,
+    pub can_admin: bool,
+}
+
+/// The team's projects the caller may read, by name.
+pub async fn list_projects(
+    app: &App,
+    p: &Principal,
+    team_name: &str,
+) -> ServiceResult<Vec<ProjectListing>> {
+    let team = entity(app, Some(p), team_name).await?;
+    let mut out = Vec::new();
+    for row in app.store.projects_of_team(&team.id).await? {
+        let v = view(app, &team, row).await?;
+        if !decide(Some(p), Action::Read, Target::Project(&v)).allowed() {
+            continue;
+        }
+        let can_admin = decide(Some(p), Action::Admin, Target::Project(&v)).allowed();
+        let mut members = Vec::new();
+        for m in &v.members {
+            if let Some(u) = app.store.user_by_id(&m.principal_id).await? {
+                members.push(("user".to_string(), u.username, m.role));
+            } else if let Some(sa) = app.store.service_account_by_id(&m.principal_id).await? {
+                members.push(("service account".to_string(), sa.name, m.role));
+            }
+        }
+        out.push(ProjectListing {
+            name: v.name,
+            visibility: v.visibility,
+            members,
+            can_admin,
+        });
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisibilityChange {

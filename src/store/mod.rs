@@ -219,6 +219,48 @@ pub struct NewAudit {
     pub details: String,
 }
 
+/// A console session (issue 13); the cookie holds the secret, the store its hash.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user_id: String,
+    /// The API key the session was signed in with (`None` for SSO).
+    pub key_id: Option<String>,
+    /// The form token checked when a request has neither Origin nor Sec-Fetch-Site.
+    pub csrf: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// An org's OpenID Connect provider for console sign-in.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SsoConfigRow {
+    pub org_id: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub create_users: bool,
+    pub updated_at: i64,
+}
+
+/// An SSO sign-in between the redirect to the provider and its callback.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SsoLoginRow {
+    pub state_hash: String,
+    pub org_id: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub created_at: i64,
+}
+
+/// Audit filters; an empty string matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+}
+
 /// Everything fedgate persists. One implementation per database, generated
 /// from the same SQL so both backends behave alike.
 #[async_trait]
@@ -332,6 +374,40 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>>;
+
+    /// Like `audit_of_org`, keeping only events that match `filter`.
+    async fn audit_of_org_filtered(
+        &self,
+        org_id: &str,
+        after_seq: i64,
+        limit: i64,
+        filter: &AuditFilter,
+    ) -> StoreResult<Vec<AuditRow>>;
+
+    /// The org's users by username.
+    async fn users_of_org(&self, org_id: &str) -> StoreResult<Vec<UserRow>>;
+
+    async fn insert_session(&self, s: &SessionRow) -> StoreResult<()>;
+    async fn session_by_hash(&self, id_hash: &str) -> StoreResult<Option<SessionRow>>;
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Ends every console session of a user; returns how many.
+    async fn delete_sessions_of_user(&self, user_id: &str) -> StoreResult<u64>;
+    /// Deletes sessions idle since `seen_before` or created before
+    /// `created_before`, and SSO sign-ins started before `seen_before`.
+    async fn delete_stale_sessions(
+        &self,
+        seen_before: i64,
+        created_before: i64,
+    ) -> StoreResult<u64>;
+
+    /// Creates or replaces an org's SSO settings.
+    async fn put_sso_config(&self, c: &SsoConfigRow) -> StoreResult<()>;
+    async fn sso_config_of_org(&self, org_id: &str) -> StoreResult<Option<SsoConfigRow>>;
+    async fn delete_sso_config(&self, org_id: &str) -> StoreResult<bool>;
+    async fn insert_sso_login(&self, l: &SsoLoginRow) -> StoreResult<()>;
+    /// Removes and returns a sign-in in flight (each `state` is used once).
+    async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<SsoLoginRow>>;
 }
 
 /// The backend-specific half of change propagation.

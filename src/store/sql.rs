@@ -529,6 +529,143 @@ macro_rules! impl_sql_store {
             fn change_feed(&self) -> Option<$crate::store::ChangeFeed> {
                 $crate::store::ChangeBus::feed(self)
             }
+            async fn audit_of_org_filtered(
+                &self,
+                org_id: &str,
+                after_seq: i64,
+                limit: i64,
+                filter: &AuditFilter,
+            ) -> StoreResult<Vec<AuditRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM audit_events WHERE org_id = $1 AND seq > $2 \
+                     AND ($4 = '' OR actor = $4) AND ($5 = '' OR action = $5) AND ($6 = '' OR outcome = $6) \
+                     ORDER BY seq LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(after_seq)
+                .bind(limit)
+                .bind(&filter.actor)
+                .bind(&filter.action)
+                .bind(&filter.outcome)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn users_of_org(&self, org_id: &str) -> StoreResult<Vec<UserRow>> {
+                Ok(sqlx::query_as("SELECT * FROM users WHERE org_id = $1 ORDER BY username")
+                    .bind(org_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_session(&self, s: &SessionRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO console_sessions (id_hash, user_id, key_id, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&s.id_hash)
+                .bind(&s.user_id)
+                .bind(&s.key_id)
+                .bind(&s.csrf)
+                .bind(s.created_at)
+                .bind(s.last_seen_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn session_by_hash(&self, id_hash: &str) -> StoreResult<Option<SessionRow>> {
+                Ok(sqlx::query_as("SELECT * FROM console_sessions WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE console_sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn delete_sessions_of_user(&self, user_id: &str) -> StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+            async fn delete_stale_sessions(&self, seen_before: i64, created_before: i64) -> StoreResult<u64> {
+                let n = sqlx::query(
+                    "DELETE FROM console_sessions WHERE last_seen_at < $1 OR created_at < $2",
+                )
+                .bind(seen_before)
+                .bind(created_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let m = sqlx::query("DELETE FROM sso_logins WHERE created_at < $1")
+                    .bind(seen_before)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n + m)
+            }
+
+            async fn put_sso_config(&self, c: &SsoConfigRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sso_configs (org_id, issuer, client_id, client_secret, create_users, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, client_secret = $4, create_users = $5, updated_at = $6",
+                )
+                .bind(&c.org_id)
+                .bind(&c.issuer)
+                .bind(&c.client_id)
+                .bind(&c.client_secret)
+                .bind(c.create_users)
+                .bind(c.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn sso_config_of_org(&self, org_id: &str) -> StoreResult<Option<SsoConfigRow>> {
+                Ok(sqlx::query_as("SELECT * FROM sso_configs WHERE org_id = $1")
+                    .bind(org_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn delete_sso_config(&self, org_id: &str) -> StoreResult<bool> {
+                Ok(sqlx::query("DELETE FROM sso_configs WHERE org_id = $1")
+                    .bind(org_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    > 0)
+            }
+            async fn insert_sso_login(&self, l: &SsoLoginRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sso_logins (state_hash, org_id, nonce, pkce_verifier, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&l.state_hash)
+                .bind(&l.org_id)
+                .bind(&l.nonce)
+                .bind(&l.pkce_verifier)
+                .bind(l.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<SsoLoginRow>> {
+                Ok(sqlx::query_as("DELETE FROM sso_logins WHERE state_hash = $1 RETURNING *")
+                    .bind(state_hash)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
             async fn audit_of_org(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditRow>> {
                 Ok(sqlx::query_as(
                     "SELECT * FROM audit_events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

@@ -8,6 +8,7 @@ mod attacks;
 mod authz_table;
 mod bad_input;
 mod client;
+mod console;
 mod federation;
 mod metrics;
 mod openapi;

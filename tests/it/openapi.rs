@@ -85,6 +85,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
                 "get" => app.client.get(&url),
                 "post" => app.client.post(&url),
                 "patch" => app.client.patch(&url),
+                "put" => app.client.put(&url),
                 "delete" => app.client.delete(&url),
                 other => panic!("unexpected method {other}"),
             };

@@ -214,6 +214,7 @@ impl TestIdp {
                 signing_key: KeyId::RsaA,
                 discovery_override: None,
                 jwks_override: None,
+                sso: None,
             }),
             discovery_hits: AtomicU64::new(0),
             jwks_hits: AtomicU64::new(0),
@@ -224,6 +225,8 @@ impl TestIdp {
                 get(discovery_handler),
             )
             .route(&format!("{path}/.well-known/jwks"), get(jwks_handler))
+            .route(&format!("{path}/authorize"), get(authorize_handler))
+            .route(&format!("{path}/token"), axum::routing::post(token_handler))
             .with_state(Arc::clone(&shared));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -478,6 +481,26 @@ impl TestIdp {
         self.shared.jwks_hits.store(0, Ordering::SeqCst);
     }
 
+    /// Turns on the authorization code flow (for console SSO): discovery then
+    /// lists `<issuer>/authorize` and `<issuer>/token`, and the client
+    /// `client_id` / `client_secret` may use them. Nobody is signed in until
+    /// [`TestIdp::sign_in_as`].
+    pub fn enable_sso(&self, client_id: &str, client_secret: &str) {
+        self.shared.lock().sso = Some(SsoState {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            login_email: None,
+            codes: std::collections::HashMap::new(),
+        });
+    }
+
+    /// The person the next `/authorize` signs in (a verified email).
+    pub fn sign_in_as(&self, email: &str) {
+        if let Some(sso) = self.shared.lock().sso.as_mut() {
+            sso.login_email = Some(email.into());
+        }
+    }
+
     /// Stops accepting connections (then: connection refused) and closes
     /// idle keep-alive connections. One-way. Dropping the IdP also stops it.
     pub fn stop(&self) {
@@ -569,6 +592,26 @@ struct Inner {
     signing_key: KeyId,
     discovery_override: Option<Value>,
     jwks_override: Option<Value>,
+    /// Set by [`TestIdp::enable_sso`]: the authorization code flow is on.
+    sso: Option<SsoState>,
+}
+
+/// The IdP's one registered OIDC client, who "signs in" at `/authorize`,
+/// and the codes it issued.
+struct SsoState {
+    client_id: String,
+    client_secret: String,
+    /// The email the next `/authorize` signs in (no login form: the test
+    /// decides who the person is); `None` answers `access_denied`.
+    login_email: Option<String>,
+    codes: std::collections::HashMap<String, CodeGrant>,
+}
+
+struct CodeGrant {
+    redirect_uri: String,
+    challenge: String,
+    nonce: String,
+    email: String,
 }
 
 struct Shared {
@@ -613,13 +656,23 @@ impl Shared {
             Mode::TrailingSlashIssuer => format!("{}/", self.issuer),
             _ => self.issuer.clone(),
         };
-        json!({
+        let mut doc = json!({
             "issuer": issuer,
             "jwks_uri": format!("{}/.well-known/jwks", self.issuer),
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        })
+        });
+        if g.sso.is_some() {
+            doc["authorization_endpoint"] = json!(format!("{}/authorize", self.issuer));
+            doc["token_endpoint"] = json!(format!("{}/token", self.issuer));
+            doc["response_types_supported"] = json!(["code", "id_token"]);
+            doc["scopes_supported"] = json!(["openid", "email"]);
+            doc["code_challenge_methods_supported"] = json!(["S256"]);
+            doc["token_endpoint_auth_methods_supported"] =
+                json!(["client_secret_basic", "client_secret_post"]);
+        }
+        doc
     }
 }
 
@@ -1066,4 +1119,188 @@ fn shl1(a: &mut [u32]) -> bool {
         carry = next;
     }
     carry == 1
+}
+
+// ---- authorization code flow (console SSO) ---------------------------------
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// `GET /authorize`: checks the request like a real provider (client,
+/// response type, PKCE S256, state, nonce) and, with no login form, signs in
+/// the person set by `sign_in_as`: 302 back to the client with a code.
+async fn authorize_handler(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let mut g = s.lock();
+    let Some(sso) = g.sso.as_mut() else {
+        return oauth_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "SSO is not enabled",
+        );
+    };
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("client_id") != sso.client_id {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "unknown client_id",
+        );
+    }
+    let redirect_uri = get("redirect_uri");
+    if !redirect_uri.starts_with("http") {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "redirect_uri");
+    }
+    let state = get("state");
+    let back = |params: &[(&str, &str)]| {
+        let mut url = url::Url::parse(&redirect_uri).expect("redirect_uri");
+        url.query_pairs_mut().extend_pairs(params);
+        (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+    };
+    let scopes = get("scope");
+    let ok = get("response_type") == "code"
+        && get("code_challenge_method") == "S256"
+        && !get("code_challenge").is_empty()
+        && !state.is_empty()
+        && !get("nonce").is_empty()
+        && scopes.split(' ').any(|x| x == "openid");
+    if !ok {
+        return back(&[("error", "invalid_request"), ("state", &state)]);
+    }
+    let Some(email) = sso.login_email.clone() else {
+        return back(&[("error", "access_denied"), ("state", &state)]);
+    };
+    let code = random_id();
+    sso.codes.insert(
+        code.clone(),
+        CodeGrant {
+            redirect_uri: redirect_uri.clone(),
+            challenge: get("code_challenge"),
+            nonce: get("nonce"),
+            email,
+        },
+    );
+    drop(g);
+    back(&[("code", &code), ("state", &state)])
+}
+
+/// `POST /token`: client authentication (Basic or form), a code used once,
+/// the same redirect URI, the PKCE verifier; answers an ID token signed with
+/// the current signing key, `aud` the client, with the authorize `nonce`.
+async fn token_handler(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    axum::Form(f): axum::Form<std::collections::HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let (grant, key, issuer) = {
+        let mut g = s.lock();
+        let key = g.signing_key;
+        let Some(sso) = g.sso.as_mut() else {
+            return oauth_error(
+                StatusCode::NOT_FOUND,
+                "invalid_request",
+                "SSO is not enabled",
+            );
+        };
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        let (id, secret) = match basic {
+            Some(pair) => {
+                let (id, secret) = pair.split_once(':').unwrap_or((&pair, ""));
+                let dec = |x: &str| {
+                    url::form_urlencoded::parse(format!("x={x}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                (dec(id), dec(secret))
+            }
+            None => (get("client_id"), get("client_secret")),
+        };
+        if id != sso.client_id || secret != sso.client_secret {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "bad client credentials",
+            );
+        }
+        if get("grant_type") != "authorization_code" {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "code only",
+            );
+        }
+        let Some(grant) = sso.codes.remove(&get("code")) else {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "unknown or used code",
+            );
+        };
+        (grant, key, s.issuer.clone())
+    };
+    if get("redirect_uri") != grant.redirect_uri {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri differs",
+        );
+    }
+    let verifier = get("code_verifier");
+    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+    if verifier.is_empty() || challenge != grant.challenge {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "PKCE verification failed",
+        );
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let client_id = s
+        .lock()
+        .sso
+        .as_ref()
+        .map(|x| x.client_id.clone())
+        .unwrap_or_default();
+    let claims = json!({
+        "iss": issuer,
+        "sub": format!("person:{}", grant.email),
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 300,
+        "nonce": grant.nonce,
+        "email": grant.email,
+        "email_verified": true,
+    });
+    let header = json!({"alg": key.alg(), "typ": "JWT", "kid": key.kid()});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("header")),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims"))
+    );
+    let sig = sign_input(key, key.alg(), signing_input.as_bytes());
+    let id_token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    axum::Json(json!({
+        "access_token": random_id(),
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "id_token": id_token,
+    }))
+    .into_response()
 }

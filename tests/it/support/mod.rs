@@ -178,6 +178,10 @@ impl TestApp {
         self.send(self.client.patch(self.url(path)).json(&body), key)
             .await
     }
+    pub async fn put(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.send(self.client.put(self.url(path)).json(&body), key)
+            .await
+    }
     pub async fn delete(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
         self.send(self.client.delete(self.url(path)), key).await
     }

@@ -1,0 +1,382 @@
+//! The admin console: a third face over `crate::service`, beside `crate::http`
+//! (the API) and `crate::client`. Server-rendered HTML (askama templates in
+//! `templates/`), one stylesheet and one small script embedded in the binary
+//! (`assets/`), forms that work without JavaScript. A page handler reads the
+//! session, calls the same service function the API handler calls, and renders
+//! the result or the denial's reason; no rule lives here. Routes are below;
+//! sessions and cookies in [`session`], SSO in [`sso`], one module per page.
+
+pub mod accounts;
+pub mod audit;
+pub mod login;
+pub mod session;
+pub mod settings;
+pub mod sso;
+pub mod team;
+pub mod teams;
+pub mod users;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::service::ServiceError;
+use crate::state::AppState;
+
+use self::session::Console;
+
+/// The console's routes; merged into the one router by `crate::http::router`.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/console.css", get(css))
+        .route("/static/console.js", get(js))
+        .route("/favicon.ico", get(no_icon))
+        .route("/login", get(login::page).post(login::with_api_key))
+        .route("/login/sso", post(sso::start))
+        .route("/sso/callback", get(sso::callback))
+        .route("/logout", post(login::sign_out))
+        .route("/org/{org}", get(accounts::org_page))
+        .route("/org/{org}/service-accounts", post(accounts::org_create))
+        .route(
+            "/org/{org}/service-accounts/{id}/{action}",
+            post(accounts::org_action),
+        )
+        .route(
+            "/org/{org}/service-accounts/{id}/keys/{key}/revoke",
+            post(accounts::org_revoke),
+        )
+        .route("/org/{org}/teams", get(teams::page).post(teams::create))
+        .route("/org/{org}/users", get(users::page).post(users::create))
+        .route("/org/{org}/settings", get(settings::page))
+        .route("/org/{org}/settings/issuers", post(settings::create_issuer))
+        .route(
+            "/org/{org}/settings/issuers/{id}/{action}",
+            post(settings::issuer_action),
+        )
+        .route("/org/{org}/settings/sso", post(settings::save_sso))
+        .route("/org/{org}/settings/explain", post(settings::explain))
+        .route("/org/{org}/audit", get(audit::page))
+        .route("/{team}", get(team::page))
+        .route("/{team}/members", post(team::add_member))
+        .route("/{team}/projects", post(team::create_project))
+        .route(
+            "/{team}/projects/{project}/visibility",
+            post(team::set_visibility),
+        )
+        .route(
+            "/{team}/projects/{project}/members",
+            post(team::add_project_member),
+        )
+        .route(
+            "/{team}/service-accounts",
+            get(accounts::team_page).post(accounts::team_create),
+        )
+        .route(
+            "/{team}/service-accounts/{id}/{action}",
+            post(accounts::team_action),
+        )
+        .route(
+            "/{team}/service-accounts/{id}/keys/{key}/revoke",
+            post(accounts::team_revoke),
+        )
+        .layer(middleware::from_fn_with_state(state, forgery_guard))
+}
+
+/// What every page's frame shows.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    pub title: String,
+    /// The signed-in person (`None` on the sign-in page).
+    pub who: Option<String>,
+    pub org: String,
+    pub csrf: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Console {
+    /// The frame of a page for this person.
+    pub fn layout(&self, title: impl Into<String>) -> Layout {
+        Layout {
+            title: title.into(),
+            who: Some(self.principal.describe()),
+            org: self.principal.org_name.clone(),
+            csrf: self.csrf.clone(),
+            notice: None,
+            error: None,
+        }
+    }
+}
+
+/// The outcome of a form: a notice or an error shown above the page.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub status: Option<StatusCode>,
+}
+
+impl Outcome {
+    pub fn done(notice: impl Into<String>) -> Self {
+        Outcome {
+            notice: Some(notice.into()),
+            ..Outcome::default()
+        }
+    }
+    /// A refused form: the service's reason, and the status the API would answer.
+    pub fn failed(e: &ServiceError) -> Self {
+        Outcome {
+            notice: None,
+            error: Some(denial(e)),
+            status: Some(status_of(e)),
+        }
+    }
+    pub fn apply(&self, layout: &mut Layout) {
+        layout.notice.clone_from(&self.notice);
+        layout.error.clone_from(&self.error);
+    }
+}
+
+/// A service error in words: denials name their rule.
+pub fn denial(e: &ServiceError) -> String {
+    match e {
+        ServiceError::Forbidden { rule, reason } => format!("Denied ({rule}): {reason}"),
+        ServiceError::Unavailable(_) => {
+            "A dependency of fedgate is unavailable; try again shortly.".into()
+        }
+        other => {
+            let text = other.to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// The HTTP status the API gives the same error.
+pub fn status_of(e: &ServiceError) -> StatusCode {
+    match e {
+        ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    heading: String,
+    message: String,
+}
+
+/// A whole-page error: 404 for what is missing or another org's, the
+/// denial's reason for 403, "internal error" for bugs (logged, never shown).
+pub fn error_page(c: Option<&Console>, e: ServiceError) -> Response {
+    if let ServiceError::Internal(m) = &e {
+        tracing::error!(error = %m, "internal error on a console page");
+    }
+    let status = status_of(&e);
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::BAD_REQUEST => "Cannot do that",
+        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+        _ => "Something went wrong",
+    };
+    let mut layout = match c {
+        Some(c) => c.layout(heading),
+        None => Layout {
+            title: heading.into(),
+            ..Layout::default()
+        },
+    };
+    layout.error = None;
+    let page = ErrorPage {
+        layout,
+        heading: heading.into(),
+        message: denial(&e),
+    };
+    render_status(status, &page)
+}
+
+/// The pages' Content-Security-Policy: nothing but this site's stylesheet and script.
+const CSP_PAGES: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The sign-in page's: "Sign in with SSO" is a form whose answer redirects to
+/// the org's provider, which `form-action 'self'` would block.
+pub const CSP_SIGN_IN: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Renders a template as a 200 HTML page.
+pub fn render<T: askama::Template>(t: &T) -> Response {
+    render_status(StatusCode::OK, t)
+}
+
+/// Renders a template with a status; a template failure is a logged 500.
+pub fn render_status<T: askama::Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut resp = (status, Html(html)).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static(CSP_PAGES),
+            );
+            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// `GET /`: the person's org dashboard, or the sign-in page.
+async fn home(c: Result<Console, Response>) -> Response {
+    match c {
+        Ok(c) => Redirect::to(&format!("/org/{}", c.principal.org_name)).into_response(),
+        Err(_) => Redirect::to("/login").into_response(),
+    }
+}
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Browsers ask for it on every site; there is none.
+async fn no_icon() -> StatusCode {
+    StatusCode::NOT_FOUND
+}
+
+async fn css() -> Response {
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+async fn js() -> Response {
+    asset(JS, "text/javascript; charset=utf-8")
+}
+
+// ---------------------------------------------------------------- forgery
+
+/// What the browser's own headers say about where a request comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Origin {
+    SameOrigin,
+    /// Another site (the reason names the header).
+    Foreign(String),
+    /// Neither `Origin` nor `Sec-Fetch-Site`: the form token decides.
+    Unknown,
+}
+
+/// Reads `Origin` and `Sec-Fetch-Site` against the public URL's origin.
+pub fn origin_of(headers: &HeaderMap, public_url: &str) -> Origin {
+    let ours = url::Url::parse(public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null");
+        if origin != ours {
+            return Origin::Foreign(format!(
+                "the request comes from {:?}, not from {ours}",
+                crate::model::truncate(origin, 100)
+            ));
+        }
+        return Origin::SameOrigin;
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("same-origin") => Origin::SameOrigin,
+        Some(other) => Origin::Foreign(format!(
+            "the browser says the request comes from a {:?} page",
+            crate::model::truncate(other, 30)
+        )),
+        None => Origin::Unknown,
+    }
+}
+
+/// Every state-changing console request must come from the console itself:
+/// `Origin` (or `Sec-Fetch-Site`) must name this site; when a browser sends
+/// neither, the form's `csrf` field must match the session's (or, before
+/// sign-in, the sign-in page's) token.
+async fn forgery_guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    match origin_of(req.headers(), &app.config.public_url) {
+        Origin::SameOrigin => next.run(req).await,
+        Origin::Foreign(reason) => forged(&reason),
+        Origin::Unknown => {
+            let expected = match session::cookie(req.headers(), session::SESSION_COOKIE) {
+                Some(secret) => {
+                    let hash = crate::secrets::sha256_hex(secret.as_bytes());
+                    match app.store.session_by_hash(&hash).await {
+                        Ok(Some(row)) => Some(row.csrf),
+                        Ok(None) => None,
+                        Err(e) => return error_page(None, e.into()),
+                    }
+                }
+                None => session::cookie(req.headers(), session::LOGIN_COOKIE).map(String::from),
+            };
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, crate::http::MAX_BODY_BYTES).await else {
+                return error_page(
+                    None,
+                    ServiceError::BadRequest("the form is too large".into()),
+                );
+            };
+            let sent = url::form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.into_owned());
+            let ok = match (&expected, &sent) {
+                (Some(e), Some(s)) => {
+                    !e.is_empty()
+                        && crate::secrets::sha256_hex(e.as_bytes())
+                            == crate::secrets::sha256_hex(s.as_bytes())
+                }
+                _ => false,
+            };
+            if !ok {
+                return forged(
+                    "the form's token is missing or stale; reload the page and try again",
+                );
+            }
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    }
+}
+
+fn forged(reason: &str) -> Response {
+    error_page(
+        None,
+        ServiceError::Forbidden {
+            rule: "console.same_origin",
+            reason: format!("refused as a possible cross-site request forgery: {reason}"),
+        },
+    )
+}

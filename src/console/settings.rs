@@ -1,0 +1,360 @@
+//! The org dashboard's Settings tab: Authentication (Set up JWT issuer, the
+//! trusted issuers with their keys, last fetch, last error and Refresh keys;
+//! single sign-on) and Explain (the explain API's dry run of an exchange).
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::session::Console;
+use super::{Layout, Outcome, error_page, render_status};
+use crate::service::federation::{self, NewIssuer};
+use crate::service::sso::{self, SsoSettings};
+use crate::service::{ServiceError, ServiceResult};
+use crate::state::{App, AppState};
+
+/// An issuer as a row shows it.
+pub struct IssuerView {
+    pub id: String,
+    pub issuer: String,
+    pub source: String,
+    pub audiences: String,
+    pub kids: String,
+    pub last_fetch: String,
+    pub last_error: String,
+}
+
+/// What the Set up JWT issuer form holds (kept after a refusal).
+#[derive(Debug, Default, Deserialize)]
+pub struct IssuerForm {
+    #[serde(default)]
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: String,
+    #[serde(default)]
+    pub jwks: String,
+}
+
+/// The explain answer in rows.
+pub struct ExplainView {
+    pub ok: bool,
+    pub summary: String,
+    pub matched: Option<String>,
+    pub checks: Vec<(String, bool, String)>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "org_settings.html")]
+pub struct SettingsPage {
+    pub layout: Layout,
+    pub tab: &'static str,
+    pub denied: Option<String>,
+    pub issuers: Vec<IssuerView>,
+    pub issuer_form: IssuerForm,
+    pub issuer_form_open: bool,
+    pub sso_status: String,
+    pub redirect_uri: String,
+    pub sso_issuer: String,
+    pub sso_client_id: String,
+    pub sso_create_users: bool,
+    pub explain_token: String,
+    pub explain_audience: String,
+    pub explain: Option<ExplainView>,
+}
+
+/// What a form on this tab leaves for the next render.
+#[derive(Default)]
+struct Extra {
+    issuer_form: Option<IssuerForm>,
+    explain: Option<(String, String, ExplainView)>,
+}
+
+async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extra) -> Response {
+    let result: ServiceResult<(axum::http::StatusCode, SettingsPage)> = async {
+        let mut layout = c.layout(format!("{org} · Settings"));
+        outcome.apply(&mut layout);
+        let status = outcome.status.unwrap_or(axum::http::StatusCode::OK);
+        let issuers = match federation::list_issuers(app, &c.ctx, &c.principal, org).await {
+            Ok(list) => list,
+            Err(e @ ServiceError::Forbidden { .. }) => {
+                return Ok((
+                    status,
+                    SettingsPage {
+                        layout,
+                        tab: "settings",
+                        denied: Some(super::denial(&e)),
+                        issuers: Vec::new(),
+                        issuer_form: IssuerForm::default(),
+                        issuer_form_open: false,
+                        sso_status: String::new(),
+                        redirect_uri: String::new(),
+                        sso_issuer: String::new(),
+                        sso_client_id: String::new(),
+                        sso_create_users: false,
+                        explain_token: String::new(),
+                        explain_audience: String::new(),
+                        explain: None,
+                    },
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let issuers = issuers
+            .into_iter()
+            .map(|i| {
+                let keys = i.keys.as_ref();
+                IssuerView {
+                    id: i.id.clone(),
+                    source: format!("keys: {}", i.key_source),
+                    audiences: i.audiences.join(", "),
+                    kids: keys
+                        .map(|k| k.kids.join(", "))
+                        .filter(|k| !k.is_empty())
+                        .unwrap_or_else(|| "none yet".into()),
+                    last_fetch: keys
+                        .and_then(|k| k.last_fetch.clone())
+                        .unwrap_or_else(|| "never".into()),
+                    last_error: keys.and_then(|k| k.last_error.clone()).unwrap_or_default(),
+                    issuer: i.issuer,
+                }
+            })
+            .collect();
+        let sso = sso::get_settings(app, &c.ctx, &c.principal, org).await?;
+        let (explain_token, explain_audience, explain) = match extra.explain {
+            Some((t, a, x)) => (t, a, Some(x)),
+            None => (String::new(), String::new(), None),
+        };
+        Ok((
+            status,
+            SettingsPage {
+                layout,
+                tab: "settings",
+                denied: None,
+                issuers,
+                issuer_form_open: extra.issuer_form.is_some(),
+                issuer_form: extra.issuer_form.unwrap_or_default(),
+                sso_status: match &sso {
+                    Some(s) => format!("Single sign-on is on, last changed {}.", s.updated_at),
+                    None => "Single sign-on is off.".into(),
+                },
+                redirect_uri: sso::redirect_uri(app),
+                sso_issuer: sso.as_ref().map(|s| s.issuer.clone()).unwrap_or_default(),
+                sso_client_id: sso
+                    .as_ref()
+                    .map(|s| s.client_id.clone())
+                    .unwrap_or_default(),
+                sso_create_users: sso.as_ref().is_some_and(|s| s.create_users),
+                explain_token,
+                explain_audience,
+                explain,
+            },
+        ))
+    }
+    .await;
+    match result {
+        Ok((status, p)) => render_status(status, &p),
+        Err(e) => error_page(Some(c), e),
+    }
+}
+
+/// `GET /org/<org>/settings`.
+pub async fn page(State(app): State<AppState>, c: Console, Path(org): Path<String>) -> Response {
+    render(&app, &c, &org, Outcome::default(), Extra::default()).await
+}
+
+/// `POST /org/<org>/settings/issuers`: Set up JWT issuer → Create.
+pub async fn create_issuer(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    axum::Form(f): axum::Form<IssuerForm>,
+) -> Response {
+    let audiences: Vec<String> = f
+        .audiences
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    let jwks = if f.jwks.trim().is_empty() {
+        Ok(None)
+    } else {
+        serde_json::from_str::<Value>(f.jwks.trim())
+            .map(Some)
+            .map_err(|e| {
+                ServiceError::BadRequest(format!("the static JWKS is not valid JSON: {e}"))
+            })
+    };
+    let result = match jwks {
+        Ok(jwks) => {
+            let req = NewIssuer {
+                issuer: f.issuer.trim().to_string(),
+                jwks_uri: None,
+                jwks,
+                audiences: if audiences.is_empty() {
+                    None
+                } else {
+                    Some(audiences)
+                },
+                allowed_algs: None,
+                max_token_age_s: None,
+                leeway_s: None,
+                single_use_jti: None,
+                users: None,
+            };
+            federation::create_issuer(&app, &c.ctx, &c.principal, &org, req).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(i) => {
+            let outcome = Outcome::done(format!("Trusted issuer {} set up.", i.issuer));
+            render(&app, &c, &org, outcome, Extra::default()).await
+        }
+        Err(e) => {
+            let extra = Extra {
+                issuer_form: Some(f),
+                explain: None,
+            };
+            render(&app, &c, &org, Outcome::failed(&e), extra).await
+        }
+    }
+}
+
+/// `POST /org/<org>/settings/issuers/<id>/<refresh|delete>`.
+pub async fn issuer_action(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, id, action)): Path<(String, String, String)>,
+) -> Response {
+    let outcome = match action.as_str() {
+        "refresh" => {
+            match federation::refresh_issuer(&app, &c.ctx, &c.principal, &org, &id).await {
+                Ok(v) => match v["refresh_error"].as_str() {
+                    Some(err) => Outcome {
+                        error: Some(format!("Could not fetch the keys: {err}")),
+                        ..Outcome::default()
+                    },
+                    None => Outcome::done("Fetched the issuer's keys."),
+                },
+                Err(e) => Outcome::failed(&e),
+            }
+        }
+        "delete" => match federation::delete_issuer(&app, &c.ctx, &c.principal, &org, &id).await {
+            Ok(()) => Outcome::done("Deleted the trusted issuer."),
+            Err(e) => Outcome::failed(&e),
+        },
+        other => Outcome::failed(&ServiceError::NotFound(format!(
+            "no action {:?} on issuers",
+            crate::model::truncate(other, 32)
+        ))),
+    };
+    render(&app, &c, &org, outcome, Extra::default()).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SsoForm {
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    create_users: Option<String>,
+}
+
+/// `POST /org/<org>/settings/sso`: the same settings as `PUT /api/v1/orgs/{org}/sso`.
+pub async fn save_sso(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    axum::Form(f): axum::Form<SsoForm>,
+) -> Response {
+    let req = SsoSettings {
+        issuer: f.issuer,
+        client_id: f.client_id,
+        client_secret: Some(f.client_secret).filter(|s| !s.trim().is_empty()),
+        create_users: f.create_users.is_some(),
+    };
+    let outcome = match sso::put_settings(&app, &c.ctx, &c.principal, &org, req).await {
+        Ok(s) => Outcome::done(format!("Single sign-on now uses {}.", s.issuer)),
+        Err(e) => Outcome::failed(&e),
+    };
+    render(&app, &c, &org, outcome, Extra::default()).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExplainForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    audience: String,
+}
+
+fn explain_view(v: &Value) -> ExplainView {
+    let ok = v["outcome"] == "would_succeed";
+    let summary = match v["error"].as_object() {
+        Some(e) => format!(
+            "{}: {}",
+            e.get("error").and_then(Value::as_str).unwrap_or_default(),
+            e.get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
+    let matched = v["matched"].as_object().map(|m| {
+        format!(
+            "{} {}",
+            m.get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace('_', " "),
+            m.get("name").and_then(Value::as_str).unwrap_or_default()
+        )
+    });
+    let checks = v["checks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or_default().to_string(),
+                        c["ok"].as_bool().unwrap_or(false),
+                        c["detail"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ExplainView {
+        ok,
+        summary,
+        matched,
+        checks,
+    }
+}
+
+/// `POST /org/<org>/settings/explain`.
+pub async fn explain(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    axum::Form(f): axum::Form<ExplainForm>,
+) -> Response {
+    let audience = Some(f.audience.trim()).filter(|a| !a.is_empty());
+    match crate::service::exchange::explain(&app, &c.ctx, &c.principal, &org, &f.token, audience)
+        .await
+    {
+        Ok(v) => {
+            let extra = Extra {
+                issuer_form: None,
+                explain: Some((f.token.clone(), f.audience.clone(), explain_view(&v))),
+            };
+            render(&app, &c, &org, Outcome::default(), extra).await
+        }
+        Err(e) => render(&app, &c, &org, Outcome::failed(&e), Extra::default()).await,
+    }
+}

@@ -1,0 +1,207 @@
+//! A team's page, `/<team>`: its Settings tab (members; projects with their
+//! visibility and, for restricted ones, Add member). Its Service Accounts tab
+//! is in [`super::accounts`].
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::session::Console;
+use super::{Layout, Outcome, error_page, render_status};
+use crate::model::{Role, Visibility};
+use crate::service::admin::{self, NewMember};
+use crate::service::projects::{
+    self, NewProject, NewProjectMember, ProjectListing, VisibilityChange,
+};
+use crate::service::{ServiceError, ServiceResult};
+use crate::state::{App, AppState};
+
+#[derive(askama::Template)]
+#[template(path = "team.html")]
+pub struct TeamPage {
+    pub layout: Layout,
+    pub tab: &'static str,
+    pub team: String,
+    pub can_admin: bool,
+    pub members: Vec<(String, String)>,
+    pub projects: Vec<ProjectListing>,
+    pub visibilities: Vec<&'static str>,
+}
+
+async fn render(app: &App, c: &Console, team: &str, outcome: Outcome) -> Response {
+    let result: ServiceResult<TeamPage> = async {
+        let can_admin = admin::may_admin_team(app, &c.principal, team).await?;
+        let members = admin::list_team_members(app, &c.principal, team)
+            .await?
+            .into_iter()
+            .map(|m| (m.username, m.role))
+            .collect();
+        let projects = projects::list_projects(app, &c.principal, team).await?;
+        let mut layout = c.layout(format!("{team} · Settings"));
+        outcome.apply(&mut layout);
+        Ok(TeamPage {
+            layout,
+            tab: "settings",
+            team: team.to_string(),
+            can_admin,
+            members,
+            projects,
+            visibilities: vec!["team", "restricted", "open", "public"],
+        })
+    }
+    .await;
+    match result {
+        Ok(p) => render_status(outcome.status.unwrap_or(axum::http::StatusCode::OK), &p),
+        Err(e) => error_page(Some(c), e),
+    }
+}
+
+/// `GET /<team>`.
+pub async fn page(State(app): State<AppState>, c: Console, Path(team): Path<String>) -> Response {
+    render(&app, &c, &team, Outcome::default()).await
+}
+
+fn role(s: &str) -> Result<Role, ServiceError> {
+    Role::parse(s).ok_or_else(|| ServiceError::BadRequest("role must be admin or member".into()))
+}
+
+fn visibility(s: &str) -> Result<Visibility, ServiceError> {
+    Visibility::parse(s).ok_or_else(|| {
+        ServiceError::BadRequest("visibility must be team, restricted, open or public".into())
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /<team>/members`.
+pub async fn add_member(
+    State(app): State<AppState>,
+    c: Console,
+    Path(team): Path<String>,
+    axum::Form(f): axum::Form<MemberForm>,
+) -> Response {
+    let result = match role(&f.role) {
+        Ok(role) => {
+            let req = NewMember {
+                username: f.username.trim().to_string(),
+                role,
+            };
+            admin::add_team_member(&app, &c.ctx, &c.principal, &team, req)
+                .await
+                .map(|m| format!("{} is now {} of team {}.", m.username, m.role, m.team))
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
+    render(&app, &c, &team, outcome).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    visibility: String,
+}
+
+/// `POST /<team>/projects`.
+pub async fn create_project(
+    State(app): State<AppState>,
+    c: Console,
+    Path(team): Path<String>,
+    axum::Form(f): axum::Form<ProjectForm>,
+) -> Response {
+    let result = match visibility(&f.visibility) {
+        Ok(visibility) => {
+            let req = NewProject {
+                name: f.name.trim().to_string(),
+                visibility,
+            };
+            projects::create_project(&app, &c.ctx, &c.principal, &team, req)
+                .await
+                .map(|p| format!("Created project {}.", p.name))
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
+    render(&app, &c, &team, outcome).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VisibilityForm {
+    #[serde(default)]
+    visibility: String,
+}
+
+/// `POST /<team>/projects/<project>/visibility`.
+pub async fn set_visibility(
+    State(app): State<AppState>,
+    c: Console,
+    Path((team, project)): Path<(String, String)>,
+    axum::Form(f): axum::Form<VisibilityForm>,
+) -> Response {
+    let result = match visibility(&f.visibility) {
+        Ok(visibility) => projects::set_visibility(
+            &app,
+            &c.ctx,
+            &c.principal,
+            &team,
+            &project,
+            VisibilityChange { visibility },
+        )
+        .await
+        .map(|p| format!("Project {} is now {}.", p.name, p.visibility.as_str())),
+        Err(e) => Err(e),
+    };
+    let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
+    render(&app, &c, &team, outcome).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectMemberForm {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /<team>/projects/<project>/members`: Add member (a person or a service account).
+pub async fn add_project_member(
+    State(app): State<AppState>,
+    c: Console,
+    Path((team, project)): Path<(String, String)>,
+    axum::Form(f): axum::Form<ProjectMemberForm>,
+) -> Response {
+    let name = f.name.trim().to_string();
+    let result = match role(&f.role) {
+        Ok(role) => {
+            let req = if f.kind == "service_account" {
+                NewProjectMember {
+                    username: None,
+                    service_account: Some(name.clone()),
+                    role,
+                }
+            } else {
+                NewProjectMember {
+                    username: Some(name.clone()),
+                    service_account: None,
+                    role,
+                }
+            };
+            projects::add_project_member(&app, &c.ctx, &c.principal, &team, &project, req)
+                .await
+                .map(|p| format!("Added {name} to project {}.", p.name))
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
+    render(&app, &c, &team, outcome).await
+}

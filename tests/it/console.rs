@@ -1,0 +1,913 @@
+//! The admin console (issue 13). Three browser scenarios drive Debian's
+//! headless Chromium through chromedriver (one chromedriver for the suite)
+//! against the real server; the rest checks the console's HTTP contract
+//! (sessions, forgery checks, SSO settings, reserved team names) with reqwest.
+//!
+//! Each page visited in a browser is saved as a PNG under
+//! `$FEDGATE_SCREENSHOTS` (docs/console/ when refreshing the docs), else the
+//! test's temporary directory.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use thirtyfour::prelude::*;
+
+use crate::support::idp::TestIdp;
+use crate::support::{TestApp, message};
+
+// ------------------------------------------------------------ the browser
+
+/// The one chromedriver of the suite: started by the first browser test,
+/// stopped when the last one holding it finishes.
+struct ChromeDriver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static DRIVER: Mutex<Weak<ChromeDriver>> = Mutex::new(Weak::new());
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromedriver() -> Arc<ChromeDriver> {
+    let mut slot = DRIVER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = slot.upgrade() {
+        return d;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let child = std::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {CHROMEDRIVER} ({e}): install chromium and chromium-driver (scripts/test-deps.sh does)")
+        });
+    let driver = Arc::new(ChromeDriver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    });
+    // Wait until it listens (explicitly, up to a minute on a loaded machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chromedriver did not listen on port {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    *slot = Arc::downgrade(&driver);
+    driver
+}
+
+/// A headless Chromium session and the chromedriver it runs on.
+struct Browser {
+    driver: WebDriver,
+    _chromedriver: Arc<ChromeDriver>,
+    base: String,
+}
+
+impl Browser {
+    async fn open(app: &TestApp) -> Browser {
+        let chromedriver = chromedriver();
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(CHROMIUM).unwrap();
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--window-size=1100,800",
+            "--no-first-run",
+            "--disable-extensions",
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        let driver = WebDriver::new(&chromedriver.url, caps)
+            .await
+            .expect("start a Chromium session");
+        Browser {
+            driver,
+            _chromedriver: chromedriver,
+            base: app.base.clone(),
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.driver
+            .goto(format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    /// The current path (no host).
+    async fn path(&self) -> String {
+        self.driver.current_url().await.unwrap().path().to_string()
+    }
+
+    /// Waits for an element (explicit wait; no sleeps).
+    async fn wait(&self, by: By) -> WebElement {
+        let found = self
+            .driver
+            .query(by.clone())
+            .wait(Duration::from_secs(30), Duration::from_millis(100))
+            .first()
+            .await;
+        match found {
+            Ok(e) => e,
+            Err(e) => {
+                let url = self.driver.current_url().await.map(|u| u.to_string());
+                let source = self.driver.source().await.unwrap_or_default();
+                panic!("waiting for {by:?} on {url:?}: {e}\n{source}")
+            }
+        }
+    }
+
+    /// The input a `<label>` with exactly this text names.
+    async fn field(&self, label: &str) -> WebElement {
+        let l = self
+            .wait(By::XPath(format!("//label[normalize-space()='{label}']")))
+            .await;
+        let id = l.attr("for").await.unwrap().expect("label has for=");
+        self.wait(By::Id(id)).await
+    }
+
+    async fn fill(&self, label: &str, text: &str) {
+        let f = self.field(label).await;
+        f.clear().await.unwrap();
+        f.send_keys(text).await.unwrap();
+    }
+
+    async fn choose(&self, label: &str, option: &str) {
+        let f = self.field(label).await;
+        let select = thirtyfour::components::SelectElement::new(&f)
+            .await
+            .unwrap();
+        select.select_by_exact_text(option).await.unwrap();
+    }
+
+    /// Clicks the button (or summary) whose text is exactly `text`.
+    async fn click(&self, text: &str) {
+        self.wait(By::XPath(format!(
+            "//button[normalize-space()='{text}'] | //summary[normalize-space()='{text}']"
+        )))
+        .await
+        .click()
+        .await
+        .unwrap();
+    }
+
+    /// Opens the `<details>` whose summary is `text` (if it is not open yet).
+    async fn disclose(&self, text: &str) {
+        let summary = self
+            .wait(By::XPath(format!("//summary[normalize-space()='{text}']")))
+            .await;
+        let details = summary.parent().await.unwrap();
+        if details.attr("open").await.unwrap().is_none() {
+            summary.click().await.unwrap();
+        }
+    }
+
+    /// Waits until the page says `text` (the innermost element saying it).
+    async fn wait_text(&self, text: &str) -> WebElement {
+        self.wait(By::XPath(format!(
+            "//*[contains(normalize-space(), \"{text}\") and not(*[contains(normalize-space(), \"{text}\")])]"
+        )))
+            .await
+    }
+
+    async fn exists(&self, xpath: &str) -> bool {
+        !self
+            .driver
+            .find_all(By::XPath(xpath.to_string()))
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    /// The row of a table that shows `name`.
+    async fn row(&self, name: &str) -> WebElement {
+        self.wait(By::XPath(format!("//tr[@data-name='{name}']")))
+            .await
+    }
+
+    /// Saves the page as `<name>.png`.
+    async fn shot(&self, name: &str) {
+        let dir = std::env::var("FEDGATE_SCREENSHOTS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console")
+            });
+        std::fs::create_dir_all(&dir).unwrap();
+        self.driver
+            .screenshot(&dir.join(format!("{name}.png")))
+            .await
+            .unwrap();
+    }
+
+    async fn cookie(&self, name: &str) -> String {
+        self.driver.get_named_cookie(name).await.unwrap().value
+    }
+
+    async fn sign_in_with_key(&self, key: &str) {
+        self.fill("API key", key).await;
+        self.click("Sign in").await;
+        self.wait(By::XPath("//button[normalize-space()='Sign out']"))
+            .await;
+    }
+
+    async fn close(self) {
+        self.driver.quit().await.unwrap();
+    }
+}
+
+// ------------------------------------------------------------ scenario 1
+
+/// The bootstrap admin signs in with an API key, creates an org-scoped
+/// account through the platform's flow, copies the key, and that key logs a
+/// run to the default team. Also: trusted issuers on the Settings tab and the
+/// other tabs, each saved as a screenshot.
+#[tokio::test]
+async fn admin_creates_an_org_service_account_in_the_browser() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    app.team("nlp").await;
+    let b = Browser::open(&app).await;
+
+    // Signed out, the dashboard leads to sign-in, then back to the dashboard.
+    b.goto("/org/default").await;
+    b.wait_text("Sign in with an API key").await;
+    assert_eq!(b.path().await, "/login");
+    b.shot("login").await;
+    b.sign_in_with_key(&app.admin_key).await;
+    assert_eq!(b.path().await, "/org/default");
+
+    // Service Accounts tab → New service account → Name → Default team → Create.
+    b.disclose("New service account").await;
+    b.fill("Name", "ci-org-bot").await;
+    b.choose("Default team", "nlp").await;
+    b.click("Create").await;
+    let row = b.row("ci-org-bot").await;
+    let key_field = row
+        .find(By::XPath(
+            ".//label[normalize-space()='New API key']/following-sibling::input",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        key_field.attr("readonly").await.unwrap().as_deref(),
+        Some("true")
+    );
+    let key = key_field.value().await.unwrap().unwrap();
+    assert!(key.starts_with("fgk_"), "{key}");
+    row.find(By::XPath(".//button[normalize-space()='Copy API key']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("Copied to the clipboard.").await;
+    b.shot("org-service-accounts").await;
+
+    // The copied key logs a run over the API, to the default team.
+    let (s, run) = app.run(&key, json!({"project": "console-demo"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    assert_eq!(run["entity"], "nlp");
+
+    // The key is shown once: a reload of the dashboard never shows it again.
+    b.goto("/org/default").await;
+    b.row("ci-org-bot").await;
+    assert!(!b.exists("//label[normalize-space()='New API key']").await);
+
+    // Row actions: Disable is refused at the API at once, Enable again.
+    let row = b.row("ci-org-bot").await;
+    row.find(By::XPath(".//button[normalize-space()='Disable']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("Disabled service account ci-org-bot.").await;
+    let (s, _) = app.run(&key, json!({"project": "console-demo"})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Settings → Authentication → Set up JWT issuer; a lint failure inline.
+    let idp = TestIdp::start().await;
+    b.goto("/org/default/settings").await;
+    b.disclose("Set up JWT issuer").await;
+    b.fill("Issuer URL", "http://127.0.0.1:9/nothing-here")
+        .await;
+    b.click("Create").await;
+    b.wait(By::Css("p.error")).await;
+    b.disclose("Set up JWT issuer").await;
+    b.fill("Issuer URL", &idp.issuer()).await;
+    b.fill("Audiences", "default").await;
+    b.click("Create").await;
+    b.wait_text("Trusted issuer").await;
+    let row = b.row(&idp.issuer()).await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("rsa-a"), "kids listed: {text}");
+    row.find(By::XPath(".//button[normalize-space()='Refresh keys']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("Fetched the issuer's keys.").await;
+    b.shot("org-settings").await;
+
+    for (path, name) in [
+        ("/org/default/teams", "org-teams"),
+        ("/org/default/users", "org-users"),
+        ("/org/default/audit", "org-audit"),
+    ] {
+        b.goto(path).await;
+        b.wait(By::Css("nav.tabs a[aria-current='page']")).await;
+        b.shot(name).await;
+    }
+    // Audit: filtered by action, the creation is there.
+    b.goto("/org/default/audit?action=service_account.create")
+        .await;
+    b.wait_text("service_account:ci-org-bot").await;
+
+    b.click("Sign out").await;
+    b.wait_text("You signed out.").await;
+    b.goto("/org/default").await;
+    b.wait_text("Sign in with an API key").await;
+    b.close().await;
+    app.stop().await;
+}
+
+// ------------------------------------------------------------ scenario 2
+
+/// A team admin signs in with SSO through an OIDC provider started by the
+/// test, opens `/<team>/service-accounts`, creates a built-in account and a
+/// Federated Identity one, and a token of that provider for the latter
+/// exchanges at `/oidc/token`.
+#[tokio::test]
+async fn team_admin_signs_in_with_sso_and_creates_accounts() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    app.user("tina", "member").await;
+    app.member("vision", "tina", "admin").await;
+    let idp = TestIdp::start().await;
+    idp.enable_sso("fedgate-console", "console-secret");
+    idp.sign_in_as("tina@example.com");
+    app.trust_with(json!({"issuer": idp.issuer(), "audiences": ["default"]}))
+        .await;
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": idp.issuer(), "client_id": "fedgate-console", "client_secret": "console-secret"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["redirect_uri"], format!("{}/sso/callback", app.base));
+
+    let b = Browser::open(&app).await;
+    b.goto("/vision/service-accounts").await;
+    b.fill("Organization", "default").await;
+    b.click("Sign in with SSO").await;
+    // Provider → /sso/callback → back where tina was going.
+    b.wait(By::XPath("//button[normalize-space()='Sign out']"))
+        .await;
+    assert_eq!(b.path().await, "/vision/service-accounts");
+    let who = b.wait_text("Signed in as user").await.text().await.unwrap();
+    assert!(who.contains("\"tina\""), "{who}");
+
+    // Built-in.
+    b.disclose("New service account").await;
+    b.fill("Name", "vision-bot").await;
+    b.field("Generate API key (Built-in)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.click("Create").await;
+    let row = b.row("vision-bot").await;
+    let key = row
+        .find(By::XPath(
+            ".//label[normalize-space()='New API key']/following-sibling::input",
+        ))
+        .await
+        .unwrap()
+        .value()
+        .await
+        .unwrap()
+        .unwrap();
+    let (s, run) = app.run(&key, json!({"project": "sso-demo"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    assert_eq!(run["entity"], "vision");
+
+    // Federated Identity.
+    let subject = "repo:acme/vision-train:ref:refs/heads/main";
+    b.disclose("New service account").await;
+    b.fill("Name", "vision-ci").await;
+    b.field("Federated Identity").await.click().await.unwrap();
+    b.choose("Issuer", &idp.issuer()).await;
+    b.fill("Subject", subject).await;
+    b.fill("Claim conditions", "repository_owner=acme").await;
+    b.click("Create").await;
+    let row = b.row("vision-ci").await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("Federated Identity"), "{text}");
+    assert!(!text.contains("New API key"), "{text}");
+    b.shot("team-service-accounts").await;
+
+    let token = idp.mint(json!({"sub": subject, "aud": "default", "repository_owner": "acme"}));
+    let access = app.exchange_ok(&token).await;
+    let (s, run) = app.run(&access, json!({"project": "sso-demo"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    assert_eq!(run["created_by"]["name"], "vision-ci");
+
+    b.goto("/vision").await;
+    b.wait(By::XPath("//h2[normalize-space()='Projects']"))
+        .await;
+    b.shot("team-settings").await;
+    b.close().await;
+    app.stop().await;
+}
+
+// ------------------------------------------------------------ scenario 3
+
+/// A member sees no "New service account" and the service still refuses the
+/// hidden form; a request with a foreign Origin is refused; signed-out pages
+/// lead to sign-in; revoking the key a person signed in with ends the session.
+#[tokio::test]
+async fn member_sees_read_only_pages_and_sessions_end() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    let mia_key = app.user("mia", "member").await;
+    app.member("vision", "mia", "member").await;
+    let b = Browser::open(&app).await;
+
+    for path in [
+        "/org/default/settings",
+        "/vision/service-accounts",
+        "/vision",
+    ] {
+        b.goto(path).await;
+        b.wait_text("Sign in with an API key").await;
+        assert_eq!(b.path().await, "/login", "{path}");
+    }
+    b.sign_in_with_key(&mia_key).await;
+    // `next` brought mia back to the last page she asked for.
+    assert_eq!(b.path().await, "/vision");
+
+    b.goto("/vision/service-accounts").await;
+    b.wait_text("Denied").await;
+    assert!(
+        !b.exists("//summary[normalize-space()='New service account']")
+            .await
+    );
+    b.shot("member-team-service-accounts").await;
+    b.goto("/org/default").await;
+    b.wait(By::Css("nav.tabs")).await;
+    assert!(
+        !b.exists("//summary[normalize-space()='New service account']")
+            .await
+    );
+
+    // The hidden form, posted anyway from the console's own origin: the
+    // service refuses it with its rule; nothing is created.
+    let session = b.cookie("fedgate_session").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |origin: &str| {
+        http.post(app.url("/vision/service-accounts"))
+            .header("cookie", format!("fedgate_session={session}"))
+            .header("origin", origin.to_string())
+            .form(&[("name", "sneaky"), ("auth", "builtin")])
+    };
+    let resp = post(&app.base).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("Denied (admin."));
+    // A foreign Origin is refused before any service runs.
+    let resp = post("http://evil.example").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("cross-site"));
+    let (_, sas) = app
+        .get(
+            "/api/v1/teams/vision/service-accounts",
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(sas["service_accounts"].as_array().unwrap().len(), 0);
+
+    // Revoking the key mia signed in with ends her session at once.
+    let (_, keys) = app
+        .get("/api/v1/users/mia/api-keys", Some(&app.admin_key))
+        .await;
+    let key_id = keys["api_keys"][0]["id"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .delete(
+            &format!("/api/v1/users/mia/api-keys/{key_id}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    b.goto("/org/default").await;
+    b.wait_text("the API key you signed in with was revoked")
+        .await;
+    assert_eq!(b.path().await, "/login");
+    b.close().await;
+    app.stop().await;
+}
+
+// ------------------------------------------------------------ HTTP contract
+
+/// A client that keeps no cookies and follows no redirects.
+fn raw() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with `key` over HTTP; returns the session cookie's value.
+async fn sign_in(app: &TestApp, key: &str) -> String {
+    let resp = raw()
+        .post(app.url("/login"))
+        .header("origin", app.base.clone())
+        .form(&[("api_key", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_session="))
+        .expect("session cookie")
+        .to_string();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "http public URL: {cookie}");
+    cookie
+        .trim_start_matches("fedgate_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn forms_without_origin_headers_need_the_session_token() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    let session = sign_in(&app, &app.admin_key).await;
+    let page = raw()
+        .get(app.url("/org/default/teams"))
+        .header("cookie", format!("fedgate_session={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |csrf: &str| {
+        raw()
+            .post(app.url("/org/default/teams"))
+            .header("cookie", format!("fedgate_session={session}"))
+            .form(&[("name", "made-by-form"), ("csrf", csrf)])
+    };
+    // No Origin, no Sec-Fetch-Site: a wrong or missing token is refused.
+    let resp = post("wrong").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = post("").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Sec-Fetch-Site from another site is refused even with the token.
+    let resp = post(&token)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (_, teams) = app
+        .get("/api/v1/orgs/default/teams", Some(&app.admin_key))
+        .await;
+    assert_eq!(teams["teams"].as_array().unwrap().len(), 1);
+    // The session's token passes.
+    let resp = post(&token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, teams) = app
+        .get("/api/v1/orgs/default/teams", Some(&app.admin_key))
+        .await;
+    assert_eq!(teams["teams"].as_array().unwrap().len(), 2);
+
+    // Sign out ends the session server-side: the old cookie is dead.
+    let resp = raw()
+        .post(app.url("/logout"))
+        .header("cookie", format!("fedgate_session={session}"))
+        .header("origin", app.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = raw()
+        .get(app.url("/org/default"))
+        .header("cookie", format!("fedgate_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn console_sign_in_refuses_service_accounts_and_bad_keys() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    let (_, sa_key) = app.team_sa("vision", "bot").await;
+    for (key, status, words) in [
+        (
+            sa_key.as_str(),
+            StatusCode::FORBIDDEN,
+            "cannot sign in to the console",
+        ),
+        ("fgk_not-a-key", StatusCode::UNAUTHORIZED, "nvalid API key"),
+        ("", StatusCode::BAD_REQUEST, "Enter an API key"),
+    ] {
+        let resp = raw()
+            .post(app.url("/login"))
+            .header("origin", app.base.clone())
+            .form(&[("api_key", key)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{key:?}");
+        assert!(
+            resp.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("fedgate_session="))
+        );
+        assert!(resp.text().await.unwrap().contains(words), "{key}");
+    }
+    // Another org's pages are 404 for a signed-in person.
+    let session = sign_in(&app, &app.admin_key).await;
+    let resp = raw()
+        .get(app.url("/org/elsewhere"))
+        .header("cookie", format!("fedgate_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = raw()
+        .get(app.url("/no-such-team/service-accounts"))
+        .header("cookie", format!("fedgate_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn teams_cannot_shadow_console_or_api_paths() {
+    let app = TestApp::start().await;
+    for name in [
+        "org", "api", "oidc", "sso", "static", "login", "logout", "healthz", "readyz", "metrics",
+        "graphql", "oauth", "Login",
+    ] {
+        let (s, b) = app
+            .post(
+                "/api/v1/orgs/default/teams",
+                Some(&app.admin_key),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {b}");
+        assert!(message(&b).contains("reserved"), "{name}: {b}");
+    }
+    // Every first path segment the API serves is reserved too.
+    let (_, doc) = app.get("/openapi.json", None).await;
+    for path in doc["paths"].as_object().unwrap().keys() {
+        let first = path.trim_start_matches('/').split('/').next().unwrap();
+        if first.starts_with('.') {
+            continue; // not a valid team name anyway
+        }
+        let (s, b) = app
+            .post(
+                "/api/v1/orgs/default/teams",
+                Some(&app.admin_key),
+                json!({"name": first}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "/{first} is served: {b}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sso_settings_are_checked_and_for_org_admins_only() {
+    let app = TestApp::start().await;
+    let member = app.user("sam", "member").await;
+    let idp = TestIdp::start().await;
+    idp.enable_sso("c", "s");
+    let body = json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"});
+    let (s, b) = app
+        .put("/api/v1/orgs/default/sso", Some(&member), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // No provider there: refused with the reason.
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": "http://127.0.0.1:9", "client_id": "c", "client_secret": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(message(&b).contains("cannot be used for sign-in"), "{b}");
+    // Not https, not loopback.
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": "http://idp.example.com", "client_id": "c", "client_secret": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // The first save needs a secret.
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": idp.issuer(), "client_id": "c"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = app
+        .put("/api/v1/orgs/default/sso", Some(&app.admin_key), body)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app
+        .get("/api/v1/orgs/default/sso", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["client_id"], "c");
+    assert!(b.get("client_secret").is_none(), "never shown: {b}");
+
+    // A person the org does not know is not created (create_users is off).
+    idp.sign_in_as("stranger@example.com");
+    let (status, text) = sso_round_trip(&app).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("o user of organization"), "{text}");
+
+    let (s, _) = app
+        .delete("/api/v1/orgs/default/sso", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .get("/api/v1/orgs/default/sso", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// Runs an SSO sign-in for org `default` with reqwest, following the
+/// redirects by hand and carrying the `state` cookie; returns the callback's
+/// answer.
+async fn sso_round_trip(app: &TestApp) -> (StatusCode, String) {
+    let http = raw();
+    let resp = http
+        .post(app.url("/login/sso"))
+        .header("origin", app.base.clone())
+        .form(&[("org", "default")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "start");
+    let state_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_sso="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let to_idp = resp.headers()["location"].to_str().unwrap().to_string();
+    let resp = http.get(&to_idp).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND, "authorize");
+    let back = resp.headers()["location"].to_str().unwrap().to_string();
+    let resp = http
+        .get(&back)
+        .header("cookie", state_cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn sso_callbacks_are_bound_to_the_browser_and_used_once() {
+    let app = TestApp::start().await;
+    app.user("ola", "member").await;
+    let idp = TestIdp::start().await;
+    idp.enable_sso("c", "s");
+    idp.sign_in_as("ola@example.com");
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (status, _) = sso_round_trip(&app).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "a known, verified email signs in"
+    );
+
+    // A callback without the browser's state cookie (login CSRF) is refused,
+    // and so is a replayed one.
+    let http = raw();
+    let resp = http
+        .post(app.url("/login/sso"))
+        .header("origin", app.base.clone())
+        .form(&[("org", "default")])
+        .send()
+        .await
+        .unwrap();
+    let to_idp = resp.headers()["location"].to_str().unwrap().to_string();
+    let state_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_sso="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let back = http.get(&to_idp).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resp = http.get(&back).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = http
+        .get(&back)
+        .header("cookie", state_cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = http
+        .get(&back)
+        .header("cookie", state_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "replayed");
+    assert!(resp.text().await.unwrap().contains("already used"));
+    // Unknown org: the same words as an org without SSO.
+    let resp = http
+        .post(app.url("/login/sso"))
+        .header("origin", app.base.clone())
+        .form(&[("org", "nowhere")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("not set up"));
+    let _: Value = json!(null);
+    app.stop().await;
+}
