@@ -158,6 +158,18 @@ impl ExchangeRequest {
             }
             (a, r) => a.or(r).map(String::from),
         };
+        if let Some(t) = &target {
+            let parts: Vec<&str> = t.strip_prefix("sa:").unwrap_or("").split('/').collect();
+            if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    format!(
+                        "audience {:?} does not name a service account: use sa:<org>/<team>/<name>, e.g. sa:default/vision/gh-train",
+                        truncate(t, 100)
+                    ),
+                ));
+            }
+        }
         Ok(ExchangeRequest {
             grant_type: grant_type.to_string(),
             token: token.trim().to_string(),
@@ -260,8 +272,25 @@ pub async fn evaluate(
         configs.retain(|c| c.org_name == org);
     }
     if configs.is_empty() {
+        // Whether an unknown `iss` is registered is already visible from
+        // this very error, so naming a near miss reveals nothing more.
+        let near = app
+            .index
+            .near_iss(&u.iss)
+            .filter(|n| {
+                opts.org_id.is_none_or(|org| {
+                    app.index.issuers_for(n).iter().any(|c| c.org_id == org)
+                })
+            })
+            .map(|n| {
+                format!(
+                    "; a registered issuer nearly matches: {:?} (issuers must match exactly, including any trailing slash)",
+                    truncate(&n, 200)
+                )
+            })
+            .unwrap_or_default();
         let e = OAuthError::grant(format!(
-            "issuer {:?} is not a trusted issuer{}",
+            "issuer {:?} is not a trusted issuer{}{near}",
             truncate(&u.iss, 200),
             if opts.org_id.is_some() {
                 " of this organization"
@@ -538,10 +567,15 @@ pub async fn exchange(
     let scopes = match req.scope.as_deref() {
         None => Scopes::FULL,
         Some(s) => Scopes::parse(s).ok_or_else(|| {
+            let hint = if s.contains(',') {
+                "; scopes are space-separated (RFC 6749 §3.3), e.g. \"read write\""
+            } else {
+                ""
+            };
             OAuthError::new(
                 "invalid_scope",
                 format!(
-                    "scope {:?} is not a subset of \"read write\"",
+                    "scope {:?} is not a subset of \"read write\"{hint}",
                     truncate(s, 80)
                 ),
             )
