@@ -37,7 +37,9 @@ fn parse() -> Cli {
     if let (Command::Serve(args), Some(("serve", m))) = (&mut cli.command, matches.subcommand()) {
         args.from_env = m
             .ids()
-            .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable))
+            .filter(|id| {
+                m.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
+            })
             .map(|id| id.as_str().to_string())
             .collect();
     }

@@ -243,7 +243,12 @@ mod tests {
         );
         assert_eq!(lookup(&entry("garbage"), BASE, None, now), Lookup::Stale);
         assert_eq!(
-            lookup(&json!({"credentials": {BASE: {"expires_at": "2030-01-01 00:00:00"}}}), BASE, None, now),
+            lookup(
+                &json!({"credentials": {BASE: {"expires_at": "2030-01-01 00:00:00"}}}),
+                BASE,
+                None,
+                now
+            ),
             Lookup::Stale
         );
         assert_eq!(

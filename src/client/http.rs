@@ -554,7 +554,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let t = api
-            .exchange(&dir.path().join("token"), &ExchangeParams::default(), &fast(), |_| {})
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap();
         assert_eq!(t.access_token, "eyJ.minted");
@@ -572,7 +577,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let e = api
-            .exchange(&dir.path().join("token"), &ExchangeParams::default(), &fast(), |_| {})
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -591,7 +601,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let e = api
-            .exchange(&dir.path().join("token"), &ExchangeParams::default(), &fast(), |_| {})
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 4);
@@ -610,7 +625,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let e = api
-            .exchange(&dir.path().join("token"), &ExchangeParams::default(), &fast(), |_| {})
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -667,7 +687,10 @@ mod tests {
             "{e}"
         );
         let e = identity_token("just-some-text").unwrap_err();
-        assert!(e.contains("not hold a JWT") && e.contains("found 1 part"), "{e}");
+        assert!(
+            e.contains("not hold a JWT") && e.contains("found 1 part"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -696,9 +719,12 @@ mod tests {
         let api = Api::new(&base).unwrap();
         let progress = std::sync::Mutex::new(Vec::new());
         let e = api
-            .exchange(&dir.path().join("token"), &ExchangeParams::default(), &fast(), |m| {
-                progress.lock().unwrap().push(m)
-            })
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |m| progress.lock().unwrap().push(m),
+            )
             .await
             .unwrap_err()
             .to_string();
@@ -708,14 +734,26 @@ mod tests {
             e.contains("501") && e.contains("an HTML page") && e.contains("not fedgate's JSON"),
             "{e}"
         );
-        assert!(!e.contains("Not Implemented"), "the page is not dumped: {e}");
+        assert!(
+            !e.contains("Not Implemented"),
+            "the page is not dumped: {e}"
+        );
         assert_eq!(e.matches(&base).count(), 2, "the URL and the base URL: {e}");
         let e = api
-            .call(reqwest::Method::GET, "/api/v1/viewer", Auth::Bearer("x"), None, &[])
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/viewer",
+                Auth::Bearer("x"),
+                None,
+                &[],
+            )
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("an HTML page") && e.contains("WANDB_BASE_URL"), "{e}");
+        assert!(
+            e.contains("an HTML page") && e.contains("WANDB_BASE_URL"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -731,9 +769,12 @@ mod tests {
         let api = Api::new(&format!("http://127.0.0.1:{port}")).unwrap();
         let progress = std::sync::Mutex::new(Vec::new());
         let e = api
-            .exchange(&dir.path().join("token"), &ExchangeParams::default(), &fast(), |m| {
-                progress.lock().unwrap().push(m)
-            })
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |m| progress.lock().unwrap().push(m),
+            )
             .await
             .unwrap_err()
             .to_string();

@@ -232,12 +232,10 @@ impl ClientEnv {
         let scope = scope
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
-        if let Some(s) = &scope {
-            if s.contains(',') {
-                return Err(ClientError::Config(format!(
-                    "--scope (FEDGATE_SCOPE) {s:?}: scopes are space-separated, e.g. \"read write\""
-                )));
-            }
+        if let Some(s) = scope.as_ref().filter(|s| s.contains(',')) {
+            return Err(ClientError::Config(format!(
+                "--scope (FEDGATE_SCOPE) {s:?}: scopes are space-separated, e.g. \"read write\""
+            )));
         }
         self.audience = audience;
         self.scope = scope;
@@ -691,7 +689,10 @@ mod tests {
             "https://fedgate.example.com/?x=1",
         ] {
             let e = env(&[("WANDB_BASE_URL", bad)]).unwrap_err().to_string();
-            assert!(e.contains("has a path") && e.contains("root URL"), "{bad}: {e}");
+            assert!(
+                e.contains("has a path") && e.contains("root URL"),
+                "{bad}: {e}"
+            );
             assert!(
                 e.contains("\"https://fedgate.example.com\"")
                     || e.contains("\"http://127.0.0.1:8080\""),
@@ -704,15 +705,26 @@ mod tests {
     #[test]
     fn audience_and_scope_are_checked_before_anything_is_sent() {
         let mut e = env(&[]).unwrap();
-        e.set_exchange(Some("sa:default/vision/gh-deploy".into()), Some("read".into()))
-            .unwrap();
+        e.set_exchange(
+            Some("sa:default/vision/gh-deploy".into()),
+            Some("read".into()),
+        )
+        .unwrap();
         assert_eq!(e.audience.as_deref(), Some("sa:default/vision/gh-deploy"));
         assert_eq!(
             e.request_key().as_deref(),
             Some("audience=sa:default/vision/gh-deploy scope=read")
         );
-        for bad in ["https://fedgate.example.com", "sa:default/vision", "sa://x/y", "gh-deploy"] {
-            let err = e.set_exchange(Some(bad.into()), None).unwrap_err().to_string();
+        for bad in [
+            "https://fedgate.example.com",
+            "sa:default/vision",
+            "sa://x/y",
+            "gh-deploy",
+        ] {
+            let err = e
+                .set_exchange(Some(bad.into()), None)
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("sa:<org>/<team>/<name>") && err.contains("FEDGATE_AUDIENCE"),
                 "{bad}: {err}"
@@ -740,9 +752,17 @@ mod tests {
             credentials::lookup(&doc, "http://x", token.request.as_deref(), now),
             Lookup::Fresh(_)
         ));
-        assert_eq!(credentials::lookup(&doc, "http://x", None, now), Lookup::Stale);
         assert_eq!(
-            credentials::lookup(&doc, "http://x", Some("audience=sa:default/vision/other scope=-"), now),
+            credentials::lookup(&doc, "http://x", None, now),
+            Lookup::Stale
+        );
+        assert_eq!(
+            credentials::lookup(
+                &doc,
+                "http://x",
+                Some("audience=sa:default/vision/other scope=-"),
+                now
+            ),
             Lookup::Stale
         );
     }

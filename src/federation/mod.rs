@@ -98,14 +98,20 @@ mod near_match_tests {
 
     #[test]
     fn trailing_slashes_and_case_are_near_misses() {
-        let reg = ["https://token.actions.githubusercontent.com", "https://gitlab.com"];
+        let reg = [
+            "https://token.actions.githubusercontent.com",
+            "https://gitlab.com",
+        ];
         assert_eq!(
             near_match("https://token.actions.githubusercontent.com/", reg),
             Some(reg[0])
         );
         assert_eq!(near_match("https://GitLab.com", reg), Some(reg[1]));
-        assert_eq!(near_match("https://gitlab.com", reg), None, "exact is no near miss");
+        assert_eq!(
+            near_match("https://gitlab.com", reg),
+            None,
+            "exact is no near miss"
+        );
         assert_eq!(near_match("https://gitlab.example.com", reg), None);
     }
 }
-

@@ -693,7 +693,11 @@ pub fn verify(
         }
         Some(nbf) => trace.push_ok(
             "nbf",
-            format_args!("not before {}, now {}, leeway {leeway} s", rfc3339(nbf), rfc3339(now)),
+            format_args!(
+                "not before {}, now {}, leeway {leeway} s",
+                rfc3339(nbf),
+                rfc3339(now)
+            ),
         ),
         None => trace.push_ok("nbf", "absent"),
     }
@@ -704,7 +708,11 @@ pub fn verify(
         }
         Some(iat) => trace.push_ok(
             "iat",
-            format_args!("issued at {}, now {}, leeway {leeway} s", rfc3339(iat), rfc3339(now)),
+            format_args!(
+                "issued at {}, now {}, leeway {leeway} s",
+                rfc3339(iat),
+                rfc3339(now)
+            ),
         ),
         None => trace.push_ok("iat", "absent"),
     }
@@ -1135,7 +1143,10 @@ mod tests {
         );
         assert!(text.contains("request a new token"), "{text}");
         assert!(rfc3339(NOW).ends_with('Z') && rfc3339(NOW).contains('T'));
-        assert!(!text.contains(&NOW.to_string()), "no raw NumericDate: {text}");
+        assert!(
+            !text.contains(&NOW.to_string()),
+            "no raw NumericDate: {text}"
+        );
     }
 
     #[test]

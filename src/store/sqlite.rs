@@ -17,7 +17,11 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` and migrates it.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| anyhow::anyhow!("the store URL {url:?} is not a SQLite URL ({e}): use sqlite://PATH"))?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the store URL {url:?} is not a SQLite URL ({e}): use sqlite://PATH"
+                )
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

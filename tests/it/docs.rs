@@ -259,7 +259,10 @@ impl Pattern {
             (Pattern::Array(items), Value::Array(a)) => {
                 if !items.iter().any(Option::is_none) {
                     return items.len() == a.len()
-                        && items.iter().zip(a).all(|(p, v)| p.as_ref().is_some_and(|p| p.matches(v)));
+                        && items
+                            .iter()
+                            .zip(a)
+                            .all(|(p, v)| p.as_ref().is_some_and(|p| p.matches(v)));
                 }
                 // In order, gaps anywhere.
                 let mut rest = a.iter();
@@ -275,13 +278,15 @@ impl Pattern {
                     return false;
                 }
                 let mut rest = &v[first.len()..v.len() - last.len()];
-                frags[1..frags.len() - 1].iter().all(|f| match rest.find(f) {
-                    Some(i) => {
-                        rest = &rest[i + f.len()..];
-                        true
-                    }
-                    None => false,
-                })
+                frags[1..frags.len() - 1]
+                    .iter()
+                    .all(|f| match rest.find(f) {
+                        Some(i) => {
+                            rest = &rest[i + f.len()..];
+                            true
+                        }
+                        None => false,
+                    })
             }
             (Pattern::Literal(l), v) => l == v,
             _ => false,
@@ -469,7 +474,7 @@ async fn run_doc(run: DocRun<'_>) -> Ran {
                 let last = errs[i]
                     .lines()
                     .filter_map(|l| l.strip_prefix("@@http "))
-                    .last()
+                    .next_back()
                     .and_then(|c| c.trim().parse::<u16>().ok());
                 if last != Some(code) {
                     wrong.push(format!(
@@ -516,15 +521,27 @@ fn answers_are_matched_on_their_key_facts() {
         "{\"id\": \"sa_x1\", \"name\": \"n\", \"scope\": \"team\", \"a\": 1}"
     ));
     assert!(!shows(r#"{"allowed":false}"#, r#"{"allowed":true}"#));
-    assert!(shows(r#"{"a":1,…,"b":2}"#, r#"{"b":2,"a":1}"#), "members in any order");
-    assert!(!shows(r#"{"a":1,"c":3}"#, r#"{"b":2,"a":1}"#), "every member shown");
+    assert!(
+        shows(r#"{"a":1,…,"b":2}"#, r#"{"b":2,"a":1}"#),
+        "members in any order"
+    );
+    assert!(
+        !shows(r#"{"a":1,"c":3}"#, r#"{"b":2,"a":1}"#),
+        "every member shown"
+    );
     assert!(!shows(r#"{"id":"sa_…"}"#, r#"{"id":"team_1"}"#));
     assert!(shows(
         r#"{"r":"user \"a\" is …; …"}"#,
         r#"{"r":"user \"a\" is not; x"}"#
     ));
-    assert!(shows(r#"["RS256",…,"EdDSA"]"#, r#"["RS256","ES256","EdDSA"]"#));
-    assert!(!shows(r#"["RS256","EdDSA"]"#, r#"["RS256","ES256","EdDSA"]"#));
+    assert!(shows(
+        r#"["RS256",…,"EdDSA"]"#,
+        r#"["RS256","ES256","EdDSA"]"#
+    ));
+    assert!(!shows(
+        r#"["RS256","EdDSA"]"#,
+        r#"["RS256","ES256","EdDSA"]"#
+    ));
     assert!(
         shows(r#"{"name":"b"}"#, "{\"name\":\"a\"}\n{\"name\":\"b\"}"),
         "any of several answers"
@@ -573,10 +590,10 @@ fn account_blocks(md: &str) -> Vec<Value> {
         match (&mut cur, t.strip_prefix("```")) {
             (None, Some("json")) => cur = Some(String::new()),
             (Some(text), Some(_)) => {
-                if let Ok(v) = serde_json::from_str::<Value>(text) {
-                    if v["auth"] == "external" {
-                        out.push(v);
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(text)
+                    && v["auth"] == "external"
+                {
+                    out.push(v);
                 }
                 cur = None;
             }
@@ -723,7 +740,10 @@ async fn the_github_actions_guide_runs_with_the_test_idp_as_github() {
         json!({"sub": "repo:acme/numeric:ref:refs/heads/main", "repository_id": 703518825u64,
                "ref_protected": true}),
     );
-    assert!(who(t).await.contains("repository_id"), "another number fails");
+    assert!(
+        who(t).await.contains("repository_id"),
+        "another number fails"
+    );
     let r = post(
         "/api/v1/teams/vision/service-accounts",
         json!({"name": "gh-bad", "auth": "external", "issuer": idp.issuer(),
@@ -733,7 +753,10 @@ async fn the_github_actions_guide_runs_with_the_test_idp_as_github() {
     .unwrap();
     assert_eq!(r.status(), 400);
     let text = r.text().await.unwrap();
-    assert!(text.contains("an array") && text.contains("number"), "{text}");
+    assert!(
+        text.contains("an array") && text.contains("number"),
+        "{text}"
+    );
 
     // An intended overlap: the client names the account, as the guide shows.
     let r = post(
@@ -748,13 +771,12 @@ async fn the_github_actions_guide_runs_with_the_test_idp_as_github() {
     let token_file = home.path().join("gh-oidc-token");
     // The workflow may save GitHub's whole answer instead of `jq -r .value`.
     let jwt = env_claims("acme/vision-train/.github/workflows/deploy.yml@refs/heads/main");
-    std::fs::write(
-        &token_file,
-        json!({"count": 1, "value": jwt}).to_string(),
-    )
-    .unwrap();
+    std::fs::write(&token_file, json!({"count": 1, "value": jwt}).to_string()).unwrap();
     let tf = token_file.to_str().unwrap();
-    let vars = [("WANDB_BASE_URL", ran.base.as_str()), ("WANDB_IDENTITY_TOKEN_FILE", tf)];
+    let vars = [
+        ("WANDB_BASE_URL", ran.base.as_str()),
+        ("WANDB_IDENTITY_TOKEN_FILE", tf),
+    ];
     let out = crate::client::fedgate(home.path(), &vars, &["login"]).await;
     assert!(!out.ok);
     assert!(
@@ -772,7 +794,13 @@ async fn the_github_actions_guide_runs_with_the_test_idp_as_github() {
     let out = crate::client::fedgate(
         home.path(),
         &vars,
-        &["login", "--audience", "sa:default/vision/gh-deploy-2", "--scope", "read"],
+        &[
+            "login",
+            "--audience",
+            "sa:default/vision/gh-deploy-2",
+            "--scope",
+            "read",
+        ],
     )
     .await;
     assert!(out.ok, "{}", out.stderr);
@@ -797,7 +825,10 @@ async fn the_client_guides_quoted_messages_are_what_the_binary_prints() {
     let home = tempfile::tempdir().unwrap();
     let out = crate::client::fedgate(
         home.path(),
-        &[("WANDB_API_KEY", "fgk_x"), ("WANDB_IDENTITY_TOKEN_FILE", "/t")],
+        &[
+            ("WANDB_API_KEY", "fgk_x"),
+            ("WANDB_IDENTITY_TOKEN_FILE", "/t"),
+        ],
         &["whoami"],
     )
     .await;

@@ -32,7 +32,11 @@ async fn fedgate(vars: &[(&str, &str)], args: &[&str]) -> (bool, String, String)
 async fn a_missing_sqlite_folder_and_an_unreachable_postgres_are_named_once() {
     let (ok, _, err) = fedgate(
         &[],
-        &["serve", "--database-url", "sqlite:///no/such/folder/fedgate.db"],
+        &[
+            "serve",
+            "--database-url",
+            "sqlite:///no/such/folder/fedgate.db",
+        ],
     )
     .await;
     assert!(!ok);
@@ -67,9 +71,15 @@ async fn a_missing_sqlite_folder_and_an_unreachable_postgres_are_named_once() {
 #[tokio::test]
 async fn config_errors_name_the_flag_the_variable_or_the_file_key() {
     let (ok, _, err) = fedgate(&[], &["serve", "--token-ttl", "5"]).await;
-    assert!(!ok && err.contains("--token-ttl must be between 60 and 43200"), "{err}");
+    assert!(
+        !ok && err.contains("--token-ttl must be between 60 and 43200"),
+        "{err}"
+    );
     let (ok, _, err) = fedgate(&[("FEDGATE_TOKEN_TTL", "5")], &["serve"]).await;
-    assert!(!ok && err.contains("FEDGATE_TOKEN_TTL must be between"), "{err}");
+    assert!(
+        !ok && err.contains("FEDGATE_TOKEN_TTL must be between"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fedgate.toml");
     std::fs::write(&file, "token_ttl = 5\nsigning_alg = \"ES256\"\n").unwrap();
@@ -82,7 +92,10 @@ async fn config_errors_name_the_flag_the_variable_or_the_file_key() {
     );
     assert!(!err.contains("--token-ttl"), "{err}");
     let (ok, _, err) = fedgate(&[("FEDGATE_SIGNING_ALG", "RS256")], &["serve"]).await;
-    assert!(!ok && err.contains("FEDGATE_SIGNING_ALG must be ES256 or EdDSA"), "{err}");
+    assert!(
+        !ok && err.contains("FEDGATE_SIGNING_ALG must be ES256 or EdDSA"),
+        "{err}"
+    );
 
     let (_, help, _) = fedgate(&[], &["serve", "--help"]).await;
     assert!(help.contains("60 to 43200"), "{help}");
@@ -124,7 +137,10 @@ async fn token_refusals_say_what_to_do() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let d = b["error_description"].as_str().unwrap();
-    assert!(d.contains("expired at 20") && d.contains("Z (now 20"), "{d}");
+    assert!(
+        d.contains("expired at 20") && d.contains("Z (now 20"),
+        "{d}"
+    );
     assert!(d.contains("request a new token"), "{d}");
     assert!(!d.contains(&(now - 600).to_string()), "{d}");
 
@@ -155,7 +171,10 @@ async fn token_refusals_say_what_to_do() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(b["error"], "invalid_target");
     let d = b["error_description"].as_str().unwrap();
-    assert!(d.contains("sa:<org>/<team>/<name>") && d.contains("http://127.0.0.1:8080"), "{d}");
+    assert!(
+        d.contains("sa:<org>/<team>/<name>") && d.contains("http://127.0.0.1:8080"),
+        "{d}"
+    );
     let (_, b) = app
         .form(
             "/oidc/token",
@@ -168,14 +187,20 @@ async fn token_refusals_say_what_to_do() {
         .await;
     assert_eq!(b["error"], "invalid_scope");
     assert!(
-        b["error_description"].as_str().unwrap().contains("space-separated"),
+        b["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("space-separated"),
         "{b}"
     );
 
     // An API key where a JWT belongs.
     let (_, b) = app.exchange(&app.admin_key).await;
     let d = b["error_description"].as_str().unwrap();
-    assert!(d.contains("fedgate API key, not a JWT") && d.contains("WANDB_API_KEY"), "{d}");
+    assert!(
+        d.contains("fedgate API key, not a JWT") && d.contains("WANDB_API_KEY"),
+        "{d}"
+    );
     assert!(!d.contains(&app.admin_key), "never echoed: {d}");
 
     // Explain speaks plain words, not Rust's Debug.
@@ -227,7 +252,10 @@ async fn a_binding_issuer_that_nearly_matches_says_so() {
         )
         .await;
     let m = message(&b);
-    assert!(m.contains("register it first") && !m.contains("nearly"), "{m}");
+    assert!(
+        m.contains("register it first") && !m.contains("nearly"),
+        "{m}"
+    );
     app.stop().await;
 }
 
@@ -308,7 +336,10 @@ async fn client_messages_are_sentences_said_once() {
     let api = format!("{}/api/v1", app.base);
     let out = crate::client::fedgate(
         home.path(),
-        &[("WANDB_BASE_URL", api.as_str()), ("WANDB_IDENTITY_TOKEN_FILE", tf)],
+        &[
+            ("WANDB_BASE_URL", api.as_str()),
+            ("WANDB_IDENTITY_TOKEN_FILE", tf),
+        ],
         &["login"],
     )
     .await;
