@@ -90,7 +90,10 @@ async fn metrics_count_exchanges_fetches_caches_and_latency() {
     );
     // One counted fetch (the refresh: discovery + JWKS); the exchanges hit the cache.
     assert_eq!(sample(&after, &fetches), Some(1.0), "{after}");
-    assert!(!after.contains(&idp.issuer()), "an issuer URL became a label: {after}");
+    assert!(
+        !after.contains(&idp.issuer()),
+        "an issuer URL became a label: {after}"
+    );
     assert!(value(&after, jwks_hit) - value(&before, jwks_hit) >= 1.0);
     // The access token's signature is checked once, then it is a cache hit.
     assert!(value(&after, tok_miss) - value(&before, tok_miss) >= 1.0);
