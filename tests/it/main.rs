@@ -15,3 +15,4 @@ mod metrics;
 mod openapi;
 mod replicas;
 mod seed_rules;
+mod tenants;
