@@ -15,4 +15,5 @@ mod metrics;
 mod openapi;
 mod replicas;
 mod seed_rules;
+mod tenants;
 mod traces;
