@@ -112,7 +112,7 @@ pub enum KeysCommand {
 pub enum ApiKeyCommand {
     /// Validate an API key offline (shape and checksum; nothing is sent
     /// anywhere). Exit status: 0 a valid key, 1 not a fedgate key (or a
-    /// failed checksum), 2 a legacy key without a checksum (only the server
+    /// failed checksum), 11 a legacy key without a checksum (only the server
     /// can tell whether it is real).
     Check {
         /// The key, or "-" to read it from standard input (keeps it out of
