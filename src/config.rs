@@ -35,6 +35,10 @@ pub enum Command {
     Whoami,
     /// Client: log a run (POST /api/v1/runs); prints the created run as JSON.
     LogRun(LogRunArgs),
+    /// The admin's commands (team, sa, key, issuer, explain, audit, plan,
+    /// apply, export): an HTTP client of FEDGATE_URL with FEDGATE_API_KEY.
+    #[command(flatten)]
+    Admin(crate::admin_cli::AdminCommand),
 }
 
 /// `fedgate log-run` arguments; unset ones fall back to the W&B variables.

@@ -20,7 +20,13 @@ async fn main() -> std::process::ExitCode {
         // Colour codes only on a terminal, not in CI logs or files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    if let Command::Admin(cmd) = cli.command {
+        let mut io = fedgate::admin_cli::output::Io::stdio();
+        let code = fedgate::admin_cli::run(cmd, &mut io).await;
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fedgate: {e:#}");
@@ -73,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?,
         ),
+        Command::Admin(_) => Ok(()),
     }
 }
 

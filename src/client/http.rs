@@ -310,6 +310,10 @@ impl Api {
             reason: error_chain(&e),
         })?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
+        // 204 No Content (a DELETE, a revoke): success with nothing to read.
+        if status == StatusCode::NO_CONTENT || (status.is_success() && text.trim().is_empty()) {
+            return Ok(Value::Null);
+        }
         if status.is_success() {
             return json.ok_or_else(|| ClientError::BadResponse {
                 url,

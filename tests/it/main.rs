@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admin_cli;
 mod attacks;
 mod authz_table;
 mod bad_input;
