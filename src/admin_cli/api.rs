@@ -25,9 +25,10 @@ pub fn path(segments: &[&str]) -> String {
         out.push('/');
         let dots = seg.bytes().all(|b| b == b'.');
         for b in seg.bytes() {
-            if b.is_ascii_alphanumeric() || (!dots && matches!(b, b'-' | b'.' | b'_' | b'~')) {
-                out.push(b as char);
-            } else if b == b'-' || b == b'_' || b == b'~' {
+            let unreserved = b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'_' | b'~')
+                || (b == b'.' && !dots);
+            if unreserved {
                 out.push(b as char);
             } else {
                 out.push_str(&format!("%{b:02X}"));
