@@ -39,6 +39,41 @@ pub enum Command {
     /// apply, export): an HTTP client of FEDGATE_URL with FEDGATE_API_KEY.
     #[command(flatten)]
     Admin(crate::admin_cli::AdminCommand),
+    /// Client: log one call of an LLM trace (POST /api/v1/traces), with the
+    /// same WANDB_* variables as log-run; prints the created call as JSON.
+    LogTrace(LogTraceArgs),
+}
+
+/// `fedgate log-trace` arguments; unset ones fall back to the W&B variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogTraceArgs {
+    /// Project to log to [default: WANDB_PROJECT]; created on first write.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Team (entity) to log to [default: WANDB_ENTITY, else your default entity].
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// The operation called, e.g. "openai.chat.completions.create".
+    #[arg(long)]
+    pub op_name: String,
+    /// Trace to add the call to [default: the parent's trace, else a new one].
+    #[arg(long)]
+    pub trace_id: Option<String>,
+    /// Id of the call this one is nested in (printed as "id" by an earlier log-trace).
+    #[arg(long)]
+    pub parent_id: Option<String>,
+    /// Inputs as a JSON object, e.g. '{"prompt": "hi"}'.
+    #[arg(long)]
+    pub inputs: Option<String>,
+    /// Output as JSON, e.g. '"hello"'.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Start time, RFC 3339 [default: now].
+    #[arg(long)]
+    pub started_at: Option<String>,
+    /// End time, RFC 3339.
+    #[arg(long)]
+    pub ended_at: Option<String>,
 }
 
 /// `fedgate log-run` arguments; unset ones fall back to the W&B variables.
@@ -71,6 +106,7 @@ pub enum KeysCommand {
     },
 }
 
+/// `fedgate key …`: API keys.
 /// Where the store is.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {

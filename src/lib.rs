@@ -7,6 +7,7 @@
 //! account's API key. See `docs/architecture.md`.
 
 pub mod admin_cli;
+pub mod apikey;
 pub mod audit;
 pub mod authz;
 pub mod client;

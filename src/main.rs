@@ -80,6 +80,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?,
         ),
         Command::Admin(_) => Ok(()),
+        Command::LogTrace(args) => print_json(
+            client()?
+                .log_trace(&fedgate::client::TraceOptions {
+                    entity: args.entity,
+                    project: args.project,
+                    op_name: args.op_name,
+                    trace_id: args.trace_id,
+                    parent_id: args.parent_id,
+                    inputs: args.inputs,
+                    output: args.output,
+                    started_at: args.started_at,
+                    ended_at: args.ended_at,
+                })
+                .await?,
+        ),
     }
 }
 

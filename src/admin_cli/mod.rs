@@ -64,7 +64,8 @@ pub enum AdminCommand {
     /// Admin: service accounts, built-in and federated (create, list, show,
     /// edit, disable, enable, delete).
     Sa(sa::SaArgs),
-    /// Admin: API keys of built-in service accounts and users (create, list, revoke).
+    /// API keys of built-in service accounts and users (create, list,
+    /// revoke), and `check`: validate one offline.
     Key(sa::KeyArgs),
     /// Admin: trusted issuers (add, list, show, refresh, edit, delete).
     Issuer(issuer::IssuerArgs),
@@ -124,7 +125,7 @@ async fn dispatch(cmd: AdminCommand, io: &mut Io, json: bool) -> CliResult<i32> 
     match cmd {
         AdminCommand::Team(a) => team::run(a, &mut p).await.map(|_| EXIT_OK),
         AdminCommand::Sa(a) => sa::run(a, &mut p).await.map(|_| EXIT_OK),
-        AdminCommand::Key(a) => sa::run_key(a, &mut p).await.map(|_| EXIT_OK),
+        AdminCommand::Key(a) => sa::run_key(a, &mut p).await,
         AdminCommand::Issuer(a) => issuer::run(a, &mut p).await.map(|_| EXIT_OK),
         AdminCommand::Explain(a) => audit::explain(a, &mut p).await,
         AdminCommand::Audit(a) => audit::run(a, &mut p).await.map(|_| EXIT_OK),

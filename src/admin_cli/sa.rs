@@ -623,6 +623,15 @@ pub struct Owner {
 /// API-key subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
+    /// Validate an API key offline (shape and checksum; nothing is sent
+    /// anywhere, no credential needed). Exit status: 0 a valid key, 1 not a
+    /// fedgate key (or a failed checksum), 2 a legacy key without a checksum
+    /// (only the server can tell whether it is real).
+    Check {
+        /// The key, or "-" to read it from standard input (keeps it out of
+        /// the shell history).
+        key: String,
+    },
     /// Create another API key (rotation); the key is printed once.
     Create {
         #[command(flatten)]
@@ -660,12 +669,32 @@ async fn keys_path(api: &mut AdminApi, owner: &Owner) -> CliResult<(String, Stri
     }
 }
 
-/// Runs an API-key subcommand.
-pub async fn run_key(a: KeyArgs, p: &mut Printer<'_>) -> CliResult<()> {
+/// Runs an API-key subcommand; its exit code (`check` has its own).
+pub async fn run_key(a: KeyArgs, p: &mut Printer<'_>) -> CliResult<i32> {
+    if let KeyCommand::Check { key } = &a.command {
+        let key = if key == "-" {
+            crate::admin_cli::read_input("-", "API key", 4096)?
+        } else {
+            key.clone()
+        };
+        let (status, text, out) = crate::apikey::report(&key);
+        p.json(&out)?;
+        p.say(&text)?;
+        return Ok(i32::from(status));
+    }
     let mut api = a.conn.api()?;
-    match a.command {
+    run_key_call(&mut api, a.command, p).await.map(|_| 0)
+}
+
+async fn run_key_call(
+    api: &mut AdminApi,
+    command: KeyCommand,
+    p: &mut Printer<'_>,
+) -> CliResult<()> {
+    match command {
+        KeyCommand::Check { .. } => Ok(()),
         KeyCommand::Create { owner } => {
-            let (base, who) = keys_path(&mut api, &owner).await?;
+            let (base, who) = keys_path(api, &owner).await?;
             let out = api.post(&base, &json!({})).await?;
             p.json(&out)?;
             p.say(&format!(
@@ -675,7 +704,7 @@ pub async fn run_key(a: KeyArgs, p: &mut Printer<'_>) -> CliResult<()> {
             p.say(s(&out, "api_key"))
         }
         KeyCommand::List { owner } => {
-            let (base, _) = keys_path(&mut api, &owner).await?;
+            let (base, _) = keys_path(api, &owner).await?;
             let keys = api.list(&base, "api_keys").await?;
             p.json(&Value::Array(keys.clone()))?;
             let mut t = Table::new(&["KEY ID", "PREFIX", "CREATED", "LAST USED", "REVOKED"]);
@@ -685,7 +714,7 @@ pub async fn run_key(a: KeyArgs, p: &mut Printer<'_>) -> CliResult<()> {
             p.table(&t, "No API keys.")
         }
         KeyCommand::Revoke { key_id, owner } => {
-            let (base, who) = keys_path(&mut api, &owner).await?;
+            let (base, who) = keys_path(api, &owner).await?;
             api.delete(&format!("{base}{}", path(&[&key_id]))).await?;
             p.json(&json!({"revoked": true, "id": key_id}))?;
             p.say(&format!("Revoked API key {key_id} of {who}."))

@@ -5,13 +5,16 @@
 mod support;
 
 mod admin_cli;
+mod api_keys;
 mod attacks;
 mod authz_table;
 mod bad_input;
 mod client;
+mod client_assertion;
 mod federation;
 mod metrics;
 mod openapi;
 mod replicas;
 mod seed_rules;
 mod tenants;
+mod traces;
