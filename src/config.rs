@@ -106,7 +106,6 @@ pub enum KeysCommand {
     },
 }
 
-/// `fedgate key …`: API keys.
 /// Where the store is.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
@@ -294,5 +293,63 @@ impl ServeArgs {
                 .unwrap_or(200),
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_issuer_ranges_and_metrics_address() {
+        let cfg = ServeArgs {
+            allow_private_issuers: Some("10.0.0.0/8, fd00::/8,192.168.1.20".into()),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let nets: Vec<String> = cfg
+            .allow_private_issuers
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "fd00::/8", "192.168.1.20/32"]);
+        assert_eq!(
+            cfg.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        // Loopback only comes with --allow-insecure-issuers (a local IdP).
+        let dev = ServeArgs {
+            allow_insecure_issuers: true,
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let nets: Vec<String> = dev
+            .allow_private_issuers
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128"]);
+        assert!(
+            ServeArgs::default()
+                .resolve()
+                .unwrap()
+                .allow_private_issuers
+                .is_empty()
+        );
+        let err = ServeArgs {
+            allow_private_issuers: Some("10.0.0.0/8,intranet".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--allow-private-issuers") && err.contains("\"intranet\""),
+            "{err}"
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! | 8 | the server refused the input (400, 413) |
 //! | 9 | `explain`: the token would be refused |
 //! | 10 | `plan --exit-code`: the plan has changes |
+//! | 11 | `key check`: a legacy key without a checksum |
 
 use serde_json::{Value, json};
 

@@ -625,7 +625,7 @@ pub struct Owner {
 pub enum KeyCommand {
     /// Validate an API key offline (shape and checksum; nothing is sent
     /// anywhere, no credential needed). Exit status: 0 a valid key, 1 not a
-    /// fedgate key (or a failed checksum), 2 a legacy key without a checksum
+    /// fedgate key (or a failed checksum), 11 a legacy key without a checksum
     /// (only the server can tell whether it is real).
     Check {
         /// The key, or "-" to read it from standard input (keeps it out of
