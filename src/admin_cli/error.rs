@@ -97,6 +97,11 @@ impl CliError {
                 ClientError::TokenFile(_) | ClientError::CredentialsFile(_) => EXIT_USAGE,
                 ClientError::Transport { .. } | ClientError::GaveUp { .. } => EXIT_UNAVAILABLE,
                 ClientError::Exchange { .. } | ClientError::BadResponse { .. } => EXIT_FAILURE,
+                // A proxy's error page in front of fedgate: 502-504 are worth a retry.
+                ClientError::NotFedgate { status, .. } => match status {
+                    502..=504 => EXIT_UNAVAILABLE,
+                    _ => EXIT_FAILURE,
+                },
                 ClientError::Api { status, .. } => match status {
                     400 | 413 | 422 => EXIT_BAD_INPUT,
                     401 => EXIT_UNAUTHENTICATED,
@@ -131,7 +136,7 @@ impl CliError {
                 ClientError::Transport { .. } | ClientError::GaveUp { .. } => {
                     "is fedgate running at that address? Set FEDGATE_URL (or --url) to its base URL"
                 }
-                ClientError::BadResponse { .. } => {
+                ClientError::BadResponse { .. } | ClientError::NotFedgate { .. } => {
                     "is FEDGATE_URL the base URL of a fedgate server (not a proxy's error page)?"
                 }
                 ClientError::Config(_)
@@ -199,6 +204,10 @@ impl CliError {
                 code,
                 message,
             }) => format!("error: {message}\n  ({method} {url} answered {status} {code})"),
+            // The client's own text names WANDB_BASE_URL; the hint names FEDGATE_URL.
+            CliError::Client(ClientError::NotFedgate {
+                url, status, what, ..
+            }) => format!("error: {url} answered {status} with {what}, not fedgate's JSON"),
             other => format!("error: {other}"),
         };
         if let Some(h) = self.hint() {
