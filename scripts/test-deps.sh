@@ -11,6 +11,11 @@ DEPS=(
   "pg_isready:postgresql"
   "chromium:chromium"
   "chromedriver:chromium-driver"
+  # The docs tests (tests/it/docs.rs) run the README's and guides' commands.
+  "curl:curl"
+  "jq:jq"
+  "openssl:openssl"
+  "xxd:xxd"
 )
 
 PG_URL="${FEDGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"

@@ -1,6 +1,6 @@
-//! The client side of fedgate (`fedgate login`, `whoami`, `log-run`): what
-//! the W&B SDK does with identity federation, as a small CLI that a CI step
-//! can run before (or instead of) the SDK.
+//! The client side of fedgate (`fedgate login`, `whoami`, `log-run`,
+//! `log-trace`): what the W&B SDK does with identity federation, as a small
+//! CLI that a CI step can run before (or instead of) the SDK.
 //!
 //! Settings come from the `WANDB_*` environment variables the SDK reads
 //! (see [`ClientEnv`]), gathered once at the edge and passed in, so the logic
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::client::credentials::{CachedToken, Lookup};
-use crate::client::http::{Api, Auth, RetryPolicy};
+use crate::client::http::{Api, Auth, ExchangeParams, RetryPolicy};
 
 /// Where the client talks to when `WANDB_BASE_URL` is unset: a local
 /// `fedgate serve` (the W&B SDK's own default is `https://api.wandb.ai`).
@@ -48,13 +48,25 @@ pub enum ClientError {
     /// fedgate could not be reached.
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
-    /// `/oidc/token` refused the identity token (RFC 6749 §5.2 error).
-    #[error("token exchange refused by {url} ({status} {error}): {description}")]
+    /// `/oidc/token` refused the identity token (RFC 6749 §5.2 error);
+    /// `hint` says what to change on the client side, if anything.
+    #[error("token exchange refused by {url} ({status} {error}): {description}{hint}")]
     Exchange {
         url: String,
         status: u16,
         error: String,
         description: String,
+        hint: String,
+    },
+    /// The server at the base URL does not speak fedgate's API.
+    #[error(
+        "{url} answered {status} with {what}, not fedgate's JSON: is WANDB_BASE_URL ({base_url}) the root URL of a fedgate server?"
+    )]
+    NotFedgate {
+        url: String,
+        base_url: String,
+        status: u16,
+        what: String,
     },
     /// Transient failures went on past the retry policy.
     #[error("token exchange failed after {attempts} attempts; last error: {last}")]
@@ -74,6 +86,23 @@ pub enum ClientError {
     /// fedgate answered something that is not what its API promises.
     #[error("unexpected answer from {url}: {reason}")]
     BadResponse { url: String, reason: String },
+}
+
+impl ClientError {
+    /// One line without the URL, for progress messages.
+    pub fn short(&self) -> String {
+        match self {
+            ClientError::Exchange {
+                status,
+                error,
+                description,
+                ..
+            } => format!("{status} {error}: {description}"),
+            ClientError::Transport { reason, .. } => reason.clone(),
+            ClientError::NotFedgate { status, what, .. } => format!("{status} with {what}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The client's settings: the `WANDB_*` variables the W&B SDK honours.
@@ -96,6 +125,11 @@ pub struct ClientEnv {
     pub username: Option<String>,
     /// `WANDB_USER_EMAIL`: sent as `X-WANDB-USER-EMAIL` (attribution).
     pub user_email: Option<String>,
+    /// `--audience` / `FEDGATE_AUDIENCE`: the account to exchange for,
+    /// `sa:<org>/<team>/<name>`, when a token matches several.
+    pub audience: Option<String>,
+    /// `--scope` / `FEDGATE_SCOPE`: space-separated scopes to ask for.
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for ClientEnv {
@@ -109,6 +143,8 @@ impl std::fmt::Debug for ClientEnv {
             .field("project", &self.project)
             .field("username", &self.username)
             .field("user_email", &self.user_email)
+            .field("audience", &self.audience)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -135,7 +171,19 @@ impl ClientEnv {
         let base_url = get("WANDB_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.into());
         let base_url = base_url.trim_end_matches('/').to_string();
         match url::Url::parse(&base_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                // fedgate serves its API at fixed paths under the root
+                // (/oidc/token, /api/v1/…), as the W&B SDK expects.
+                if u.path() != "/" || u.query().is_some() {
+                    let mut root = u.clone();
+                    root.set_path("");
+                    root.set_query(None);
+                    return Err(ClientError::Config(format!(
+                        "WANDB_BASE_URL {base_url:?} has a path: use the server's root URL, {:?}",
+                        root.as_str().trim_end_matches('/')
+                    )));
+                }
+            }
             _ => {
                 return Err(ClientError::Config(format!(
                     "WANDB_BASE_URL {base_url:?} is not an http(s) URL, e.g. https://fedgate.example.com"
@@ -158,7 +206,53 @@ impl ClientEnv {
             project: get("WANDB_PROJECT"),
             username: get("WANDB_USERNAME"),
             user_email: get("WANDB_USER_EMAIL"),
+            audience: None,
+            scope: None,
         })
+    }
+
+    /// Sets `--audience` and `--scope` (already merged with `FEDGATE_AUDIENCE`
+    /// and `FEDGATE_SCOPE`), checking their form before anything is sent.
+    pub fn set_exchange(
+        &mut self,
+        audience: Option<String>,
+        scope: Option<String>,
+    ) -> Result<(), ClientError> {
+        let audience = audience
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty());
+        if let Some(a) = audience
+            .as_deref()
+            .filter(|a| !crate::service::exchange::is_account_name(a))
+        {
+            return Err(ClientError::Config(format!(
+                "--audience (FEDGATE_AUDIENCE) {a:?} does not name a service account: use sa:<org>/<team>/<name> (e.g. sa:default/vision/gh-deploy) or the account's id (sa_…)"
+            )));
+        }
+        let scope = scope
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        if let Some(s) = scope.as_ref().filter(|s| s.contains(',')) {
+            return Err(ClientError::Config(format!(
+                "--scope (FEDGATE_SCOPE) {s:?}: scopes are space-separated, e.g. \"read write\""
+            )));
+        }
+        self.audience = audience;
+        self.scope = scope;
+        Ok(())
+    }
+
+    /// What the cached access token was asked for (`None`: the defaults), so
+    /// a token for one account is never reused when another is named.
+    fn request_key(&self) -> Option<String> {
+        match (&self.audience, &self.scope) {
+            (None, None) => None,
+            (a, s) => Some(format!(
+                "audience={} scope={}",
+                a.as_deref().unwrap_or("-"),
+                s.as_deref().unwrap_or("-")
+            )),
+        }
     }
 
     /// Reads the settings from the process environment.
@@ -198,12 +292,32 @@ pub struct RunOptions {
     pub config: Option<String>,
 }
 
+/// Options of `fedgate log-trace`; unset entity and project fall back to
+/// the environment, as for runs.
+#[derive(Clone, Debug, Default)]
+pub struct TraceOptions {
+    pub entity: Option<String>,
+    pub project: Option<String>,
+    pub op_name: String,
+    pub trace_id: Option<String>,
+    pub parent_id: Option<String>,
+    /// JSON text (an object).
+    pub inputs: Option<String>,
+    /// JSON text (any value).
+    pub output: Option<String>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub ended_at: Option<String>,
+}
+
 /// The client: settings, an HTTP client for the base URL, a retry policy.
 #[derive(Debug)]
 pub struct Client {
     env: ClientEnv,
     api: Api,
     retry: RetryPolicy,
+    warned: std::sync::Mutex<Vec<String>>,
 }
 
 impl Client {
@@ -214,6 +328,7 @@ impl Client {
             env,
             api,
             retry: RetryPolicy::default(),
+            warned: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -221,6 +336,28 @@ impl Client {
     pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
         self.retry = retry;
         self
+    }
+
+    /// Tells the person at the terminal, once per command, something they
+    /// may want to fix; not a log line.
+    fn warn(&self, message: String) {
+        if let Ok(mut seen) = self.warned.lock() {
+            if seen.contains(&message) {
+                return;
+            }
+            seen.push(message.clone());
+        }
+        eprintln!("fedgate: warning: {message}");
+    }
+
+    /// The credentials file's contents; a corrupt file reads as empty, with
+    /// a warning.
+    fn load_credentials(&self, path: &Path) -> Result<Value, ClientError> {
+        let (doc, warning) = credentials::load(path)?;
+        if let Some(w) = warning {
+            self.warn(w);
+        }
+        Ok(doc)
     }
 
     fn credentials_file(&self) -> Result<&Path, ClientError> {
@@ -252,12 +389,22 @@ impl Client {
     /// Exchanges the identity token and caches the access token.
     async fn exchange(&self, token_file: &Path) -> Result<CachedToken, ClientError> {
         let path = self.credentials_file()?;
-        let resp = self.api.exchange(token_file, &self.retry).await?;
+        let params = ExchangeParams {
+            audience: self.env.audience.as_deref(),
+            scope: self.env.scope.as_deref(),
+        };
+        let resp = self
+            .api
+            .exchange(token_file, &params, &self.retry, |m| {
+                eprintln!("fedgate: {m}")
+            })
+            .await?;
         let token = CachedToken {
             access_token: resp.access_token,
             expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(resp.expires_in),
+            request: self.env.request_key(),
         };
-        let doc = credentials::load(path)?;
+        let doc = self.load_credentials(path)?;
         credentials::store(
             path,
             &credentials::with_entry(doc, &self.env.base_url, &token),
@@ -272,10 +419,13 @@ impl Client {
             Source::ApiKey(k) => Ok(Credential::ApiKey(k.to_string())),
             Source::TokenFile(f) => {
                 if !force_exchange {
-                    let doc = credentials::load(self.credentials_file()?)?;
-                    if let Lookup::Fresh(token) =
-                        credentials::lookup(&doc, &self.env.base_url, OffsetDateTime::now_utc())
-                    {
+                    let doc = self.load_credentials(self.credentials_file()?)?;
+                    if let Lookup::Fresh(token) = credentials::lookup(
+                        &doc,
+                        &self.env.base_url,
+                        self.env.request_key().as_deref(),
+                        OffsetDateTime::now_utc(),
+                    ) {
                         return Ok(Credential::AccessToken {
                             token,
                             cached: true,
@@ -309,8 +459,9 @@ impl Client {
                 Err(ClientError::Api { status: 401, .. }),
                 Credential::AccessToken { cached: true, .. },
             ) => {
-                tracing::warn!(
+                self.warn(
                     "the cached access token was refused; exchanging the identity token again"
+                        .into(),
                 );
                 let cred = self.credential(true).await?;
                 self.api
@@ -361,15 +512,38 @@ impl Client {
     /// attribution headers the SDK would send.
     pub async fn log_run(&self, opts: &RunOptions) -> Result<Value, ClientError> {
         let body = run_body(&self.env, opts)?;
-        let mut headers: Vec<(&str, &str)> = Vec::new();
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/runs",
+            Some(&body),
+            &self.attribution_headers(),
+        )
+        .await
+    }
+
+    /// `fedgate log-trace`: `POST /api/v1/traces` with the same entity,
+    /// project and attribution as `log-run`.
+    pub async fn log_trace(&self, opts: &TraceOptions) -> Result<Value, ClientError> {
+        let body = trace_body(&self.env, opts)?;
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/traces",
+            Some(&body),
+            &self.attribution_headers(),
+        )
+        .await
+    }
+
+    /// `WANDB_USERNAME` / `WANDB_USER_EMAIL` as the SDK sends them.
+    fn attribution_headers(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = Vec::new();
         if let Some(u) = &self.env.username {
-            headers.push(("X-WANDB-USERNAME", u));
+            headers.push(("X-WANDB-USERNAME", u.as_str()));
         }
         if let Some(e) = &self.env.user_email {
-            headers.push(("X-WANDB-USER-EMAIL", e));
+            headers.push(("X-WANDB-USER-EMAIL", e.as_str()));
         }
-        self.call(reqwest::Method::POST, "/api/v1/runs", Some(&body), &headers)
-            .await
+        headers
     }
 }
 
@@ -381,31 +555,66 @@ enum Source<'a> {
 /// The `POST /api/v1/runs` body: flags first, then `WANDB_ENTITY` /
 /// `WANDB_PROJECT`; without an entity the server uses the default entity.
 pub fn run_body(env: &ClientEnv, opts: &RunOptions) -> Result<Value, ClientError> {
-    let project = opts
-        .project
-        .clone()
-        .or_else(|| env.project.clone())
-        .ok_or_else(|| {
-            ClientError::Config("no project: pass --project or set WANDB_PROJECT".into())
-        })?;
-    let mut body = json!({ "project": project });
-    if let Some(e) = opts.entity.clone().or_else(|| env.entity.clone()) {
-        body["entity"] = json!(e);
-    }
+    let mut body = target_body(env, opts.entity.as_ref(), opts.project.as_ref())?;
     if let Some(n) = &opts.name {
         body["name"] = json!(n);
     }
     if let Some(c) = &opts.config {
-        let config: Value = serde_json::from_str(c)
-            .map_err(|e| ClientError::Config(format!("--config is not valid JSON: {e}")))?;
-        if !config.is_object() {
-            return Err(ClientError::Config(
-                "--config must be a JSON object, e.g. '{\"lr\": 0.001}'".into(),
-            ));
-        }
-        body["config"] = config;
+        body["config"] = json_flag("--config", c, true)?;
     }
     Ok(body)
+}
+
+/// The `POST /api/v1/traces` body: entity and project as for runs.
+pub fn trace_body(env: &ClientEnv, opts: &TraceOptions) -> Result<Value, ClientError> {
+    let mut body = target_body(env, opts.entity.as_ref(), opts.project.as_ref())?;
+    body["op_name"] = json!(opts.op_name);
+    for (field, v) in [
+        ("trace_id", &opts.trace_id),
+        ("parent_id", &opts.parent_id),
+        ("started_at", &opts.started_at),
+        ("ended_at", &opts.ended_at),
+    ] {
+        if let Some(v) = v {
+            body[field] = json!(v);
+        }
+    }
+    if let Some(i) = &opts.inputs {
+        body["inputs"] = json_flag("--inputs", i, true)?;
+    }
+    if let Some(o) = &opts.output {
+        body["output"] = json_flag("--output", o, false)?;
+    }
+    Ok(body)
+}
+
+/// `{project, entity?}`: flags first, then `WANDB_PROJECT` / `WANDB_ENTITY`;
+/// without an entity the server uses the default entity.
+fn target_body(
+    env: &ClientEnv,
+    entity: Option<&String>,
+    project: Option<&String>,
+) -> Result<Value, ClientError> {
+    let project = project.or(env.project.as_ref()).ok_or_else(|| {
+        ClientError::Config("no project: pass --project or set WANDB_PROJECT".into())
+    })?;
+    let mut body = json!({ "project": project });
+    if let Some(e) = entity.or(env.entity.as_ref()) {
+        body["entity"] = json!(e);
+    }
+    Ok(body)
+}
+
+/// A flag holding JSON; `object` demands a JSON object.
+fn json_flag(flag: &str, text: &str, object: bool) -> Result<Value, ClientError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ClientError::Config(format!("{flag} is not valid JSON: {e}")))?;
+    if object && !v.is_object() {
+        return Err(ClientError::Config(format!(
+            "{flag} must be a JSON object, e.g. '{{\"lr\": 0.001}}'"
+        )));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -546,5 +755,92 @@ mod tests {
             );
             assert!(r.is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_base_url_with_a_path_asks_for_the_root() {
+        for bad in [
+            "https://fedgate.example.com/api/v1",
+            "https://fedgate.example.com/api/v1/",
+            "http://127.0.0.1:8080/oidc/token",
+            "https://fedgate.example.com/?x=1",
+        ] {
+            let e = env(&[("WANDB_BASE_URL", bad)]).unwrap_err().to_string();
+            assert!(
+                e.contains("has a path") && e.contains("root URL"),
+                "{bad}: {e}"
+            );
+            assert!(
+                e.contains("\"https://fedgate.example.com\"")
+                    || e.contains("\"http://127.0.0.1:8080\""),
+                "names the root: {e}"
+            );
+        }
+        assert!(env(&[("WANDB_BASE_URL", "https://fedgate.example.com/")]).is_ok());
+    }
+
+    #[test]
+    fn audience_and_scope_are_checked_before_anything_is_sent() {
+        let mut e = env(&[]).unwrap();
+        e.set_exchange(
+            Some("sa:default/vision/gh-deploy".into()),
+            Some("read".into()),
+        )
+        .unwrap();
+        assert_eq!(e.audience.as_deref(), Some("sa:default/vision/gh-deploy"));
+        assert_eq!(
+            e.request_key().as_deref(),
+            Some("audience=sa:default/vision/gh-deploy scope=read")
+        );
+        for bad in [
+            "https://fedgate.example.com",
+            "sa:default/vision",
+            "sa://x/y",
+            "gh-deploy",
+        ] {
+            let err = e
+                .set_exchange(Some(bad.into()), None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("sa:<org>/<team>/<name>") && err.contains("FEDGATE_AUDIENCE"),
+                "{bad}: {err}"
+            );
+        }
+        let err = e
+            .set_exchange(None, Some("read,write".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("space-separated"), "{err}");
+        e.set_exchange(Some(" ".into()), Some("".into())).unwrap();
+        assert_eq!((e.audience.clone(), e.request_key()), (None, None));
+    }
+
+    #[test]
+    fn a_cached_token_for_another_account_is_not_reused() {
+        let now = OffsetDateTime::now_utc();
+        let token = CachedToken {
+            access_token: "eyJ.a.b".into(),
+            expires_at: now + time::Duration::hours(1),
+            request: Some("audience=sa:default/vision/gh-deploy scope=-".into()),
+        };
+        let doc = credentials::with_entry(json!({}), "http://x", &token);
+        assert!(matches!(
+            credentials::lookup(&doc, "http://x", token.request.as_deref(), now),
+            Lookup::Fresh(_)
+        ));
+        assert_eq!(
+            credentials::lookup(&doc, "http://x", None, now),
+            Lookup::Stale
+        );
+        assert_eq!(
+            credentials::lookup(
+                &doc,
+                "http://x",
+                Some("audience=sa:default/vision/other scope=-"),
+                now
+            ),
+            Lookup::Stale
+        );
     }
 }

@@ -591,6 +591,9 @@ pub struct NewTeamSa {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub subject_pattern: Option<String>,
+    /// Values: strings (exact or glob), numbers or booleans.
+    #[serde(default, deserialize_with = "crate::federation::policy::scalar_claims")]
+    #[schema(value_type = Option<Object>)]
     pub claims: Option<std::collections::BTreeMap<String, String>>,
     pub max_token_lifetime_s: Option<i64>,
 }
@@ -1000,7 +1003,10 @@ pub struct AuditOut {
     pub target: String,
     pub outcome: String,
     pub reason: String,
+    /// fedgate's own id of the request.
     pub request_id: String,
+    /// The caller's `X-Request-Id`, if it sent one (empty otherwise).
+    pub client_request_id: String,
     pub details: serde_json::Value,
 }
 
@@ -1017,6 +1023,7 @@ impl From<AuditRow> for AuditOut {
             outcome: e.outcome,
             reason: e.reason,
             request_id: e.request_id,
+            client_request_id: e.client_request_id,
             details: serde_json::from_str(&e.details).unwrap_or_default(),
         }
     }

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::audit::AuditEvent;
-use crate::federation::IssuerConfig;
 use crate::federation::index::BoundAccount;
+use crate::federation::tenant;
 use crate::federation::validate::{self, Trace, VerifiedClaims};
+use crate::federation::{IssuerConfig, excerpt};
 use crate::model::{Principal, Scopes, truncate};
 use crate::secrets::{new_id, sha256_hex};
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
@@ -29,6 +30,12 @@ pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-e
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 6749 §4.4 with RFC 7523 §2.2 client authentication: what MSAL and
+/// azure-identity send for a federated credential.
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// RFC 7523 §2.2 `client_assertion_type`.
+pub const CLIENT_ASSERTION_JWT_BEARER: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// An RFC 6749 §5.2 error: a code and a description that names the failed
 /// check (never a secret).
@@ -139,11 +146,12 @@ impl ExchangeRequest {
                 }
                 token
             }
+            GRANT_CLIENT_CREDENTIALS => client_assertion(&get)?,
             other => {
                 return Err(OAuthError::new(
                     "unsupported_grant_type",
                     format!(
-                        "grant_type {:?} is not supported: use {GRANT_JWT_BEARER} or {GRANT_TOKEN_EXCHANGE}",
+                        "grant_type {:?} is not supported: use {GRANT_JWT_BEARER}, {GRANT_TOKEN_EXCHANGE} or {GRANT_CLIENT_CREDENTIALS} (with a client assertion)",
                         truncate(other, 80)
                     ),
                 ));
@@ -158,12 +166,129 @@ impl ExchangeRequest {
             }
             (a, r) => a.or(r).map(String::from),
         };
+        let target = if grant_type == GRANT_CLIENT_CREDENTIALS {
+            client_target(get("client_id"), target)?
+        } else {
+            target
+        };
+        if let Some(t) = target.as_deref().filter(|t| !is_account_name(t)) {
+            return Err(OAuthError::new(
+                "invalid_target",
+                format!(
+                    "audience {:?} does not name a service account: use sa:<org>/<team>/<name> (e.g. sa:default/vision/gh-train) or the account's id (sa_…)",
+                    truncate(t, 100)
+                ),
+            ));
+        }
         Ok(ExchangeRequest {
             grant_type: grant_type.to_string(),
             token: token.trim().to_string(),
             scope: get("scope").map(String::from),
             target,
         })
+    }
+}
+
+/// The JWT of an RFC 7523 §2.2 client authentication. Only the JWT bearer
+/// assertion type is accepted; `client_secret` is refused rather than
+/// ignored, so nobody believes a secret was checked. Whatever else a client
+/// library adds (MSAL: `client_info`, `claims`; telemetry headers) does not
+/// change what is validated.
+fn client_assertion<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<&'a str, OAuthError> {
+    if get("client_secret").is_some() {
+        return Err(OAuthError::request(
+            "client_secret is not accepted: authenticate with client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer and client_assertion=<the workload's JWT> (RFC 7523 §2.2)",
+        ));
+    }
+    match get("client_assertion_type") {
+        Some(CLIENT_ASSERTION_JWT_BEARER) => {}
+        Some(other) => {
+            return Err(OAuthError::request(format!(
+                "client_assertion_type {:?} is not supported: use {CLIENT_ASSERTION_JWT_BEARER}",
+                truncate(other, 80)
+            )));
+        }
+        None => {
+            return Err(OAuthError::request(
+                "missing client_assertion_type (RFC 7523 §2.2): the client_credentials grant needs a client assertion",
+            ));
+        }
+    }
+    get("client_assertion")
+        .ok_or_else(|| OAuthError::request("missing client_assertion (RFC 7523 §2.2)"))
+}
+
+/// RFC 7523 §2.2: `client_id` names the account the assertion is for, as
+/// `audience` does for the other grants (`sa:<org>/<team>/<name>` or the
+/// account's id). Naming two different accounts is refused.
+/// Whether `target` has the form of an account: `sa:<org>/<team>/<name>`
+/// or an account id (`sa_…`).
+pub fn is_account_name(target: &str) -> bool {
+    if let Some(path) = target.strip_prefix("sa:") {
+        let parts: Vec<&str> = path.split('/').collect();
+        return parts.len() == 3 && parts.iter().all(|p| !p.is_empty());
+    }
+    target.len() > 3 && target.starts_with("sa_") && !target.contains(['/', ':', ' '])
+}
+
+fn client_target(
+    client_id: Option<&str>,
+    audience: Option<String>,
+) -> Result<Option<String>, OAuthError> {
+    match (client_id.map(str::trim).filter(|c| !c.is_empty()), audience) {
+        (Some(c), Some(a)) if c != a => Err(OAuthError::new(
+            "invalid_target",
+            "client_id and audience/resource name different service accounts",
+        )),
+        (Some(c), _) => Ok(Some(c.to_string())),
+        (None, a) => Ok(a),
+    }
+}
+
+/// The `scope` of a client-credentials request. Azure clients ask for
+/// `<resource>/.default` ("everything this client was granted"); for
+/// fedgate's own URL that is the account's full scope. Anything else must
+/// be a subset of `read write`, as for the other grants.
+fn client_scope(scope: Option<&str>, issuer: &str) -> Result<Option<String>, OAuthError> {
+    let Some(scope) = scope else {
+        return Ok(None);
+    };
+    let mut rest = Vec::new();
+    let mut default = false;
+    for s in scope.split_whitespace() {
+        match s.strip_suffix("/.default") {
+            Some(resource) if resource.trim_end_matches('/') == issuer => default = true,
+            Some(resource) => {
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    format!(
+                        "scope {:?} names resource {:?}, not this fedgate ({issuer}): ask for \"{issuer}/.default\" or \"read write\"",
+                        truncate(s, 120),
+                        truncate(resource, 100)
+                    ),
+                ));
+            }
+            None => rest.push(s),
+        }
+    }
+    Ok(Some(if default {
+        "read write".to_string()
+    } else {
+        rest.join(" ")
+    }))
+}
+
+/// RFC 7523 §3.2: a client assertion that is not valid (malformed, failing
+/// a check, or bound to no account `client_id` names) is a failed client
+/// authentication, `invalid_client`; the description is the one a
+/// jwt-bearer assertion would get. Outages stay what they are.
+fn client_auth_error(e: OAuthError) -> OAuthError {
+    match e.code {
+        "temporarily_unavailable" | "server_error" | "slow_down" => e,
+        _ => OAuthError {
+            code: "invalid_client",
+            description: e.description,
+        },
     }
 }
 
@@ -204,18 +329,65 @@ pub struct CandidateOut {
     pub mismatch: Option<String>,
 }
 
-/// What a failed evaluation knows: the error and the issuer if one was found.
+/// What a failed evaluation knows: the error, the failed check, the issuer
+/// if one was found, and what the token said once its signature verified.
 pub struct Failure {
     pub error: OAuthError,
+    /// Name of the failed check (`format`, `iss`, `key`, `signature`, `exp`,
+    /// `aud`, `jti`, `binding`, …): a bounded set, fit for a metrics label.
+    pub check: &'static str,
     pub issuer: Option<Arc<IssuerConfig>>,
-    pub sub: Option<String>,
+    /// Set only after the signature verified with a key of `issuer`: before
+    /// that, nothing in the token is known to come from the issuer, so the
+    /// refusal must not reach that organization's audit log.
+    pub verified: Option<Said>,
 }
 
-fn fail(error: OAuthError, issuer: Option<&Arc<IssuerConfig>>, sub: Option<&str>) -> Failure {
+/// What a token whose signature verified says about itself (for the audit
+/// event of its refusal: issue 14 wants `iss`, `sub`, `aud`, `kid`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Said {
+    pub iss: String,
+    pub sub: Option<String>,
+    pub aud: Vec<String>,
+    pub kid: Option<String>,
+}
+
+impl Said {
+    /// A refusal of this verified token by `cfg`'s organization.
+    fn refuse(&self, error: OAuthError, check: &'static str, cfg: &Arc<IssuerConfig>) -> Failure {
+        Failure {
+            error,
+            check,
+            issuer: Some(cfg.clone()),
+            verified: Some(self.clone()),
+        }
+    }
+}
+
+/// A refusal before the signature verified.
+fn fail(error: OAuthError, check: &'static str, issuer: Option<&Arc<IssuerConfig>>) -> Failure {
     Failure {
         error,
+        check,
         issuer: issuer.cloned(),
-        sub: sub.map(String::from),
+        verified: None,
+    }
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![excerpt(s, 200)],
+        Some(Value::Array(a)) => a
+            .iter()
+            .take(10)
+            .map(|v| match v {
+                Value::String(s) => excerpt(s, 200),
+                other => excerpt(&other.to_string(), 200),
+            })
+            .collect(),
+        Some(other) => vec![excerpt(&other.to_string(), 200)],
+        None => Vec::new(),
     }
 }
 
@@ -245,23 +417,47 @@ pub async fn evaluate(
     trace: &mut Trace,
     mut opts: EvalOptions<'_>,
 ) -> Result<Evaluated, Failure> {
-    let u = validate::peek_traced(token, trace)
-        .map_err(|e| fail(OAuthError::new(e.error_code(), e.to_string()), None, None))?;
+    let u = validate::peek_traced(token, trace).map_err(|e| {
+        fail(
+            OAuthError::new(e.error_code(), e.to_string()),
+            e.check_name(),
+            None,
+        )
+    })?;
     // Only registered issuers are ever contacted: an unknown `iss` stops here,
     // before any network I/O.
     let mut configs = app.index.issuers_for(&u.iss);
     if let Some(org) = opts.org_id {
         configs.retain(|c| c.org_id == org);
     }
-    let target_org = target
-        .and_then(|t| t.strip_prefix("sa:"))
-        .and_then(|t| t.split('/').next());
-    if let Some(org) = target_org {
-        configs.retain(|c| c.org_name == org);
+    // A target is `sa:<org>/<team>/<name>` or an account id (a client_id).
+    let target_org = target.and_then(|t| match t.strip_prefix("sa:") {
+        Some(path) => path.split('/').next().map(String::from),
+        None => app.index.account(t).map(|a| a.org_name.clone()),
+    });
+    if let Some(org) = &target_org {
+        configs.retain(|c| &c.org_name == org);
     }
     if configs.is_empty() {
+        // Whether an unknown `iss` is registered is already visible from
+        // this very error, so naming a near miss reveals nothing more.
+        let near = app
+            .index
+            .near_iss(&u.iss)
+            .filter(|n| {
+                opts.org_id.is_none_or(|org| {
+                    app.index.issuers_for(n).iter().any(|c| c.org_id == org)
+                })
+            })
+            .map(|n| {
+                format!(
+                    "; a registered issuer nearly matches: {:?} (issuers must match exactly, including any trailing slash)",
+                    truncate(&n, 200)
+                )
+            })
+            .unwrap_or_default();
         let e = OAuthError::grant(format!(
-            "issuer {:?} is not a trusted issuer{}",
+            "issuer {:?} is not a trusted issuer{}{near}",
             truncate(&u.iss, 200),
             if opts.org_id.is_some() {
                 " of this organization"
@@ -270,33 +466,24 @@ pub async fn evaluate(
             }
         ));
         trace.push_fail("iss", &e.description);
-        return Err(fail(e, None, None));
+        return Err(fail(e, "iss", None));
     }
     // Several orgs may trust the same issuer (GitHub's, say): the token's own
-    // audience picks the org; its signature is still checked below.
+    // audience picks the org (`federation::tenant`); its signature is still
+    // checked below.
     let auds = token_auds(&u.claims);
-    if configs.len() > 1 {
-        let accepting: Vec<_> = configs
-            .iter()
-            .filter(|c| c.audiences.iter().any(|a| auds.contains(&a.as_str())))
-            .cloned()
-            .collect();
-        if !accepting.is_empty() {
-            configs = accepting;
+    let configs = match tenant::pick(configs, &auds, &app.config.public_url) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e {
+                tenant::PickError::SeveralReserved(_) => "invalid_target",
+                tenant::PickError::NoneAccepts(_) => "invalid_grant",
+            };
+            let e = OAuthError::new(code, e.to_string());
+            trace.push_fail("aud", &e.description);
+            return Err(fail(e, "tenant", None));
         }
-        // Two organizations accepting the same issuer and audience could
-        // each bind the same subject: never guess which tenant a workload
-        // belongs to (registration refuses such overlaps; this guards
-        // stores that predate the check).
-        if configs.iter().any(|c| c.org_id != configs[0].org_id) {
-            let e = OAuthError::new(
-                "invalid_target",
-                "this issuer and audience are trusted by more than one organization; name the account with audience=sa:<org>/<team>/<name>",
-            );
-            trace.push_fail("iss", &e.description);
-            return Err(fail(e, None, None));
-        }
-    }
+    };
     let mut first_error: Option<Failure> = None;
     let mut verified = None;
     for cfg in &configs {
@@ -306,8 +493,8 @@ pub async fn evaluate(
                 trace.push_fail("key", &e);
                 first_error.get_or_insert(fail(
                     OAuthError::new(e.error_code(), e.to_string()),
+                    "key",
                     Some(cfg),
-                    None,
                 ));
                 continue;
             }
@@ -327,11 +514,23 @@ pub async fn evaluate(
                 break;
             }
             Err(e) => {
-                first_error.get_or_insert(fail(
-                    OAuthError::new(e.error_code(), e.to_string()),
-                    Some(cfg),
-                    None,
-                ));
+                let error = OAuthError::new(e.error_code(), e.to_string());
+                let f = if e.after_signature() {
+                    Said {
+                        iss: u.iss.clone(),
+                        sub: u
+                            .claims
+                            .get("sub")
+                            .and_then(Value::as_str)
+                            .map(|s| excerpt(s, 200)),
+                        aud: string_list(u.claims.get("aud")),
+                        kid: u.kid.clone(),
+                    }
+                    .refuse(error, e.check_name(), cfg)
+                } else {
+                    fail(error, e.check_name(), Some(cfg))
+                };
+                first_error.get_or_insert(f);
             }
         }
     }
@@ -339,17 +538,28 @@ pub async fn evaluate(
         return Err(first_error.unwrap_or_else(|| {
             fail(
                 OAuthError::grant("no issuer configuration accepted the token"),
-                None,
+                "iss",
                 None,
             )
         }));
     };
     let sub = claims.sub.clone();
+    let said = Said {
+        iss: claims.iss.clone(),
+        sub: Some(excerpt(&sub, 200)),
+        aud: claims
+            .aud
+            .iter()
+            .take(10)
+            .map(|a| excerpt(a, 200))
+            .collect(),
+        kid: u.kid.clone(),
+    };
     if cfg.single_use_jti {
         let Some(jti) = claims.jti.as_deref() else {
             let e = OAuthError::grant("this issuer requires a \"jti\" claim (single-use tokens)");
             trace.push_fail("jti", &e.description);
-            return Err(fail(e, Some(&cfg), Some(&sub)));
+            return Err(said.refuse(e, "jti", &cfg));
         };
         if opts.consume_jti {
             match app.store.use_jti(&cfg.id, jti, claims.exp, now).await {
@@ -359,14 +569,14 @@ pub async fn evaluate(
                         "this token was already exchanged: its \"jti\" is single-use",
                     );
                     trace.push_fail("jti", &e.description);
-                    return Err(fail(e, Some(&cfg), Some(&sub)));
+                    return Err(said.refuse(e, "jti", &cfg));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot record jti");
-                    return Err(fail(
+                    return Err(said.refuse(
                         OAuthError::unavailable("cannot record the token's jti; retry shortly"),
-                        Some(&cfg),
-                        Some(&sub),
+                        "jti",
+                        &cfg,
                     ));
                 }
             }
@@ -400,15 +610,15 @@ pub async fn evaluate(
     }
     let enabled: Vec<&Arc<BoundAccount>> = matched.iter().filter(|a| !a.disabled).collect();
     let chosen = match target {
-        Some(t) => match enabled.iter().find(|a| a.target_name() == t) {
+        Some(t) => match enabled.iter().find(|a| a.names(t)) {
             Some(a) => Some((*a).clone()),
-            None if matched.iter().any(|a| a.target_name() == t) => {
+            None if matched.iter().any(|a| a.names(t)) => {
                 let e = OAuthError::grant(format!(
                     "service account {:?} is disabled",
                     truncate(t, 200)
                 ));
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
             None => {
                 let e = OAuthError::new(
@@ -419,7 +629,7 @@ pub async fn evaluate(
                     ),
                 );
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
         },
         None => match enabled.len() {
@@ -435,7 +645,7 @@ pub async fn evaluate(
                     ),
                 );
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
         },
     };
@@ -453,7 +663,7 @@ pub async fn evaluate(
             disabled.target_name()
         ));
         trace.push_fail("binding", &e.description);
-        return Err(fail(e, Some(&cfg), Some(&sub)));
+        return Err(said.refuse(e, "binding", &cfg));
     }
     if cfg.users && target.is_none() {
         match app.store.user_by_email(&sub.to_ascii_lowercase()).await {
@@ -474,10 +684,10 @@ pub async fn evaluate(
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "user lookup failed");
-                return Err(fail(
+                return Err(said.refuse(
                     OAuthError::unavailable("cannot look up the user; retry shortly"),
-                    Some(&cfg),
-                    Some(&sub),
+                    "binding",
+                    &cfg,
                 ));
             }
         }
@@ -493,7 +703,7 @@ pub async fn evaluate(
         ),
     });
     trace.push_fail("binding", &e.description);
-    Err(fail(e, Some(&cfg), Some(&sub)))
+    Err(said.refuse(e, "binding", &cfg))
 }
 
 /// The audit details of a successful exchange: what the minted token is
@@ -510,12 +720,71 @@ struct ExchangedDetails<'a> {
     expires_in: i64,
 }
 
-/// The audit details of a refused exchange.
+/// The audit details of a refused exchange whose signature verified: what
+/// the token said and which check refused it (issue 14: enough to debug
+/// from the audit log alone).
 #[derive(Serialize)]
 struct DeniedDetails<'a> {
     error: &'a str,
+    check: &'a str,
     grant_type: &'a str,
     token_sha256: &'a str,
+    iss: &'a str,
+    sub: Option<&'a str>,
+    aud: &'a [String],
+    kid: Option<&'a str>,
+}
+
+/// Refusals before the signature verified are logged at most this often
+/// (per second, for the whole process): enough for an operator to see them,
+/// too few for a flood of forged tokens to drown the log.
+static UNVERIFIED_LOG: crate::ratelimit::LogThrottle = crate::ratelimit::LogThrottle::new(5);
+
+/// Records a refused exchange. Only a token whose signature verified with
+/// a key of the issuer's organization reaches that organization's audit
+/// log: anything earlier is attacker-chosen text, so it is counted in
+/// metrics and logged by the server (rate-limited, at info) instead.
+async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str, f: &Failure) {
+    let (Some(issuer), Some(said)) = (&f.issuer, &f.verified) else {
+        crate::metrics::unverified_refusal(f.check);
+        if let Some(suppressed) = UNVERIFIED_LOG.allow(app.clock.now_s()) {
+            tracing::info!(
+                request_id = %ctx.request_id,
+                check = f.check,
+                error = f.error.code,
+                // Debug form: attacker-chosen text cannot forge log lines.
+                reason = ?f.error.description,
+                issuer_id = f.issuer.as_ref().map(|i| i.id.as_str()).unwrap_or("-"),
+                suppressed,
+                "token exchange refused before signature verification"
+            );
+        }
+        return;
+    };
+    let sub = said.sub.as_deref();
+    app.audit_event(AuditEvent {
+        org_id: issuer.org_id.clone(),
+        actor: match sub {
+            Some(s) => format!("external:{}#{s}", issuer.issuer),
+            None => format!("external:{}", issuer.issuer),
+        },
+        action: "token.exchange".into(),
+        target: String::new(),
+        outcome: "denied".into(),
+        reason: f.error.description.clone(),
+        request_id: ctx.request_id.clone(),
+        details: details(&DeniedDetails {
+            error: f.error.code,
+            check: f.check,
+            grant_type,
+            token_sha256: token_hash,
+            iss: &said.iss,
+            sub,
+            aud: &said.aud,
+            kid: said.kid.as_deref(),
+        }),
+    })
+    .await;
 }
 
 /// Serialized straight from borrowed fields: one string per exchange, no
@@ -535,13 +804,24 @@ pub async fn exchange(
     let now_ms = app.clock.now_ms();
     let now = now_ms.div_euclid(1000);
     let token_hash = sha256_hex(req.token.as_bytes());
-    let scopes = match req.scope.as_deref() {
+    let client_auth = req.grant_type == GRANT_CLIENT_CREDENTIALS;
+    let scope = if client_auth {
+        client_scope(req.scope.as_deref(), app.signer.issuer())?
+    } else {
+        req.scope.clone()
+    };
+    let scopes = match scope.as_deref() {
         None => Scopes::FULL,
         Some(s) => Scopes::parse(s).ok_or_else(|| {
+            let hint = if s.contains(',') {
+                "; scopes are space-separated (RFC 6749 §3.3), e.g. \"read write\""
+            } else {
+                ""
+            };
             OAuthError::new(
                 "invalid_scope",
                 format!(
-                    "scope {:?} is not a subset of \"read write\"",
+                    "scope {:?} is not a subset of \"read write\"{hint}",
                     truncate(s, 80)
                 ),
             )
@@ -570,30 +850,11 @@ pub async fn exchange(
     .await;
     let ev = match result {
         Ok(ev) => ev,
-        Err(f) => {
-            app.audit_event(AuditEvent {
-                org_id: f
-                    .issuer
-                    .as_ref()
-                    .map(|i| i.org_id.clone())
-                    .unwrap_or_default(),
-                actor: match (&f.issuer, &f.sub) {
-                    (Some(i), Some(s)) => format!("external:{}#{}", i.issuer, truncate(s, 200)),
-                    (Some(i), None) => format!("external:{}", i.issuer),
-                    _ => "external:unknown".into(),
-                },
-                action: "token.exchange".into(),
-                target: String::new(),
-                outcome: "denied".into(),
-                reason: f.error.description.clone(),
-                request_id: ctx.request_id.clone(),
-                details: details(&DeniedDetails {
-                    error: f.error.code,
-                    grant_type: &req.grant_type,
-                    token_sha256: &token_hash,
-                }),
-            })
-            .await;
+        Err(mut f) => {
+            if client_auth {
+                f.error = client_auth_error(f.error);
+            }
+            refused(app, ctx, &req.grant_type, &token_hash, &f).await;
             return Err(f.error);
         }
     };

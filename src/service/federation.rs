@@ -11,9 +11,12 @@ use serde_json::json;
 use tracing::instrument;
 
 use crate::clock::rfc3339;
+use crate::federation::fetch::check_url;
 use crate::federation::index::BoundAccount;
-use crate::federation::jwks::{KeyStatus, VerifyingKey, check_url};
+use crate::federation::jwks::KeyStatus;
+use crate::federation::keys::VerifyingKey;
 use crate::federation::policy::{BindingSpec, compile};
+use crate::federation::tenant;
 use crate::federation::{
     DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource,
 };
@@ -64,6 +67,7 @@ pub fn issuer_config(row: &IssuerRow, org_name: &str) -> Result<IssuerConfig, St
         leeway_s: row.leeway_s,
         single_use_jti: row.single_use_jti,
         users: row.users,
+        created_at: row.created_at,
     })
 }
 
@@ -194,15 +198,23 @@ pub async fn reload_account(app: &App, sa_id: &str) -> ServiceResult<()> {
 
 /// Finds the org's trusted issuer named by id or exact issuer URL.
 pub async fn issuer_of_org(app: &App, org: &OrgRow, key: &str) -> ServiceResult<IssuerRow> {
-    let issuers = app.store.issuers_of_org(&org.id).await?;
-    issuers.into_iter().find(|i| i.id == key || i.issuer == key).ok_or_else(|| {
-        ServiceError::BadRequest(format!(
-            "issuer {:?} is not a trusted issuer of organization \"{}\": register it first (POST /api/v1/orgs/{}/issuers)",
-            truncate(key, 200),
-            org.name,
-            org.name
-        ))
-    })
+    let mut issuers = app.store.issuers_of_org(&org.id).await?;
+    if let Some(found) = issuers.iter().position(|i| i.id == key || i.issuer == key) {
+        return Ok(issuers.swap_remove(found));
+    }
+    let near = crate::federation::near_match(key, issuers.iter().map(|i| i.issuer.as_str()))
+        .map(|n| {
+            format!(
+                "; a registered issuer nearly matches: {n:?} (issuers must match exactly, including any trailing slash): use that, or"
+            )
+        })
+        .unwrap_or_else(|| ":".into());
+    Err(ServiceError::BadRequest(format!(
+        "issuer {:?} is not a trusted issuer of organization \"{}\"{near} register it first (POST /api/v1/orgs/{}/issuers)",
+        truncate(key, 200),
+        org.name,
+        org.name
+    )))
 }
 
 /// Validates and compiles the binding of a new external account (octo-sts
@@ -264,6 +276,11 @@ pub struct IssuerOut {
     pub key_source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// The static JWK Set (public keys) when the key source is static, so
+    /// `fedgate export` can write it back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
     pub audiences: Vec<String>,
     pub allowed_algs: Vec<String>,
     pub max_token_age_s: i64,
@@ -313,16 +330,17 @@ async fn issuer_changed(app: &App, ctx: &RequestCtx, p: &Principal, action: &str
 }
 
 fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
-    let (key_source, jwks_uri) = match &cfg.key_source {
-        KeySource::Discovery => ("discovery", None),
-        KeySource::JwksUri(u) => ("jwks_uri", Some(u.clone())),
-        KeySource::Static(_) => ("static", None),
+    let (key_source, jwks_uri, jwks) = match &cfg.key_source {
+        KeySource::Discovery => ("discovery", None, None),
+        KeySource::JwksUri(u) => ("jwks_uri", Some(u.clone()), None),
+        KeySource::Static(set) => ("static", None, serde_json::to_value(set).ok()),
     };
     IssuerOut {
         id: cfg.id.clone(),
         issuer: cfg.issuer.clone(),
         key_source,
         jwks_uri,
+        jwks,
         audiences: cfg.audiences.clone(),
         allowed_algs: cfg.allowed_algs.iter().map(|a| alg_name(*a)).collect(),
         max_token_age_s: cfg.max_token_age_s,
@@ -407,12 +425,16 @@ async fn issuer_row(
     // audience from the same issuer (else one could bind the other's
     // workloads and capture their exchanges).
     for aud in &audiences {
-        if let Some(other) = app.store.org_by_name(aud).await?
+        let owner = tenant::reserved_owner(aud, &app.config.public_url);
+        if owner != org.name
+            && let Some(other) = app.store.org_by_name(owner).await?
             && other.id != org.id
         {
             return Err(ServiceError::BadRequest(format!(
-                "audience {:?} is the name of another organization and is reserved for it",
-                truncate(aud, 64)
+                "audience {:?} is reserved for another organization (its name, or {}/org/<name>): tokens naming it pick that organization; use your organization's name {:?} or an audience of your own",
+                truncate(aud, 64),
+                app.config.public_url,
+                org.name
             )));
         }
     }
@@ -485,7 +507,7 @@ pub async fn create_issuer(
     let row = issuer_row(app, &org, &req, new_id("iss"), app.clock.now_ms()).await?;
     let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
     // Lint: fetch the keys now (discovery, issuer equality, size and time bounds).
-    if let Err(e) = app.keys.refresh(&cfg, app.clock.now_s()).await {
+    if let Err(e) = app.keys.probe(&cfg, app.clock.now_s()).await {
         app.keys.forget(&cfg.id);
         return Err(ServiceError::BadRequest(format!(
             "issuer {:?} refused: its signing keys cannot be used: {e}",

@@ -8,6 +8,7 @@ pub mod exchange;
 pub mod federation;
 pub mod projects;
 pub mod sso;
+pub mod traces;
 
 use crate::authz::{Decision, Verdict};
 use crate::store::StoreError;

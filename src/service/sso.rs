@@ -7,7 +7,7 @@
 //! and the console's Settings tab); nobody is created at sign-in unless the
 //! org turned `create_users` on.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -21,7 +21,8 @@ use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::clock::rfc3339;
-use crate::federation::jwks::check_url;
+use crate::federation::fetch::check_url;
+use crate::federation::netguard::{AddressPolicy, GuardedResolver, system_lookup};
 use crate::model::{check_name, truncate};
 use crate::secrets::{new_id, random_base62, sha256_hex};
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
@@ -440,44 +441,51 @@ fn error_text(e: &dyn std::error::Error) -> String {
 #[error("{0}")]
 pub struct ProviderError(String);
 
-/// The client all provider requests share: no redirects (a provider that
-/// redirects its token endpoint is refused), bounded time.
-fn http_client() -> ServiceResult<&'static reqwest::Client> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(std::time::Duration::from_secs(10))
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .user_agent(concat!("fedgate/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| ServiceError::Internal(format!("HTTP client: {e}")))
-}
-
 /// The adapter `openidconnect` calls for every request: fedgate's reqwest
 /// client, https only (http to loopback when insecure issuers are allowed),
 /// no redirects, bounded size and time.
 struct Adapter {
-    http: &'static reqwest::Client,
+    http: reqwest::Client,
     allow_insecure_loopback: bool,
+    addresses: Arc<AddressPolicy>,
 }
 
 impl Adapter {
+    /// The same address rule as issuer key fetches (`--allow-private-issuers`,
+    /// loopback with `--allow-insecure-issuers`): an org admin chooses the
+    /// provider's URL, so it must not reach internal addresses. Sign-ins are
+    /// rare, so the client is built per sign-in step.
     fn new(app: &App) -> ServiceResult<Adapter> {
+        let addresses = Arc::new(AddressPolicy::new(app.config.allow_private_issuers.clone()));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: Arc::clone(&addresses),
+                lookup: system_lookup(),
+            }))
+            .timeout(std::time::Duration::from_secs(10))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .user_agent(concat!("fedgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ServiceError::Internal(format!("HTTP client: {e}")))?;
         Ok(Adapter {
-            http: http_client()?,
+            http,
             allow_insecure_loopback: app.config.allow_insecure_issuers,
+            addresses,
         })
     }
 
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, ProviderError> {
         let (parts, body) = req.into_parts();
         let url = parts.uri.to_string();
-        check_url(&url, self.allow_insecure_loopback).map_err(|e| ProviderError(e.to_string()))?;
+        let parsed = check_url(&url, self.allow_insecure_loopback)
+            .map_err(|e| ProviderError(e.to_string()))?;
+        if let Some(host) = parsed.host() {
+            self.addresses
+                .check_host(&host)
+                .map_err(|e| ProviderError(e.to_string()))?;
+        }
         let mut resp = self
             .http
             .request(parts.method, &url)

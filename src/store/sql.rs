@@ -471,6 +471,55 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn insert_trace(&self, t: &TraceRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO traces (id, project_id, trace_id, parent_id, op_name, inputs, output,
+                        started_at, ended_at, created_by, created_by_kind, attributed_user_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(&t.id)
+                .bind(&t.project_id)
+                .bind(&t.trace_id)
+                .bind(&t.parent_id)
+                .bind(&t.op_name)
+                .bind(&t.inputs)
+                .bind(&t.output)
+                .bind(t.started_at)
+                .bind(t.ended_at)
+                .bind(&t.created_by)
+                .bind(&t.created_by_kind)
+                .bind(&t.attributed_user_id)
+                .bind(t.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn trace_call(&self, project_id: &str, id: &str) -> StoreResult<Option<TraceRow>> {
+                Ok(sqlx::query_as("SELECT * FROM traces WHERE project_id = $1 AND id = $2")
+                    .bind(project_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn traces_of_project(
+                &self,
+                project_id: &str,
+                trace_id: Option<&str>,
+                after_seq: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<TraceRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM traces WHERE project_id = $1 AND seq > $2 AND ($3 IS NULL OR trace_id = $3)
+                     ORDER BY seq LIMIT $4",
+                )
+                .bind(project_id)
+                .bind(after_seq)
+                .bind(trace_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn use_jti(&self, issuer_id: &str, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
                 sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
                     .bind(now)
@@ -502,7 +551,7 @@ macro_rules! impl_sql_store {
                         .unwrap_or(1);
                     let (chunk, tail) = rest.split_at(n);
                     let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, details) ",
+                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, client_request_id, details) ",
                     );
                     q.push_values(chunk, |mut row, e| {
                         row.push_bind(&e.id)
@@ -514,6 +563,7 @@ macro_rules! impl_sql_store {
                             .push_bind(&e.outcome)
                             .push_bind(&e.reason)
                             .push_bind(&e.request_id)
+                            .push_bind(&e.client_request_id)
                             .push_bind(&e.details);
                     });
                     q.push(" ON CONFLICT (id) DO NOTHING");

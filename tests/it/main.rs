@@ -4,13 +4,20 @@
 
 mod support;
 
+mod admin_cli;
+mod api_keys;
 mod attacks;
 mod authz_table;
 mod bad_input;
 mod client;
+mod client_assertion;
 mod console;
+mod docs;
 mod federation;
+mod messages;
 mod metrics;
 mod openapi;
 mod replicas;
 mod seed_rules;
+mod tenants;
+mod traces;
