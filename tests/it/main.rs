@@ -16,4 +16,5 @@ mod own_tokens;
 mod replay;
 mod replicas;
 mod seed_rules;
+mod tenants;
 mod trust;
