@@ -19,7 +19,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::Criterion;
-use fedgate::federation::jwks::VerifyingKey;
+use fedgate::federation::keys::VerifyingKey;
 use fedgate::federation::policy::{self, Author, BindingSpec};
 use fedgate::federation::validate;
 use serde_json::{Map, Value, json};
