@@ -599,7 +599,8 @@ async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str
                 request_id = %ctx.request_id,
                 check = f.check,
                 error = f.error.code,
-                reason = %f.error.description,
+                // Debug form: attacker-chosen text cannot forge log lines.
+                reason = ?f.error.description,
                 issuer_id = f.issuer.as_ref().map(|i| i.id.as_str()).unwrap_or("-"),
                 suppressed,
                 "token exchange refused before signature verification"

@@ -241,11 +241,16 @@ async fn anonymous_project(
     entity_name: &str,
     project: &str,
 ) -> ServiceResult<(ProjectView, TeamRow)> {
+    // Visibility is read from the row before anything else is loaded, so
+    // a project that exists costs the same queries as one that does not.
     if let Some(team) = app.store.team_by_name(entity_name).await?
-        && let Some(v) = find_project(app, &team, project).await?
-        && decide(None, Action::Read, Target::Project(&v)).allowed()
+        && let Some(row) = app.store.project_by_name(&team.id, project).await?
+        && row.visibility == Visibility::Public.as_str()
     {
-        return Ok((v, team));
+        let v = view(app, &team, row).await?;
+        if decide(None, Action::Read, Target::Project(&v)).allowed() {
+            return Ok((v, team));
+        }
     }
     Err(ServiceError::Unauthenticated(format!(
         "a credential is required to read \"{}/{}\" unless it is a public project: send an API key or access token",
