@@ -4,10 +4,12 @@
 
 mod support;
 
+mod api_keys;
 mod attacks;
 mod authz_table;
 mod bad_input;
 mod client;
+mod client_assertion;
 mod cost;
 mod federation;
 mod metrics;
@@ -17,4 +19,5 @@ mod replay;
 mod replicas;
 mod seed_rules;
 mod tenants;
+mod traces;
 mod trust;
