@@ -553,6 +553,9 @@ pub struct NewTeamSa {
     /// Org admins only: accept a `subject_pattern` wider than one owner
     /// (audited with the pattern).
     pub allow_broad_subject_pattern: Option<bool>,
+    /// Values: strings (exact or glob), numbers or booleans.
+    #[serde(default, deserialize_with = "crate::federation::policy::scalar_claims")]
+    #[schema(value_type = Option<Object>)]
     pub claims: Option<std::collections::BTreeMap<String, String>>,
     pub max_token_lifetime_s: Option<i64>,
 }
