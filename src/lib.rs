@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod federation;
+pub mod form;
 pub mod http;
 pub mod metrics;
 pub mod model;

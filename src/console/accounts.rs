@@ -387,6 +387,7 @@ pub async fn team_create(
         issuer: non_empty(&f.issuer).filter(|_| external),
         subject: non_empty(&f.subject).filter(|_| external),
         subject_pattern: non_empty(&f.subject_pattern).filter(|_| external),
+        allow_broad_subject_pattern: None,
         claims: claims.filter(|_| external),
         max_token_lifetime_s: None,
     });
