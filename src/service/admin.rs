@@ -550,6 +550,9 @@ pub struct NewTeamSa {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub subject_pattern: Option<String>,
+    /// Org admins only: accept a `subject_pattern` wider than one owner
+    /// (audited with the pattern).
+    pub allow_broad_subject_pattern: Option<bool>,
     /// Values: strings (exact or glob), numbers or booleans.
     #[serde(default, deserialize_with = "crate::federation::policy::scalar_claims")]
     #[schema(value_type = Option<Object>)]
@@ -712,6 +715,7 @@ pub async fn create_team_sa(
             if req.issuer.is_some()
                 || req.subject.is_some()
                 || req.subject_pattern.is_some()
+                || req.allow_broad_subject_pattern.is_some()
                 || req.claims.is_some()
             {
                 return Err(ServiceError::BadRequest(
@@ -720,7 +724,7 @@ pub async fn create_team_sa(
             }
             None
         }
-        "external" => Some(crate::service::federation::binding_for(app, &org, &id, &req).await?),
+        "external" => Some(crate::service::federation::binding_for(app, p, &org, &id, &req).await?),
         other => {
             return Err(ServiceError::BadRequest(format!(
                 "auth must be \"builtin\" or \"external\", got {:?}",
@@ -761,7 +765,13 @@ pub async fn create_team_sa(
         p,
         "service_account.create",
         &format!("service_account:{}", row.name),
-        json!({"scope": "team", "team": team.name, "auth": row.auth}),
+        json!({
+            "scope": "team",
+            "team": team.name,
+            "auth": row.auth,
+            "subject_pattern": req.subject_pattern,
+            "allow_broad_subject_pattern": req.allow_broad_subject_pattern.unwrap_or(false),
+        }),
     )
     .await;
     sa_out(app, &row, &org.name, api_key).await
