@@ -58,7 +58,9 @@ impl SqliteStore {
         .await
         .map_err(|_| cannot_open("no answer within 60 s".into()))?
         .map_err(|e| cannot_open(e.to_string()))?;
-        sqlx::migrate!("./migrations/sqlite").run(&mut first).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
+            .await?;
         let _ = sqlx::Connection::close(first).await;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
