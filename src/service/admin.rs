@@ -1045,6 +1045,15 @@ pub async fn bootstrap(
     check_name("organization", org).map_err(ServiceError::BadRequest)?;
     check_name("user", username).map_err(ServiceError::BadRequest)?;
     check_email(email).map_err(ServiceError::BadRequest)?;
+    // An organization's name (and its URL form) picks it as a token
+    // audience; one another organization already accepts stays theirs.
+    for aud in crate::federation::tenant::reserved_audiences(org, &app.config.public_url) {
+        if app.index.audience_in_use(&aud) {
+            return Err(ServiceError::Conflict(format!(
+                "organization name \"{org}\" is already an audience another organization's trusted issuer accepts ({aud:?}); an organization's name is reserved to it as an audience, so choose another name"
+            )));
+        }
+    }
     let now = app.clock.now_ms();
     let org_row = OrgRow {
         id: new_id("org"),
