@@ -7,7 +7,9 @@
 //! account's API key. See `docs/architecture.md`.
 
 pub mod audit;
+pub mod auth_cache;
 pub mod authz;
+pub mod change;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -29,12 +31,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
+use crate::auth_cache::AuthCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
 use crate::federation::index::FederationIndex;
 use crate::federation::jwks::{CachePolicy, FetchPolicy, HttpFetcher, KeyCache};
 use crate::service::admin::Bootstrapped;
-use crate::service::auth::AuthCache;
 use crate::state::{App, AppState};
 use crate::tokens::Signer;
 

@@ -9,6 +9,7 @@ mod authz_table;
 mod bad_input;
 mod client;
 mod federation;
+mod lifecycle;
 mod metrics;
 mod openapi;
 mod replicas;
