@@ -246,6 +246,13 @@ macro_rules! impl_sql_store {
             }
             async fn delete_team(&self, team_id: &str, now: i64) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
+                // A write first: SQLite takes the write lock now (waiting up to
+                // its busy timeout) instead of failing to upgrade a read
+                // snapshot that another writer (the audit log) moved past.
+                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
+                    .bind(team_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let (n,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM service_accounts WHERE team_id = $1 AND scope = 'org'",
                 )

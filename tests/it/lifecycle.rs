@@ -764,10 +764,10 @@ async fn a_team_is_read_loses_members_and_is_deleted_only_when_asked_to_take_eve
     app.team("empty").await;
     let (s, _) = app.delete("/api/v1/teams/empty", Some(&dev)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = app
+    let (s, b) = app
         .delete("/api/v1/teams/empty", Some(&app.admin_key))
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::OK, "{b}");
     app.team("vision").await;
     assert_eq!(events(&app.audit().await, "team.delete").len(), 2);
 }
@@ -839,7 +839,11 @@ async fn a_teams_projects_are_listed_as_readable_members_removed_and_projects_de
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(b["members"], json!([]));
+    assert_eq!(
+        b["members"].as_array().unwrap().len(),
+        1,
+        "only its creator left: {b}"
+    );
     let (s, _) = app
         .get("/api/v1/projects/vision/v-restricted", Some(&dev))
         .await;
