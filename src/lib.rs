@@ -34,8 +34,10 @@ use crate::audit::AuditSink;
 use crate::auth_cache::AuthCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
+use crate::federation::fetch::{FetchPolicy, HttpFetcher};
 use crate::federation::index::FederationIndex;
-use crate::federation::jwks::{CachePolicy, FetchPolicy, HttpFetcher, KeyCache};
+use crate::federation::jwks::{CachePolicy, KeyCache};
+use crate::federation::netguard::AddressPolicy;
 use crate::service::admin::Bootstrapped;
 use crate::state::{App, AppState};
 use crate::tokens::Signer;
@@ -67,6 +69,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     // beside the store's start-up.
     let fetch_policy = FetchPolicy {
         allow_insecure_loopback: config.allow_insecure_issuers,
+        addresses: AddressPolicy::new(config.allow_private_issuers.clone()),
         ..FetchPolicy::default()
     };
     let fetcher = tokio::task::spawn_blocking(move || HttpFetcher::new(fetch_policy));
@@ -139,12 +142,45 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
 }
 
 impl Built {
-    /// Serves on `listener` until `shutdown` completes, then flushes the audit log.
+    /// Serves on `listener` (and `/metrics` on `--metrics-listen`, if set)
+    /// until `shutdown` completes, then flushes the audit log.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let metrics =
+            match self.state.config.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}")
+                })?),
+                None => None,
+            };
+        self.serve_with(listener, metrics, shutdown).await
+    }
+
+    /// [`Built::serve`] with the metrics listener already bound (tests bind
+    /// port 0 and read the address).
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        use futures::FutureExt as _;
+        let shutdown = shutdown.shared();
+        let metrics_task = metrics.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "metrics listening");
+            }
+            let app = http::metrics_router(self.state.clone());
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let router = router(self.state.clone());
         axum::serve(
             listener,
@@ -152,6 +188,9 @@ impl Built {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
         self.state.audit.flush().await;
         drop(self.state);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.audit_task).await;

@@ -14,3 +14,4 @@ mod metrics;
 mod openapi;
 mod replicas;
 mod seed_rules;
+mod tenants;
