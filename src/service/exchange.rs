@@ -496,7 +496,7 @@ pub async fn evaluate(
                 truncate(t, 200)
             ));
             trace.push_fail("binding", &e.description);
-            return Err(fail(e, Some(&cfg), Some(&sub)));
+            return Err(said.refuse(e, "binding", &cfg));
         }
         Some(t) => match enabled.iter().find(|a| a.target_name() == t) {
             Some(a) => Some((*a).clone()),
@@ -561,7 +561,7 @@ pub async fn evaluate(
                     user.username
                 ));
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
             Ok(Some(user)) if user.org_id == cfg.org_id => {
                 trace.push_ok(
@@ -715,7 +715,10 @@ async fn audit_shadow(
         Ok(ev) => (ev.issuer.issuer.as_str(), ev.claims.sub.as_str(), "success"),
         Err(f) => (
             f.issuer.as_ref().map(|i| i.issuer.as_str()).unwrap_or(""),
-            f.sub.as_deref().unwrap_or(""),
+            f.verified
+                .as_ref()
+                .and_then(|v| v.sub.as_deref())
+                .unwrap_or(""),
             "denied",
         ),
     };
