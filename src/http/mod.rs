@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
 pub mod token;
+pub mod traces;
 pub mod wellknown;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             lifecycle::delete_project
         ))
         .routes(routes!(api::list_runs))
+        .routes(routes!(traces::create_trace))
+        .routes(routes!(traces::list_traces))
         .routes(routes!(api::add_project_member))
         .routes(routes!(api::create_project, lifecycle::list_projects))
         .routes(routes!(lifecycle::remove_project_member))

@@ -10,6 +10,7 @@ pub mod federation;
 pub mod projects;
 pub mod sync;
 pub mod teams;
+pub mod traces;
 pub mod users;
 
 use crate::authz::{Decision, Verdict};

@@ -238,6 +238,29 @@ pub struct RunRow {
     pub created_at: i64,
 }
 
+/// One call (span) of an LLM trace.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TraceRow {
+    /// Insertion order (set by the store; ignored on insert); the page cursor.
+    #[sqlx(default)]
+    pub seq: i64,
+    pub id: String,
+    pub project_id: String,
+    pub trace_id: String,
+    pub parent_id: Option<String>,
+    pub op_name: String,
+    /// JSON text (an object).
+    pub inputs: String,
+    /// JSON text, if the call returned.
+    pub output: Option<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub created_by: String,
+    pub created_by_kind: String,
+    pub attributed_user_id: Option<String>,
+    pub created_at: i64,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,
@@ -319,7 +342,7 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_team_member(&self, team_id: &str, user_id: &str) -> StoreResult<bool>;
     /// What still lives in a team.
     async fn team_contents(&self, team_id: &str) -> StoreResult<TeamContents>;
-    /// Deletes a team with its projects (their runs and members), its
+    /// Deletes a team with its projects (their runs, traces and members), its
     /// memberships and its team-scoped service accounts (keys revoked, names
     /// kept for their runs), atomically. Org-scoped accounts defaulting to it
     /// make it a `Conflict`.
@@ -337,7 +360,7 @@ pub trait Store: Send + Sync + 'static {
         project_id: &str,
         principal_id: &str,
     ) -> StoreResult<bool>;
-    /// Deletes a project with its runs and members, atomically.
+    /// Deletes a project with its runs, traces and members, atomically.
     async fn delete_project(&self, project_id: &str) -> StoreResult<()>;
     /// One page of a team's projects by name, after `after` (exclusive), and
     /// the explicit members of those projects: two queries, whatever the page size.
@@ -414,6 +437,17 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_run(&self, run: &RunRow) -> StoreResult<()>;
     async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>>;
+
+    async fn insert_trace(&self, trace: &TraceRow) -> StoreResult<()>;
+    /// One call of a project by id (a new call's parent).
+    async fn trace_call(&self, project_id: &str, id: &str) -> StoreResult<Option<TraceRow>>;
+    /// A page of a project's calls after `after_seq`, oldest first.
+    async fn traces_of_project(
+        &self,
+        project_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<TraceRow>>;
 
     /// Records a single-use `jti`; false when it was seen before (replay).
     async fn use_jti(

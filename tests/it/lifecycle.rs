@@ -744,6 +744,14 @@ async fn a_team_is_read_loses_members_and_is_deleted_only_when_asked_to_take_eve
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = app
+        .post(
+            "/api/v1/traces",
+            Some(&app.admin_key),
+            json!({"entity": "vision", "project": "v-open", "op_name": "llm"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
         .delete(
             "/api/v1/teams/vision?delete_contents=true",
             Some(&app.admin_key),
@@ -856,9 +864,17 @@ async fn a_teams_projects_are_listed_as_readable_members_removed_and_projects_de
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    // Delete: a member may not, an admin may; its runs go with it.
+    // Delete: a member may not, an admin may; its runs and traces go with it.
     let (s, _) = app.run(&dev, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = app
+        .post(
+            "/api/v1/traces",
+            Some(&dev),
+            json!({"entity": "vision", "project": "v-team", "op_name": "llm"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
     let (s, _) = app
         .delete("/api/v1/projects/vision/v-team", Some(&dev))
         .await;

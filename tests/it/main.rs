@@ -4,10 +4,12 @@
 
 mod support;
 
+mod api_keys;
 mod attacks;
 mod authz_table;
 mod bad_input;
 mod client;
+mod client_assertion;
 mod federation;
 mod lifecycle;
 mod metrics;
@@ -15,3 +17,4 @@ mod openapi;
 mod replicas;
 mod seed_rules;
 mod tenants;
+mod traces;
