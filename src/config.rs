@@ -112,7 +112,7 @@ pub enum KeysCommand {
 pub enum ApiKeyCommand {
     /// Validate an API key offline (shape and checksum; nothing is sent
     /// anywhere). Exit status: 0 a valid key, 1 not a fedgate key (or a
-    /// failed checksum), 2 a legacy key without a checksum (only the server
+    /// failed checksum), 11 a legacy key without a checksum (only the server
     /// can tell whether it is real).
     Check {
         /// The key, or "-" to read it from standard input (keeps it out of
@@ -311,5 +311,63 @@ impl ServeArgs {
                 .unwrap_or(200),
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_issuer_ranges_and_metrics_address() {
+        let cfg = ServeArgs {
+            allow_private_issuers: Some("10.0.0.0/8, fd00::/8,192.168.1.20".into()),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let nets: Vec<String> = cfg
+            .allow_private_issuers
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "fd00::/8", "192.168.1.20/32"]);
+        assert_eq!(
+            cfg.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        // Loopback only comes with --allow-insecure-issuers (a local IdP).
+        let dev = ServeArgs {
+            allow_insecure_issuers: true,
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let nets: Vec<String> = dev
+            .allow_private_issuers
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128"]);
+        assert!(
+            ServeArgs::default()
+                .resolve()
+                .unwrap()
+                .allow_private_issuers
+                .is_empty()
+        );
+        let err = ServeArgs {
+            allow_private_issuers: Some("10.0.0.0/8,intranet".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--allow-private-issuers") && err.contains("\"intranet\""),
+            "{err}"
+        );
     }
 }

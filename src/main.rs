@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{text}");
             }
             if status != 0 {
-                // The status is the answer (0 valid, 1 invalid, 2 legacy).
+                // The status is the answer (0 valid, 1 invalid, 11 legacy).
                 std::process::exit(i32::from(status));
             }
             Ok(())
