@@ -469,20 +469,28 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn delete_issuer(&self, id: &str) -> StoreResult<bool> {
-                let mut tx = self.pool.begin().await?;
+                // One statement, no read-then-write transaction: on SQLite a
+                // transaction that starts with a read cannot take the write
+                // lock once another writer (the audit log) has committed, and
+                // fails instead of waiting.
+                let done = sqlx::query(
+                    "DELETE FROM trusted_issuers WHERE id = $1
+                     AND NOT EXISTS (SELECT 1 FROM federation_bindings WHERE issuer_id = $1)",
+                )
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(true);
+                }
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federation_bindings WHERE issuer_id = $1")
                     .bind(id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&self.pool)
                     .await?;
                 if n > 0 {
                     return Err(StoreError::Conflict);
                 }
-                let done = sqlx::query("DELETE FROM trusted_issuers WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(done.rows_affected() > 0)
+                Ok(false)
             }
 
             async fn insert_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
