@@ -718,6 +718,26 @@ mod tests {
         .unwrap();
         let iss = issuer("h", &base, KeySource::JwksUri(format!("{base}/jwks")));
         assert!(allowed.fetch(&iss).await.is_ok());
+        // A discovery document on an allowed host cannot point the JWKS
+        // fetch at a refused address either.
+        let app = Router::new().route(
+            "/.well-known/openid-configuration",
+            get(|headers: axum::http::HeaderMap| async move {
+                let host = headers[header::HOST].to_str().unwrap().to_owned();
+                json!({"issuer": format!("http://{host}"),
+                       "jwks_uri": "https://169.254.169.254/latest/meta-data/"})
+                .to_string()
+            }),
+        );
+        let base = serve(app).await;
+        let err = allowed
+            .fetch(&issuer("h", &base, KeySource::Discovery))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::PrivateAddress { reason, .. } if reason.contains("cloud metadata")),
+            "{err}"
+        );
     }
 
     /// Errors shown to admins never quote what an internal server answered.

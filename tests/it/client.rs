@@ -14,14 +14,14 @@ use crate::support::idp::TestIdp;
 const GH_SUB: &str = "repo:acme/vision-train:ref:refs/heads/main";
 
 /// One run of the binary.
-struct Out {
-    ok: bool,
-    stdout: Value,
-    stderr: String,
+pub(crate) struct Out {
+    pub ok: bool,
+    pub stdout: Value,
+    pub stderr: String,
 }
 
 /// Runs `fedgate <args>` with only `vars` (plus `HOME`) in its environment.
-async fn fedgate(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> Out {
+pub(crate) async fn fedgate(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> Out {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
         .args(args)
         .env_clear()
