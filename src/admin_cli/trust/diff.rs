@@ -39,6 +39,8 @@ pub struct IssuerState {
 #[serde(default)]
 pub struct BindingState {
     pub issuer_id: String,
+    /// The server answers the conditions beside `issuer_id` (flat).
+    #[serde(flatten)]
     pub spec: SpecState,
     pub mode: Option<String>,
 }
