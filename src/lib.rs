@@ -16,6 +16,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod federation;
+pub mod form;
 pub mod http;
 pub mod metrics;
 pub mod model;

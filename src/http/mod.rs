@@ -44,7 +44,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -178,8 +178,11 @@ async fn render_metrics(State(app): State<AppState>) -> Response {
 ///   it as `client_request_id`, never instead of it (a caller must not choose
 ///   the id an operator finds its events by);
 /// - latency by matched route (a template, never the raw path, so the label
-///   set stays bounded).
-async fn observe(mut req: Request, next: Next) -> Response {
+///   set stays bounded);
+/// - the request timeout (`--request-timeout`): body upload and handler
+///   together; past it the handler's future is dropped and the caller gets
+///   503 `request_timeout` with `Retry-After`.
+async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
@@ -199,7 +202,12 @@ async fn observe(mut req: Request, next: Next) -> Response {
     let header = HeaderValue::from_str(&id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let ids = crate::audit::RequestIds { own: id, client };
-    let mut resp = crate::audit::REQUEST_IDS.scope(ids, next.run(req)).await;
+    let limit = std::time::Duration::from_secs(app.config.request_timeout_s);
+    let run = crate::audit::REQUEST_IDS.scope(ids, next.run(req));
+    let mut resp = match tokio::time::timeout(limit, run).await {
+        Ok(resp) => resp,
+        Err(_) => timed_out(limit),
+    };
     if let Ok(v) = header {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -210,6 +218,21 @@ async fn observe(mut req: Request, next: Next) -> Response {
         start.elapsed(),
     );
     resp
+}
+
+fn timed_out(limit: std::time::Duration) -> Response {
+    tracing::warn!(limit_s = limit.as_secs(), "request timed out");
+    // A 503 carries `Retry-After: 1` (ApiError's answer).
+    ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "request_timeout",
+        message: format!(
+            "the request took longer than {} s (--request-timeout); retry",
+            limit.as_secs()
+        ),
+        rule: None,
+    }
+    .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -11,7 +11,7 @@ use tracing::instrument;
 use crate::federation::policy::BindingSpec;
 use crate::model::{Principal, check_name, truncate};
 use crate::service::admin::{SaOut, check_description, check_lifetime, sa_admin_target, sa_out};
-use crate::service::federation::{binding_row, check_mode, issuer_of_org};
+use crate::service::federation::{author_of, binding_row, check_mode, issuer_of_org};
 use crate::service::{RequestCtx, ServiceError, ServiceResult, conflict};
 use crate::state::{App, Change};
 use crate::store::SaRow;
@@ -44,7 +44,12 @@ pub struct SaUpdate {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub subject_pattern: Option<Option<String>>,
-    /// External accounts: claim conditions, replacing the old ones (`{}` removes all).
+    /// External accounts: a `subject_pattern` wider than one owner (org admins only, audited).
+    pub allow_broad_subject_pattern: Option<bool>,
+    /// External accounts: claim conditions, replacing the old ones (`{}`
+    /// removes all). Values: strings (exact or glob), numbers or booleans.
+    #[serde(default, deserialize_with = "crate::federation::policy::scalar_claims")]
+    #[schema(value_type = Option<Object>)]
     pub claims: Option<BTreeMap<String, String>>,
     /// External accounts: `enforce` or `shadow`.
     pub mode: Option<String>,
@@ -56,6 +61,7 @@ impl SaUpdate {
             || self.subject.is_some()
             || self.subject_pattern.is_some()
             || self.claims.is_some()
+            || self.allow_broad_subject_pattern.is_some()
             || self.mode.is_some()
     }
 }
@@ -141,8 +147,13 @@ pub async fn update_sa(
         if let Some(claims) = &upd.claims {
             spec.claims = claims.clone();
         }
+        if let Some(broad) = upd.allow_broad_subject_pattern {
+            spec.allow_broad_subject_pattern = broad;
+        }
         let mode = check_mode(Some(upd.mode.as_deref().unwrap_or(&current.mode)))?;
-        let row = binding_row(&sa.id, &issuer, &spec, mode)?;
+        // A team admin's edit of a broad pattern an org admin allowed is
+        // checked as the team admin's: they cannot keep or widen it.
+        let row = binding_row(&sa.id, &issuer, &spec, mode, author_of(p))?;
         changes.insert(
             "binding".into(),
             json!({

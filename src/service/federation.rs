@@ -15,10 +15,10 @@ use crate::federation::fetch::check_url;
 use crate::federation::index::BoundAccount;
 use crate::federation::jwks::KeyStatus;
 use crate::federation::keys::VerifyingKey;
-use crate::federation::policy::{BindingSpec, compile};
+use crate::federation::policy::{Author, BindingSpec, compile};
 use crate::federation::tenant;
 use crate::federation::{
-    DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource,
+    DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource, MAX_LEEWAY_S,
 };
 use crate::model::{Principal, truncate};
 use crate::secrets::new_id;
@@ -43,7 +43,6 @@ pub fn check_mode(mode: Option<&str>) -> ServiceResult<String> {
         ))),
     }
 }
-const MAX_LEEWAY_S: i64 = 300;
 
 fn alg_name(a: Algorithm) -> String {
     format!("{a:?}")
@@ -96,7 +95,7 @@ pub fn bound_account(
     let spec: BindingSpec =
         serde_json::from_str(&binding.spec).map_err(|e| format!("binding spec: {e}"))?;
     Ok(BoundAccount {
-        binding: compile(&sa.id, &binding.issuer_id, &spec)?,
+        binding: compile(&sa.id, &binding.issuer_id, &spec, Author::Stored)?,
         sa_id: sa.id.clone(),
         name: sa.name.clone(),
         org_id: sa.org_id.clone(),
@@ -237,6 +236,7 @@ pub async fn issuer_of_org(app: &App, org: &OrgRow, key: &str) -> ServiceResult<
 /// style: checked once, when saved, never parsed on an exchange).
 pub async fn binding_for(
     app: &App,
+    p: &Principal,
     org: &OrgRow,
     sa_id: &str,
     req: &NewTeamSa,
@@ -256,9 +256,19 @@ pub async fn binding_for(
         subject,
         subject_pattern: req.subject_pattern.clone(),
         claims: req.claims.clone().unwrap_or_default(),
+        allow_broad_subject_pattern: req.allow_broad_subject_pattern.unwrap_or(false),
     };
     let mode = check_mode(req.mode.as_deref())?;
-    binding_row(sa_id, &issuer, &spec, mode)
+    binding_row(sa_id, &issuer, &spec, mode, author_of(p))
+}
+
+/// Who saves a binding: a broad subject pattern is an org admin's decision.
+pub fn author_of(p: &Principal) -> Author {
+    if p.is_org_admin() {
+        Author::OrgAdmin
+    } else {
+        Author::TeamAdmin
+    }
 }
 
 /// Compiles a binding (refusing what `compile` refuses) into its stored row.
@@ -268,8 +278,9 @@ pub fn binding_row(
     issuer: &IssuerRow,
     spec: &BindingSpec,
     mode: String,
+    author: Author,
 ) -> ServiceResult<BindingRow> {
-    compile(sa_id, &issuer.id, spec)
+    compile(sa_id, &issuer.id, spec, author)
         .map_err(|e| ServiceError::BadRequest(format!("binding refused: {e}")))?;
     let spec = serde_json::to_string(spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
     Ok(BindingRow {
