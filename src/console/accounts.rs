@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::session::Console;
 use super::{Layout, Outcome, error_page, render_status};
 use crate::service::admin::{self, KeyInfo, NewOrgSa, NewTeamSa, SaOut};
-use crate::service::{ServiceError, ServiceResult};
+use crate::service::{Page, ServiceError, ServiceResult};
 use crate::state::{App, AppState};
 
 /// A key as a row shows it.
@@ -74,7 +74,19 @@ async fn sa_view(
         (None, Some(t)) => format!("team {t}"),
         _ => sa.scope.clone(),
     };
-    let binding = sa.binding.as_ref().map(|b| b["spec"].to_string());
+    let binding = sa.binding.as_ref().map(|b| {
+        let mut text = format!("{} · subject {}", b.issuer, b.subject);
+        if let Some(p) = &b.subject_pattern {
+            text.push_str(&format!(" · pattern {p}"));
+        }
+        for (k, v) in &b.claims {
+            text.push_str(&format!(" · {k}={v}"));
+        }
+        if b.mode != "enforce" {
+            text.push_str(&format!(" · mode {}", b.mode));
+        }
+        text
+    });
     Ok(SaView {
         new_key: new_key
             .as_ref()
@@ -127,17 +139,18 @@ async fn org_render(
             .into_iter()
             .map(|t| t.name)
             .collect();
-        let (accounts, denied) = match admin::list_org_sas(app, &c.ctx, &c.principal, org).await {
-            Ok(list) => {
-                let mut rows = Vec::new();
-                for sa in list {
-                    rows.push(sa_view(app, c, sa, &new_key).await?);
+        let (accounts, denied) =
+            match admin::list_org_sas(app, &c.ctx, &c.principal, org, &Page::default()).await {
+                Ok(list) => {
+                    let mut rows = Vec::new();
+                    for sa in list.service_accounts {
+                        rows.push(sa_view(app, c, sa, &new_key).await?);
+                    }
+                    (rows, None)
                 }
-                (rows, None)
-            }
-            Err(e @ ServiceError::Forbidden { .. }) => (Vec::new(), Some(super::denial(&e))),
-            Err(e) => return Err(e),
-        };
+                Err(e @ ServiceError::Forbidden { .. }) => (Vec::new(), Some(super::denial(&e))),
+                Err(e) => return Err(e),
+            };
         let mut layout = c.layout(format!("{org} · Service Accounts"));
         outcome.apply(&mut layout);
         Ok(OrgPage {
@@ -187,6 +200,7 @@ pub async fn org_create(
         name: f.name.trim().to_string(),
         default_team: Some(f.default_team.clone()).filter(|t| !t.is_empty()),
         max_token_lifetime_s: None,
+        description: None,
     };
     match admin::create_org_sa(&app, &c.ctx, &c.principal, &org, req).await {
         Ok(sa) => {
@@ -290,17 +304,18 @@ async fn team_render(
 ) -> Response {
     let result: ServiceResult<TeamPage> = async {
         let can_admin = admin::may_admin_team(app, &c.principal, team).await?;
-        let (accounts, denied) = match admin::list_team_sas(app, &c.ctx, &c.principal, team).await {
-            Ok(list) => {
-                let mut rows = Vec::new();
-                for sa in list {
-                    rows.push(sa_view(app, c, sa, &new_key).await?);
+        let (accounts, denied) =
+            match admin::list_team_sas(app, &c.ctx, &c.principal, team, &Page::default()).await {
+                Ok(list) => {
+                    let mut rows = Vec::new();
+                    for sa in list.service_accounts {
+                        rows.push(sa_view(app, c, sa, &new_key).await?);
+                    }
+                    (rows, None)
                 }
-                (rows, None)
-            }
-            Err(e @ ServiceError::Forbidden { .. }) => (Vec::new(), Some(super::denial(&e))),
-            Err(e) => return Err(e),
-        };
+                Err(e @ ServiceError::Forbidden { .. }) => (Vec::new(), Some(super::denial(&e))),
+                Err(e) => return Err(e),
+            };
         let issuers = if can_admin {
             crate::service::federation::issuer_choices(app, &c.ctx, &c.principal, team).await?
         } else {
@@ -388,6 +403,8 @@ pub async fn team_create(
         subject: non_empty(&f.subject).filter(|_| external),
         subject_pattern: non_empty(&f.subject_pattern).filter(|_| external),
         allow_broad_subject_pattern: None,
+        description: None,
+        mode: None,
         claims: claims.filter(|_| external),
         max_token_lifetime_s: None,
     });

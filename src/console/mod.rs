@@ -52,6 +52,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/org/{org}/teams", get(teams::page).post(teams::create))
         .route("/org/{org}/users", get(users::page).post(users::create))
+        .route("/org/{org}/users/{username}/{action}", post(users::toggle))
         .route("/org/{org}/settings", get(settings::page))
         .route("/org/{org}/settings/issuers", post(settings::create_issuer))
         .route(
@@ -167,7 +168,7 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Conflict(_) | ServiceError::Exists { .. } => StatusCode::CONFLICT,
         ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -36,7 +36,7 @@ async fn render(app: &App, c: &Console, team: &str, outcome: Outcome) -> Respons
             .into_iter()
             .map(|m| (m.username, m.role))
             .collect();
-        let projects = projects::list_projects(app, &c.principal, team).await?;
+        let projects = projects::list_project_listings(app, &c.principal, team).await?;
         let mut layout = c.layout(format!("{team} · Settings"));
         outcome.apply(&mut layout);
         Ok(TeamPage {

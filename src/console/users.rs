@@ -9,7 +9,7 @@ use super::session::Console;
 use super::{Layout, Outcome, error_page, render_status};
 use crate::model::OrgRole;
 use crate::service::admin::{self, NewUser};
-use crate::service::{ServiceError, ServiceResult};
+use crate::service::{Page, ServiceError, ServiceResult};
 use crate::state::{App, AppState};
 
 /// A person as a row shows them.
@@ -29,22 +29,37 @@ pub struct UsersPage {
     pub tab: &'static str,
     pub can_admin: bool,
     pub users: Vec<UserView>,
+    pub denied: Option<String>,
 }
 
 async fn render(app: &App, c: &Console, org: &str, outcome: Outcome) -> Response {
     let result: ServiceResult<UsersPage> = async {
         let can_admin = admin::may_admin_org(app, &c.principal, org).await?;
-        let users = admin::list_users(app, &c.principal, org)
-            .await?
-            .into_iter()
-            .map(|u| UserView {
-                can_toggle: false,
-                enabled: true,
-                username: u.username,
-                email: u.email,
-                role: u.role,
-            })
-            .collect();
+        let (users, denied) = match crate::service::users::list_users(
+            app,
+            &c.ctx,
+            &c.principal,
+            org,
+            &Page::default(),
+        )
+        .await
+        {
+            Ok(page) => (
+                page.users
+                    .into_iter()
+                    .map(|u| UserView {
+                        can_toggle: u.username != c.principal.name,
+                        enabled: !u.disabled,
+                        username: u.username,
+                        email: u.email,
+                        role: u.role,
+                    })
+                    .collect(),
+                None,
+            ),
+            Err(e @ ServiceError::Forbidden { .. }) => (Vec::new(), Some(super::denial(&e))),
+            Err(e) => return Err(e),
+        };
         let mut layout = c.layout(format!("{org} · Users"));
         outcome.apply(&mut layout);
         Ok(UsersPage {
@@ -52,6 +67,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome) -> Response
             tab: "users",
             can_admin,
             users,
+            denied,
         })
     }
     .await;
@@ -98,6 +114,43 @@ pub async fn create(
                 Err(e) => Outcome::failed(&e),
             }
         }
+    };
+    render(&app, &c, &org, outcome).await
+}
+
+/// `POST /org/<org>/users/<username>/<disable|enable>`: disabling a person
+/// refuses every credential of theirs and ends their console sessions at once.
+pub async fn toggle(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, username, action)): Path<(String, String, String)>,
+) -> Response {
+    let outcome = match action.as_str() {
+        "disable" | "enable" => match crate::service::users::set_user_disabled(
+            &app,
+            &c.ctx,
+            &c.principal,
+            &username,
+            action == "disable",
+        )
+        .await
+        {
+            Ok(u) if u.disabled => {
+                if let Ok(row) = app.store.user_by_username(&u.username).await
+                    && let Some(row) = row
+                    && let Err(e) = app.store.delete_sessions_of_user(&row.id).await
+                {
+                    tracing::warn!(error = %e, "could not delete a disabled person's sessions");
+                }
+                Outcome::done(format!("Disabled {}; their sessions ended.", u.username))
+            }
+            Ok(u) => Outcome::done(format!("Enabled {}.", u.username)),
+            Err(e) => Outcome::failed(&e),
+        },
+        other => Outcome::failed(&ServiceError::NotFound(format!(
+            "no action {:?} on users",
+            crate::model::truncate(other, 32)
+        ))),
     };
     render(&app, &c, &org, outcome).await
 }

@@ -372,6 +372,8 @@ async fn create_user(
         email: email.to_string(),
         role: "member".into(),
         created_at: app.clock.now_ms(),
+        disabled: false,
+        revoked_before: 0,
     };
     app.store.insert_user(&row).await?;
     app.audit_event(AuditEvent {

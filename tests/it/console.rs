@@ -445,7 +445,8 @@ async fn team_admin_signs_in_with_sso_and_creates_accounts() {
 
 /// A member sees no "New service account" and the service still refuses the
 /// hidden form; a request with a foreign Origin is refused; signed-out pages
-/// lead to sign-in; revoking the key a person signed in with ends the session.
+/// lead to sign-in; revoking the key a person signed in with, or disabling
+/// the person, ends the session at once.
 #[tokio::test]
 async fn member_sees_read_only_pages_and_sessions_end() {
     let app = TestApp::start().await;
@@ -524,6 +525,24 @@ async fn member_sees_read_only_pages_and_sessions_end() {
     b.goto("/org/default").await;
     b.wait_text("the API key you signed in with was revoked")
         .await;
+    assert_eq!(b.path().await, "/login");
+
+    // Disabling mia ends her session at once (a new key signed her in).
+    let (s, k) = app
+        .post(
+            "/api/v1/users/mia/api-keys",
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    b.sign_in_with_key(k["api_key"].as_str().unwrap()).await;
+    let (s, d) = app
+        .post("/api/v1/users/mia/disable", Some(&app.admin_key), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    b.goto("/vision").await;
+    b.wait_text("Your session ended").await;
     assert_eq!(b.path().await, "/login");
     b.close().await;
     app.stop().await;

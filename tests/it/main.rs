@@ -15,6 +15,7 @@ mod console;
 mod cost;
 mod docs;
 mod federation;
+mod lifecycle;
 mod messages;
 mod metrics;
 mod openapi;
