@@ -9,6 +9,8 @@ set -euo pipefail
 # Debian packages the tests use: "command-to-look-for:package".
 DEPS=(
   "pg_isready:postgresql"
+  # The reverse proxy of the --trusted-proxies test (tests/it/edge.rs).
+  "nginx:nginx"
 )
 
 PG_URL="${FEDGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"

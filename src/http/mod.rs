@@ -7,6 +7,7 @@ pub mod extract;
 pub mod graphql;
 pub mod openapi;
 pub mod ops;
+pub mod serve;
 pub mod token;
 pub mod wellknown;
 
@@ -22,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
-use crate::http::extract::RequestId;
+use crate::http::extract::{ClientAddr, RequestId};
 use crate::state::AppState;
 
 /// Largest request body accepted anywhere (the token endpoint's form included).
@@ -42,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -131,8 +132,10 @@ async fn metrics(State(app): State<AppState>) -> Response {
 /// - an id (the caller's `X-Request-Id` if sane), echoed back and recorded
 ///   in the audit log, panics included;
 /// - latency by matched route (a template, never the raw path, so the label
-///   set stays bounded).
-async fn observe(mut req: Request, next: Next) -> Response {
+///   set stays bounded);
+/// - the client's address: the peer, or behind `--trusted-proxies` the
+///   rightmost untrusted `X-Forwarded-For` hop (`crate::proxy`).
+async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
@@ -150,6 +153,14 @@ async fn observe(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(|| crate::secrets::new_id("req"));
     let header = HeaderValue::from_str(&id);
     req.extensions_mut().insert(RequestId(id));
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let client = app.config.trusted_proxies.client(peer, req.headers());
+        req.extensions_mut().insert(ClientAddr(client));
+    }
     let mut resp = next.run(req).await;
     if let Ok(v) = header {
         resp.headers_mut().insert("x-request-id", v);

@@ -508,6 +508,9 @@ struct ExchangedDetails<'a> {
     minted_jti: &'a str,
     scope: &'a str,
     expires_in: i64,
+    /// The client's address (see `crate::proxy`), when it came over the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<std::net::IpAddr>,
 }
 
 /// The audit details of a refused exchange.
@@ -516,6 +519,8 @@ struct DeniedDetails<'a> {
     error: &'a str,
     grant_type: &'a str,
     token_sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<std::net::IpAddr>,
 }
 
 /// Serialized straight from borrowed fields: one string per exchange, no
@@ -591,6 +596,7 @@ pub async fn exchange(
                     error: f.error.code,
                     grant_type: &req.grant_type,
                     token_sha256: &token_hash,
+                    client: ctx.client_addr,
                 }),
             })
             .await;
@@ -651,6 +657,7 @@ pub async fn exchange(
             minted_jti: &claims.jti,
             scope: &claims.scope,
             expires_in: lifetime,
+            client: ctx.client_addr,
         }),
     })
     .await;

@@ -89,4 +89,7 @@ pub fn conflict(what: String) -> impl FnOnce(ServiceError) -> ServiceError {
 #[derive(Clone, Debug, Default)]
 pub struct RequestCtx {
     pub request_id: String,
+    /// The client's address (behind `--trusted-proxies`, from
+    /// `X-Forwarded-For`); `None` for in-process callers.
+    pub client_addr: Option<std::net::IpAddr>,
 }

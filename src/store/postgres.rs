@@ -90,7 +90,7 @@ pub fn channel_for(schema: &str) -> String {
     }
 }
 
-impl_sql_store!(PgStore);
+impl_sql_store!(PgStore, sqlx::Postgres);
 
 #[async_trait::async_trait]
 impl ChangeBus for PgStore {
