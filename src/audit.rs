@@ -23,6 +23,35 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::store::{DynStore, NewAudit};
 
+tokio::task_local! {
+    /// The ids of the request being handled (set around each request by the
+    /// HTTP layer): the audit log records the caller's `X-Request-Id` beside
+    /// fedgate's own id without every service threading it through. Like a
+    /// tracing span, it travels with the request's task.
+    pub static REQUEST_IDS: RequestIds;
+}
+
+/// fedgate's id of a request and the caller's `X-Request-Id`, if sane.
+#[derive(Clone, Debug, Default)]
+pub struct RequestIds {
+    pub own: String,
+    pub client: String,
+}
+
+/// The caller's id recorded for an event of request `own` (empty outside a
+/// request, or for an event of another request).
+fn client_request_id(own: &str) -> String {
+    REQUEST_IDS
+        .try_with(|ids| {
+            if !own.is_empty() && ids.own == own {
+                ids.client.clone()
+            } else {
+                String::new()
+            }
+        })
+        .unwrap_or_default()
+}
+
 /// One event as the services describe it.
 #[derive(Clone, Debug)]
 pub struct AuditEvent {
@@ -51,6 +80,7 @@ impl AuditEvent {
             target: self.target,
             outcome: self.outcome,
             reason: self.reason,
+            client_request_id: client_request_id(&self.request_id),
             request_id: self.request_id,
             details: self.details,
         }

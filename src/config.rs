@@ -150,9 +150,21 @@ pub struct ServeArgs {
     /// Default lifetime of minted access tokens, in seconds [default: 3600].
     #[arg(long, env = "FEDGATE_TOKEN_TTL")]
     pub token_ttl: Option<u64>,
-    /// Accept http:// issuers on loopback addresses (development and tests only).
+    /// Accept http:// issuers on loopback addresses (development and tests
+    /// only); also allows fetching keys from loopback addresses.
     #[arg(long, env = "FEDGATE_ALLOW_INSECURE_ISSUERS")]
     pub allow_insecure_issuers: bool,
+    /// Non-public addresses issuer keys may be fetched from, as CIDRs or
+    /// addresses separated by commas (e.g. 10.0.0.0/8,fd00::/8). By default
+    /// private, loopback, link-local and cloud-metadata addresses are
+    /// refused after DNS resolution; a metadata address only by its exact
+    /// address [default: none].
+    #[arg(long, env = "FEDGATE_ALLOW_PRIVATE_ISSUERS", value_name = "CIDR,…")]
+    pub allow_private_issuers: Option<String>,
+    /// Serve GET /metrics on this separate address only (e.g. 127.0.0.1:9090);
+    /// the main listener then answers 404 there [default: on the main listener].
+    #[arg(long, env = "FEDGATE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Algorithm of the signing key created on first start: ES256 or EdDSA [default: ES256].
     #[arg(long, env = "FEDGATE_SIGNING_ALG")]
     pub signing_alg: Option<String>,
@@ -170,8 +182,8 @@ pub struct ServeArgs {
     /// Comma-separated CIDRs of reverse proxies / load balancers whose
     /// `X-Forwarded-For` is believed (client address = the rightmost address
     /// not in these) [default: none: the peer address is the client].
-    #[arg(long, env = "FEDGATE_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
+    #[arg(long, env = "FEDGATE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// File with the 256-bit key-encryption key of the signing keys at rest
     /// (see `fedgate keys rewrap`) [default: signing keys stored unencrypted].
     #[arg(long, env = "FEDGATE_KEY_ENCRYPTION_KEY_FILE")]
@@ -194,11 +206,13 @@ struct FileConfig {
     public_url: Option<String>,
     token_ttl: Option<u64>,
     allow_insecure_issuers: Option<bool>,
+    allow_private_issuers: Option<String>,
+    metrics_listen: Option<SocketAddr>,
     signing_alg: Option<String>,
     jwks_refresh_cooldown: Option<u64>,
     exchange_rate_limit: Option<u32>,
     no_bootstrap: Option<bool>,
-    trusted_proxies: Option<Vec<String>>,
+    trusted_proxies: Option<String>,
     key_encryption_key_file: Option<PathBuf>,
     shutdown_timeout: Option<u64>,
 }
@@ -212,6 +226,11 @@ pub struct ServeConfig {
     pub public_url: String,
     pub token_ttl_s: i64,
     pub allow_insecure_issuers: bool,
+    /// Non-public networks issuer keys may be fetched from
+    /// (`--allow-private-issuers`, plus loopback with `--allow-insecure-issuers`).
+    pub allow_private_issuers: Vec<ipnet::IpNet>,
+    /// Where `/metrics` is served when not on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// `ES256` or `EdDSA`.
     pub signing_alg: String,
     pub jwks_refresh_cooldown_s: u64,
@@ -263,6 +282,19 @@ impl ServeArgs {
         if !matches!(signing_alg.as_str(), "ES256" | "EdDSA") {
             anyhow::bail!("--signing-alg must be ES256 or EdDSA, got {signing_alg:?}");
         }
+        let allow_insecure_issuers =
+            self.allow_insecure_issuers || file.allow_insecure_issuers.unwrap_or(false);
+        let mut allow_private_issuers =
+            match self.allow_private_issuers.or(file.allow_private_issuers) {
+                Some(text) => crate::federation::netguard::parse_cidrs(&text)
+                    .map_err(|e| anyhow::anyhow!("--allow-private-issuers: {e}"))?,
+                None => Vec::new(),
+            };
+        if allow_insecure_issuers {
+            // http:// is allowed only to loopback hosts: that mode is for a
+            // local IdP, so loopback addresses are allowed with it.
+            allow_private_issuers.extend(crate::federation::netguard::loopback_nets());
+        }
         Ok(ServeConfig {
             database_url: self
                 .database_url
@@ -271,8 +303,9 @@ impl ServeArgs {
             listen,
             public_url,
             token_ttl_s: token_ttl as i64,
-            allow_insecure_issuers: self.allow_insecure_issuers
-                || file.allow_insecure_issuers.unwrap_or(false),
+            allow_insecure_issuers,
+            allow_private_issuers,
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             signing_alg,
             jwks_refresh_cooldown_s: self
                 .jwks_refresh_cooldown
@@ -284,11 +317,10 @@ impl ServeArgs {
                 .unwrap_or(200),
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
             trusted_proxies: crate::proxy::TrustedProxies::parse(
-                &if self.trusted_proxies.is_empty() {
-                    file.trusted_proxies.unwrap_or_default()
-                } else {
-                    self.trusted_proxies
-                },
+                &self
+                    .trusted_proxies
+                    .or(file.trusted_proxies)
+                    .unwrap_or_default(),
             )?,
             key_encryption_key_file: self
                 .key_encryption_key_file

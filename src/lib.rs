@@ -33,8 +33,10 @@ use tokio::net::TcpListener;
 use crate::audit::AuditSink;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
+use crate::federation::fetch::{FetchPolicy, HttpFetcher};
 use crate::federation::index::FederationIndex;
-use crate::federation::jwks::{CachePolicy, FetchPolicy, HttpFetcher, KeyCache};
+use crate::federation::jwks::{CachePolicy, KeyCache};
+use crate::federation::netguard::AddressPolicy;
 use crate::service::admin::Bootstrapped;
 use crate::service::auth::AuthCache;
 use crate::state::{App, AppState};
@@ -67,6 +69,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     // beside the store's start-up.
     let fetch_policy = FetchPolicy {
         allow_insecure_loopback: config.allow_insecure_issuers,
+        addresses: AddressPolicy::new(config.allow_private_issuers.clone()),
         ..FetchPolicy::default()
     };
     let fetcher = tokio::task::spawn_blocking(move || HttpFetcher::new(fetch_policy));
@@ -141,15 +144,47 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
 }
 
 impl Built {
-    /// Serves on `listener` until `shutdown` completes: then stops accepting,
-    /// lets the requests in flight finish for up to `--shutdown-timeout`
-    /// (closing what is left after that; see [`http::serve`]), and flushes
-    /// the audit log.
+    /// Serves on `listener` (and `/metrics` on `--metrics-listen`, if set)
+    /// until `shutdown` completes: then stops accepting, lets the requests in
+    /// flight finish for up to `--shutdown-timeout` (closing what is left
+    /// after that; see [`http::serve`]), and flushes the audit log.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let metrics =
+            match self.state.config.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}")
+                })?),
+                None => None,
+            };
+        self.serve_with(listener, metrics, shutdown).await
+    }
+
+    /// [`Built::serve`] with the metrics listener already bound (tests bind
+    /// port 0 and read the address).
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        use futures::FutureExt as _;
+        let shutdown = shutdown.shared();
+        let metrics_task = metrics.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "metrics listening");
+            }
+            let app = http::metrics_router(self.state.clone());
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let router = router(self.state.clone());
         let grace = std::time::Duration::from_secs(self.state.config.shutdown_timeout_s);
         if !http::serve::serve(listener, router, shutdown, grace).await {
@@ -157,6 +192,9 @@ impl Built {
                 grace_s = grace.as_secs(),
                 "requests still in flight after --shutdown-timeout; closing them"
             );
+        }
+        if let Some(t) = metrics_task {
+            let _ = t.await;
         }
         self.state.audit.flush().await;
         drop(self.state);
@@ -175,6 +213,14 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?,
+        ),
+        None => None,
+    };
     let built = build(config).await?;
     if let Some(b) = &built.bootstrapped {
         println!(
@@ -190,7 +236,7 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     tracing::info!(addr = %listener.local_addr()?, "fedgate listening");
-    built.serve(listener, shutdown_signal()).await
+    built.serve_with(listener, metrics, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -11,7 +11,8 @@
 //! | `fedgate_exchanges_total` | counter | `outcome` (`success`/`denied`/`error`), `error` (RFC 6749 code or `none`) |
 //! | `fedgate_exchange_duration_seconds` | histogram | `outcome` |
 //! | `fedgate_http_request_duration_seconds` | histogram | `route` (matched path), `method`, `status` (`2xx`…) |
-//! | `fedgate_jwks_fetches_total` | counter | `issuer`, `result` (`ok`/`error`/`timeout`) |
+//! | `fedgate_exchange_unverified_refusals_total` | counter | `check` (the failed check: `format`, `iss`, `tenant`, `key`, `signature`, …) |
+//! | `fedgate_jwks_fetches_total` | counter | `issuer_id` (a registered issuer's id, never its URL; at most 1,000 ids, then `_other`), `result` (`ok`/`error`/`timeout`) |
 //! | `fedgate_cache_lookups_total` | counter | `cache` (`jwks_keys`/`verified_tokens`/`api_keys`/`principals`), `result` (`hit`/`miss`) |
 //! | `fedgate_audit_queue_depth` | gauge | — (set when scraped) |
 //! | `fedgate_trusted_issuers`, `fedgate_external_accounts` | gauge | — (set when scraped) |
@@ -29,7 +30,10 @@ pub const EXCHANGES: &str = "fedgate_exchanges_total";
 pub const EXCHANGE_SECONDS: &str = "fedgate_exchange_duration_seconds";
 /// Time spent per HTTP request, by matched route.
 pub const HTTP_SECONDS: &str = "fedgate_http_request_duration_seconds";
-/// JWKS (and discovery) fetches by issuer and result.
+/// Exchanges refused before the token's signature verified (not audited:
+/// nothing in such a token is known to come from an issuer), by check.
+pub const UNVERIFIED_REFUSALS: &str = "fedgate_exchange_unverified_refusals_total";
+/// JWKS (and discovery) fetches by issuer id and result.
 pub const JWKS_FETCHES: &str = "fedgate_jwks_fetches_total";
 /// Hits and misses of the in-memory caches of the hot paths.
 pub const CACHE_LOOKUPS: &str = "fedgate_cache_lookups_total";
@@ -166,10 +170,41 @@ pub fn exchange_done(error: Option<&'static str>, elapsed: Duration) {
     }
 }
 
-/// Counts a JWKS fetch attempt (discovery included) of an issuer.
-pub fn jwks_fetch(issuer: &str, result: &'static str) {
+/// Counts an exchange refused before its signature verified.
+pub fn unverified_refusal(check: &'static str) {
     install();
-    metrics::counter!(JWKS_FETCHES, "issuer" => issuer.to_owned(), "result" => result).increment(1);
+    metrics::counter!(UNVERIFIED_REFUSALS, "check" => check).increment(1);
+}
+
+/// Most distinct issuer ids that get series of their own; fetches of any
+/// further issuer count under `_other`, so the label set stays bounded
+/// however many issuers come and go in one process's life.
+pub const MAX_ISSUER_LABELS: usize = 1000;
+
+fn issuer_label(issuer_id: &str) -> String {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if seen.contains(issuer_id) {
+        return issuer_id.to_owned();
+    }
+    if seen.len() >= MAX_ISSUER_LABELS {
+        return "_other".to_owned();
+    }
+    seen.insert(issuer_id.to_owned());
+    issuer_id.to_owned()
+}
+
+/// Counts a JWKS fetch attempt (discovery included) of a registered issuer,
+/// by its id: an issuer URL never becomes a label (it is an org admin's
+/// input, and unbounded), and the lint fetch of a registration that may
+/// still fail is not counted at all (see `KeyCache::probe`).
+pub fn jwks_fetch(issuer_id: &str, result: &'static str) {
+    install();
+    metrics::counter!(JWKS_FETCHES, "issuer_id" => issuer_label(issuer_id), "result" => result)
+        .increment(1);
 }
 
 /// Histograms by matched route, then by (method, status class): found
@@ -263,7 +298,8 @@ mod tests {
         http_request(Some("/oidc/token"), "POST", 200, Duration::from_micros(70));
         http_request(Some("/oidc/token"), "POST", 200, Duration::from_micros(70));
         http_request(None, "BREW", 404, Duration::from_micros(5));
-        jwks_fetch("https://idp.example", "ok");
+        jwks_fetch("iss_test", "ok");
+        unverified_refusal("signature");
         let text = render(Snapshot {
             audit_queue_depth: 3,
             trusted_issuers: 1,
@@ -277,7 +313,8 @@ mod tests {
             "fedgate_exchange_duration_seconds_bucket{outcome=\"success\",le=\"0.0001\"}",
             "fedgate_http_request_duration_seconds_count{route=\"/oidc/token\",method=\"POST\",status=\"2xx\"}",
             "route=\"unmatched\",method=\"other\",status=\"4xx\"",
-            "fedgate_jwks_fetches_total{issuer=\"https://idp.example\",result=\"ok\"}",
+            "fedgate_jwks_fetches_total{issuer_id=\"iss_test\",result=\"ok\"}",
+            "fedgate_exchange_unverified_refusals_total{check=\"signature\"}",
             "fedgate_audit_queue_depth 3",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");

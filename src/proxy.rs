@@ -21,21 +21,10 @@ pub struct TrustedProxies {
 }
 
 impl TrustedProxies {
-    /// Parses `10.0.0.0/8`-style CIDRs; a bare address means just that host.
-    pub fn parse(items: &[String]) -> anyhow::Result<TrustedProxies> {
-        let mut nets = Vec::new();
-        for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            let net = match item.parse::<IpNet>() {
-                Ok(n) => n,
-                Err(_) => match item.parse::<IpAddr>() {
-                    Ok(ip) => IpNet::from(ip),
-                    Err(_) => anyhow::bail!(
-                        "--trusted-proxies: {item:?} is not a CIDR (e.g. 10.0.0.0/8) or an IP address"
-                    ),
-                },
-            };
-            nets.push(net.trunc());
-        }
+    /// Parses `10.0.0.0/8,192.0.2.7`: CIDRs or single addresses, comma-separated.
+    pub fn parse(text: &str) -> anyhow::Result<TrustedProxies> {
+        let nets = crate::federation::netguard::parse_cidrs(text)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         Ok(TrustedProxies { nets })
     }
 
@@ -117,7 +106,7 @@ mod tests {
             none.client(ip("10.0.0.5"), &headers(&["1.2.3.4"])),
             ip("10.0.0.5")
         );
-        let t = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let t = TrustedProxies::parse("10.0.0.0/8").unwrap();
         assert_eq!(
             t.client(ip("192.0.2.1"), &headers(&["1.2.3.4"])),
             ip("192.0.2.1")
@@ -126,7 +115,7 @@ mod tests {
 
     #[test]
     fn the_rightmost_untrusted_hop_is_the_client() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.168.1.7".into()]).unwrap();
+        let t = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7").unwrap();
         // client spoofs 6.6.6.6; the first proxy appended the real 203.0.113.9.
         let h = headers(&["6.6.6.6, 203.0.113.9", "10.1.1.1"]);
         assert_eq!(t.client(ip("192.168.1.7"), &h), ip("203.0.113.9"));
@@ -155,8 +144,8 @@ mod tests {
 
     #[test]
     fn bad_cidrs_are_refused_by_name() {
-        let e = TrustedProxies::parse(&["10.0.0.0/33".into()]).unwrap_err();
+        let e = TrustedProxies::parse("10.0.0.0/33").unwrap_err();
         assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
-        assert!(TrustedProxies::parse(&["".into()]).unwrap().is_empty());
+        assert!(TrustedProxies::parse("").unwrap().is_empty());
     }
 }

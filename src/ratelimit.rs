@@ -42,6 +42,40 @@ impl ExchangeLimiter {
     }
 }
 
+/// At most `per_second` log lines a second for one kind of event: enough
+/// for an operator to see it happen, too few for a flood to drown the log.
+pub struct LogThrottle {
+    per_second: u32,
+    /// (current second, lines logged in it, events suppressed since the last line).
+    state: std::sync::Mutex<(i64, u32, u64)>,
+}
+
+impl LogThrottle {
+    /// A throttle of `per_second` lines a second.
+    pub const fn new(per_second: u32) -> Self {
+        LogThrottle {
+            per_second,
+            state: std::sync::Mutex::new((i64::MIN, 0, 0)),
+        }
+    }
+
+    /// `Some(n)` when a line may be logged at `now_s` (n events were
+    /// suppressed since the last line); `None` when this one is suppressed.
+    pub fn allow(&self, now_s: i64) -> Option<u64> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.0 != now_s {
+            st.0 = now_s;
+            st.1 = 0;
+        }
+        if st.1 >= self.per_second {
+            st.2 += 1;
+            return None;
+        }
+        st.1 += 1;
+        Some(std::mem::take(&mut st.2))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +90,15 @@ mod tests {
         assert!(l.check(a).is_err(), "burst of 2 spent");
         assert!(l.check(b).is_ok(), "another address has its own bucket");
         assert!(ExchangeLimiter::new(0).check(a).is_ok());
+    }
+
+    #[test]
+    fn log_throttle_counts_what_it_suppresses() {
+        let t = LogThrottle::new(2);
+        assert_eq!(t.allow(10), Some(0));
+        assert_eq!(t.allow(10), Some(0));
+        assert_eq!(t.allow(10), None);
+        assert_eq!(t.allow(10), None);
+        assert_eq!(t.allow(11), Some(2));
     }
 }

@@ -1,260 +1,20 @@
-//! The verification keys of each trusted issuer: where they come from
-//! ([`KeyFetcher`], with [`HttpFetcher`] for OIDC Discovery and JWKS URLs),
-//! which JWKs are kept ([`VerifyingKey::from_jwk`]) and for how long
-//! ([`KeyCache`]: TTL from `Cache-Control`, single-flight refresh on an
-//! unknown `kid`, last good keys served while the IdP is down).
+//! The cache of each trusted issuer's verification keys ([`KeyCache`]):
+//! TTL from `Cache-Control`, single-flight refresh on an unknown `kid`, last
+//! good keys served while the IdP is down. The keys come from a
+//! [`KeyFetcher`] (`fetch`) and are parsed by `keys`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512,
-    RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512, RsaParameters,
-    RsaPublicKeyComponents,
-};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse,
-};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::JwkSet;
+use serde::Serialize;
 
+use super::fetch::KeyFetcher;
+use super::keys::VerifyingKey;
 use super::{IssuerConfig, KeySource, excerpt};
-
-/// Smallest RSA modulus accepted: RFC 7518 §3.3 requires 2048 bits.
-pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted: what aws-lc-rs verifies, and a bound on CPU per verification.
-pub const MAX_RSA_BITS: usize = 8192;
-
-/// Curves accepted for ECDSA (RFC 7518 §3.4 ties ES256 to P-256 and ES384 to P-384).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EcCurve {
-    /// NIST P-256, for ES256.
-    P256,
-    /// NIST P-384, for ES384.
-    P384,
-}
-
-/// What kind of public key a JWK is: the key, not the token header, decides
-/// which algorithms it verifies (RFC 8725 §2.1, §3.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyFamily {
-    /// RS256/384/512 and PS256/384/512.
-    Rsa,
-    /// ES256 or ES384, by curve.
-    Ec(EcCurve),
-    /// EdDSA (RFC 8037).
-    Ed25519,
-}
-
-impl KeyFamily {
-    /// Whether a signature made with `alg` may be checked with a key of this family.
-    pub fn accepts(self, alg: Algorithm) -> bool {
-        use Algorithm::*;
-        matches!(
-            (self, alg),
-            (
-                KeyFamily::Rsa,
-                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
-            ) | (KeyFamily::Ec(EcCurve::P256), ES256)
-                | (KeyFamily::Ec(EcCurve::P384), ES384)
-                | (KeyFamily::Ed25519, EdDSA)
-        )
-    }
-
-    /// Short name for error messages and the admin status.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyFamily::Rsa => "RSA",
-            KeyFamily::Ec(EcCurve::P256) => "EC P-256",
-            KeyFamily::Ec(EcCurve::P384) => "EC P-384",
-            KeyFamily::Ed25519 => "Ed25519",
-        }
-    }
-}
-
-/// One usable public key of an issuer, parsed once when the JWKS is loaded.
-#[derive(Clone, Debug)]
-pub struct VerifyingKey {
-    /// The JWK's `kid`: how a token names its key (RFC 7515 §4.1.4).
-    pub kid: Option<String>,
-    /// The JWK's own `alg`, when it names one: the token must then use exactly it.
-    pub alg: Option<Algorithm>,
-    /// Decides which header `alg` values this key may verify.
-    pub family: KeyFamily,
-    /// The parsed public key handed to jsonwebtoken's verifier.
-    pub key: DecodingKey,
-    /// The same key parsed once by aws-lc-rs for the algorithm it is most
-    /// likely to verify (its JWK `alg`, else RS256 / ES256 / ES384 / EdDSA by
-    /// type): a token of that algorithm skips jsonwebtoken's per-call key
-    /// construction (for RSA, the bignums and Montgomery set-up).
-    pub parsed: Option<(Algorithm, ParsedPublicKey)>,
-}
-
-fn rsa_params(alg: Algorithm) -> Option<&'static RsaParameters> {
-    Some(match alg {
-        Algorithm::RS256 => &RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
-}
-
-impl VerifyingKey {
-    /// Keeps a JWK only if it is an asymmetric signature key we can verify
-    /// with: `use` absent or `sig` (RFC 7517 §4.2), `key_ops` (if any)
-    /// allowing `verify`, no `kty: oct` (RFC 8725 §3.1: a public JWKS must
-    /// never yield an HMAC secret), RSA of 2048–8192 bits, EC on P-256/P-384
-    /// with a point on the curve, Ed25519. The error says why it was dropped.
-    pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
-        match &jwk.common.public_key_use {
-            None | Some(PublicKeyUse::Signature) => {}
-            Some(PublicKeyUse::Encryption) => return Err("use is \"enc\", not \"sig\"".into()),
-            Some(PublicKeyUse::Other(u)) => {
-                return Err(format!("use is {:?}, not \"sig\"", excerpt(u, 32)));
-            }
-        }
-        if let Some(ops) = &jwk.common.key_operations
-            && !ops.iter().any(|op| matches!(op, KeyOperations::Verify))
-        {
-            return Err("key_ops does not include \"verify\"".into());
-        }
-        let alg = match jwk.common.key_algorithm {
-            None => None,
-            Some(ka) => match Algorithm::try_from(ka) {
-                Ok(a) if a.family() != AlgorithmFamily::Hmac => Some(a),
-                _ => return Err(format!("alg {ka} is not an asymmetric signature algorithm")),
-            },
-        };
-        let (family, key, parsed) = match &jwk.algorithm {
-            AlgorithmParameters::RSA(p) => {
-                let n = b64(&p.n, "n")?;
-                let e = b64(&p.e, "e")?;
-                let (n, e) = (strip_zeros(&n), strip_zeros(&e));
-                let bits = bit_len(n);
-                if bits < MIN_RSA_BITS {
-                    return Err(format!(
-                        "RSA key of {bits} bits is under the {MIN_RSA_BITS}-bit minimum (RFC 7518 §3.3)"
-                    ));
-                }
-                if bits > MAX_RSA_BITS || e.is_empty() || e.len() > 8 {
-                    return Err(format!(
-                        "RSA key of {bits} bits or its exponent is out of range"
-                    ));
-                }
-                let fast = alg.unwrap_or(Algorithm::RS256);
-                let parsed = rsa_params(fast).and_then(|params| {
-                    RsaPublicKeyComponents { n, e }
-                        .to_parsed_public_key(params)
-                        .ok()
-                        .map(|k| (fast, k))
-                });
-                (
-                    KeyFamily::Rsa,
-                    DecodingKey::from_rsa_raw_components(n, e),
-                    parsed,
-                )
-            }
-            AlgorithmParameters::EllipticCurve(p) => {
-                let (curve, len, verifier, fast) = match p.curve {
-                    EllipticCurve::P256 => (
-                        EcCurve::P256,
-                        32,
-                        &ECDSA_P256_SHA256_FIXED,
-                        Algorithm::ES256,
-                    ),
-                    EllipticCurve::P384 => (
-                        EcCurve::P384,
-                        48,
-                        &ECDSA_P384_SHA384_FIXED,
-                        Algorithm::ES384,
-                    ),
-                    ref other => return Err(format!("EC curve {other:?} is not supported")),
-                };
-                let (x, y) = (b64(&p.x, "x")?, b64(&p.y, "y")?);
-                if x.len() != len || y.len() != len {
-                    return Err("EC coordinates have the wrong length for the curve".into());
-                }
-                // SEC1 uncompressed point, what jsonwebtoken's EC verifier expects.
-                let mut point = Vec::with_capacity(1 + 2 * len);
-                point.push(0x04);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                let parsed = ParsedPublicKey::new(verifier, &point)
-                    .map_err(|_| "EC point is not on the curve".to_owned())?;
-                (
-                    KeyFamily::Ec(curve),
-                    DecodingKey::from_ec_der(&point),
-                    Some((fast, parsed)),
-                )
-            }
-            AlgorithmParameters::OctetKeyPair(p) => {
-                if p.curve != EllipticCurve::Ed25519 {
-                    return Err(format!("OKP curve {:?} is not supported", p.curve));
-                }
-                let x = b64(&p.x, "x")?;
-                let parsed = ParsedPublicKey::new(&ED25519, &x)
-                    .map_err(|_| "Ed25519 public key is malformed".to_owned())?;
-                (
-                    KeyFamily::Ed25519,
-                    DecodingKey::from_ed_der(&x),
-                    Some((Algorithm::EdDSA, parsed)),
-                )
-            }
-            AlgorithmParameters::OctetKey(_) => {
-                return Err(
-                    "symmetric (kty \"oct\") keys are never trusted (RFC 8725 §3.1)".into(),
-                );
-            }
-            AlgorithmParameters::Other(o) => {
-                let kty = o.fields.get("kty").and_then(|v| v.as_str()).unwrap_or("?");
-                return Err(format!("unsupported kty {:?} or curve", excerpt(kty, 16)));
-            }
-            _ => return Err("unsupported key type".into()),
-        };
-        if let Some(a) = alg
-            && !family.accepts(a)
-        {
-            return Err(format!(
-                "JWK alg {a:?} does not fit a {} key",
-                family.name()
-            ));
-        }
-        Ok(VerifyingKey {
-            kid: jwk.common.key_id.clone(),
-            alg,
-            family,
-            key,
-            parsed,
-        })
-    }
-}
-
-fn b64(s: &str, field: &str) -> Result<Vec<u8>, String> {
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| format!("JWK member {field:?} is not base64url"))
-}
-
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    &b[start..]
-}
-
-fn bit_len(b: &[u8]) -> usize {
-    match b.first() {
-        None => 0,
-        Some(&first) => (b.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
-    }
-}
 
 /// Why no key could be given for a token.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -357,322 +117,6 @@ impl KeySet {
     }
 }
 
-/// What a [`KeyFetcher`] got: the JWKS, how many entries could not even be
-/// parsed as JWKs, and the response's `Cache-Control: max-age`.
-#[derive(Clone, Debug, Default)]
-pub struct Fetched {
-    /// The JWKs that parsed; [`VerifyingKey::from_jwk`] filters them next.
-    pub jwks: JwkSet,
-    /// Entries of `keys` that were not even JWKs (counted as dropped).
-    pub unparsed: usize,
-    /// From `Cache-Control`, clamped by the cache's TTL bounds.
-    pub max_age: Option<Duration>,
-}
-
-/// Why a JWKS could not be fetched; the text is shown to org admins (issuer status).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FetchError {
-    #[error("invalid URL {url:?}: {reason}")]
-    BadUrl { url: String, reason: String },
-    #[error(
-        "{url} is not https (plain http is allowed only for loopback hosts with --allow-insecure-issuers)"
-    )]
-    Insecure { url: String },
-    #[error("request to {url} failed: {reason}")]
-    Transport { url: String, reason: String },
-    #[error("redirect from {url} refused: {reason}")]
-    Redirect { url: String, reason: String },
-    #[error("{url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
-    #[error("the response of {url} is larger than {max} bytes")]
-    TooLarge { url: String, max: usize },
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    #[error("the response of {url} is not JSON: {reason}")]
-    NotJson { url: String, reason: String },
-    #[error("the discovery document at {url} is invalid: {reason}")]
-    BadDiscovery { url: String, reason: String },
-    #[error("the response of {url} is not a JWKS: no \"keys\" array (RFC 7517 §5)")]
-    NoKeys { url: String },
-    #[error(
-        "the discovery document at {url} says issuer {document:?} but the configured issuer is {configured:?}; \
-         they must be equal exactly (OIDC Discovery §4.3: check the trailing slash and the scheme)"
-    )]
-    IssuerMismatch {
-        url: String,
-        configured: String,
-        document: String,
-    },
-    #[error("a static JWKS is never fetched")]
-    StaticSource,
-}
-
-/// Where keys come from, behind a trait so tests and the cache can use a fake (STYLE habit 2).
-#[async_trait]
-pub trait KeyFetcher: Send + Sync {
-    /// Fetches the current JWKS of `issuer` (never called for `KeySource::Static`).
-    async fn fetch(&self, issuer: &IssuerConfig) -> Result<Fetched, FetchError>;
-}
-
-/// Bounds on every request to an IdP (DESIGN §3: https only, bounded size and time, no cross-host redirect).
-#[derive(Clone, Debug)]
-pub struct FetchPolicy {
-    /// http:// to 127.0.0.0/8, ::1 or `localhost` only: development and tests.
-    pub allow_insecure_loopback: bool,
-    /// Whole fetch (discovery + JWKS, redirects included).
-    pub timeout: Duration,
-    /// Largest body read, checked while streaming, not only from Content-Length.
-    pub max_bytes: usize,
-    /// Same-host redirects followed at most.
-    pub max_redirects: usize,
-}
-
-impl Default for FetchPolicy {
-    fn default() -> Self {
-        FetchPolicy {
-            allow_insecure_loopback: false,
-            timeout: Duration::from_secs(5),
-            max_bytes: 256 * 1024,
-            max_redirects: 3,
-        }
-    }
-}
-
-/// The real fetcher: OIDC Discovery (§4) or a JWKS URL over reqwest/rustls.
-#[derive(Clone, Debug)]
-pub struct HttpFetcher {
-    client: reqwest::Client,
-    policy: FetchPolicy,
-}
-
-/// Refuses anything but https, except http to a loopback host when allowed;
-/// URLs with credentials are refused too (they would end up in logs).
-pub fn check_url(url: &str, allow_insecure_loopback: bool) -> Result<url::Url, FetchError> {
-    let bad = |reason: &str| FetchError::BadUrl {
-        url: excerpt(url, 200),
-        reason: reason.into(),
-    };
-    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("credentials in the URL are not allowed"));
-    }
-    let loopback = match parsed.host() {
-        None => return Err(bad("no host")),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-    };
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if allow_insecure_loopback && loopback => Ok(parsed),
-        _ => Err(FetchError::Insecure {
-            url: excerpt(url, 200),
-        }),
-    }
-}
-
-/// `max-age` of the `Cache-Control` values (RFC 9111 §5.2.2.1); `no-cache`
-/// and `no-store` count as 0 (the cache then applies its minimum TTL).
-pub fn parse_max_age<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Duration> {
-    let mut best: Option<u64> = None;
-    for value in values {
-        for directive in value.split(',').map(str::trim) {
-            let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
-            let secs = match name.trim().to_ascii_lowercase().as_str() {
-                "no-cache" | "no-store" => Some(0),
-                "max-age" => arg.trim().trim_matches('"').parse::<u64>().ok(),
-                _ => None,
-            };
-            if let Some(s) = secs {
-                best = Some(best.map_or(s, |b| b.min(s)));
-            }
-        }
-    }
-    best.map(Duration::from_secs)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
-}
-
-impl HttpFetcher {
-    /// Builds the client once: timeouts, redirect rule and TLS are fixed here.
-    pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
-        let (allow, max) = (policy.allow_insecure_loopback, policy.max_redirects);
-        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-            let first_host = attempt
-                .previous()
-                .first()
-                .and_then(|u| u.host_str())
-                .map(str::to_owned);
-            if attempt.previous().len() > max {
-                let msg = format!("more than {max} redirects");
-                return attempt.error(msg);
-            }
-            if attempt.url().host_str().map(str::to_owned) != first_host {
-                let msg = format!(
-                    "redirect to another host ({}) refused",
-                    attempt.url().host_str().unwrap_or("?")
-                );
-                return attempt.error(msg);
-            }
-            match check_url(attempt.url().as_str(), allow) {
-                Ok(_) => attempt.follow(),
-                Err(e) => {
-                    let msg = e.to_string();
-                    attempt.error(msg)
-                }
-            }
-        });
-        let client = reqwest::Client::builder()
-            .redirect(redirects)
-            .timeout(policy.timeout)
-            .connect_timeout(policy.timeout)
-            .user_agent(concat!("fedgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Transport {
-                url: String::new(),
-                reason: error_chain(&e),
-            })?;
-        Ok(HttpFetcher { client, policy })
-    }
-
-    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), FetchError> {
-        let parsed = check_url(url, self.policy.allow_insecure_loopback)?;
-        let max = self.policy.max_bytes;
-        let to_err = |e: reqwest::Error| {
-            let (url, reason) = (url.to_owned(), error_chain(&e));
-            if e.is_timeout() {
-                FetchError::Timeout(self.policy.timeout)
-            } else if e.is_redirect() {
-                FetchError::Redirect { url, reason }
-            } else {
-                FetchError::Transport { url, reason }
-            }
-        };
-        let mut resp = self
-            .client
-            .get(parsed)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(to_err)?;
-        if !resp.status().is_success() {
-            return Err(FetchError::Status {
-                url: url.to_owned(),
-                status: resp.status().as_u16(),
-            });
-        }
-        let too_large = || FetchError::TooLarge {
-            url: url.to_owned(),
-            max,
-        };
-        if resp.content_length().is_some_and(|n| n > max as u64) {
-            return Err(too_large());
-        }
-        let max_age = parse_max_age(
-            resp.headers()
-                .get_all(reqwest::header::CACHE_CONTROL)
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        );
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(to_err)? {
-            if body.len() + chunk.len() > max {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((body, max_age))
-    }
-
-    async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
-        #[derive(Deserialize)]
-        struct Discovery {
-            issuer: String,
-            jwks_uri: String,
-        }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let (body, _) = self.get(&url).await?;
-        let doc: Discovery = serde_json::from_slice(&body).map_err(|e| {
-            let reason = e.to_string();
-            if e.is_syntax() || e.is_eof() {
-                FetchError::NotJson {
-                    url: url.clone(),
-                    reason,
-                }
-            } else {
-                FetchError::BadDiscovery {
-                    url: url.clone(),
-                    reason,
-                }
-            }
-        })?;
-        if doc.issuer != issuer {
-            return Err(FetchError::IssuerMismatch {
-                url,
-                configured: issuer.to_owned(),
-                document: excerpt(&doc.issuer, 200),
-            });
-        }
-        Ok(doc.jwks_uri)
-    }
-
-    async fn jwks(&self, url: &str) -> Result<Fetched, FetchError> {
-        let (body, max_age) = self.get(url).await?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| FetchError::NotJson {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?;
-        let Some(serde_json::Value::Array(raw)) = value.get("keys") else {
-            return Err(FetchError::NoKeys {
-                url: url.to_owned(),
-            });
-        };
-        let mut fetched = Fetched {
-            max_age,
-            ..Fetched::default()
-        };
-        for key in raw {
-            match serde_json::from_value::<Jwk>(key.clone()) {
-                Ok(jwk) => fetched.jwks.keys.push(jwk),
-                Err(_) => fetched.unparsed += 1,
-            }
-        }
-        Ok(fetched)
-    }
-}
-
-#[async_trait]
-impl KeyFetcher for HttpFetcher {
-    async fn fetch(&self, issuer: &IssuerConfig) -> Result<Fetched, FetchError> {
-        let work = async {
-            let url = match &issuer.key_source {
-                KeySource::Static(_) => return Err(FetchError::StaticSource),
-                KeySource::JwksUri(u) => u.clone(),
-                KeySource::Discovery => self.discover(&issuer.issuer).await?,
-            };
-            self.jwks(&url).await
-        };
-        tokio::time::timeout(self.policy.timeout, work)
-            .await
-            .map_err(|_| FetchError::Timeout(self.policy.timeout))?
-    }
-}
-
 /// How long keys are trusted and how often an IdP may be asked again.
 #[derive(Clone, Debug)]
 pub struct CachePolicy {
@@ -739,6 +183,9 @@ struct Entry {
     source: KeySource,
     state: RwLock<State>,
     flight: tokio::sync::Mutex<()>,
+    /// Set while a background refresh (expired TTL, known `kid`) is queued
+    /// or running: one at a time per issuer.
+    background: AtomicBool,
     fetches: AtomicU64,
 }
 
@@ -774,6 +221,7 @@ impl Entry {
             source: issuer.key_source.clone(),
             state: RwLock::new(state),
             flight: tokio::sync::Mutex::new(()),
+            background: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
         }
     }
@@ -808,26 +256,38 @@ impl Entry {
 /// and never holds a lock across `.await`; fetches are single flight per
 /// issuer (a `tokio::sync::Mutex` plus a generation counter), at most one
 /// automatic fetch per `refresh_cooldown`, and the last good keys serve
-/// until `max_stale` when the IdP fails (DESIGN §3, STYLE habit 5).
+/// until `max_stale` when the IdP fails (DESIGN §3, STYLE habit 5). When the
+/// TTL runs out, a token whose `kid` the cached set knows is served from it
+/// at once while one refresh runs in the background: a slow IdP never
+/// stalls the exchanges of keys it still publishes.
 pub struct KeyCache {
-    fetcher: Arc<dyn KeyFetcher>,
-    policy: CachePolicy,
+    fetching: Arc<Fetching>,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
 }
 
+/// What a fetch needs, shared with background refreshes.
+struct Fetching {
+    fetcher: Arc<dyn KeyFetcher>,
+    policy: CachePolicy,
+}
+
 impl KeyCache {
-    /// A cache in front of `fetcher` (an [`HttpFetcher`] in production).
+    /// A cache in front of `fetcher` (an `HttpFetcher` in production).
     pub fn new(fetcher: Arc<dyn KeyFetcher>, policy: CachePolicy) -> Self {
         KeyCache {
-            fetcher,
-            policy,
+            fetching: Arc::new(Fetching { fetcher, policy }),
             entries: RwLock::new(HashMap::new()),
         }
     }
 
+    fn policy(&self) -> &CachePolicy {
+        &self.fetching.policy
+    }
+
     /// The key that must verify a token of `issuer` with header `kid`/`alg`.
-    /// A fresh cached key costs no I/O; an unknown `kid` or expired set
-    /// costs at most one fetch shared by all concurrent callers.
+    /// A fresh cached key costs no I/O, nor does a known `kid` of an expired
+    /// set (one background refresh renews it); an unknown `kid` or a set
+    /// with no such key costs at most one fetch shared by all concurrent callers.
     pub async fn key(
         &self,
         issuer: &IssuerConfig,
@@ -836,16 +296,24 @@ impl KeyCache {
         now: i64,
     ) -> Result<Arc<VerifyingKey>, KeyError> {
         let entry = self.entry(issuer, now);
-        let (keys, expires_at, seen) = {
+        let (keys, fetched_at, expires_at, seen) = {
             let st = read(&entry.state);
-            (st.keys.clone(), st.expires_at, st.generation)
+            (st.keys.clone(), st.fetched_at, st.expires_at, st.generation)
         };
-        if let Some(set) = &keys
-            && expires_at.is_some_and(|e| now < e)
-            && let Some(k) = set.select(kid, alg)?
-        {
-            crate::metrics::cache_lookup(crate::metrics::Cache::JwksKeys, true);
-            return Ok(k);
+        if let Some(set) = &keys {
+            if expires_at.is_some_and(|e| now < e) {
+                if let Some(k) = set.select(kid, alg)? {
+                    crate::metrics::cache_lookup(crate::metrics::Cache::JwksKeys, true);
+                    return Ok(k);
+                }
+            } else if now.saturating_sub(fetched_at.unwrap_or(i64::MIN))
+                <= secs(self.policy().max_stale)
+                && let Ok(Some(k)) = set.select(kid, alg)
+            {
+                crate::metrics::cache_lookup(crate::metrics::Cache::JwksKeys, true);
+                self.refresh_in_background(&entry, issuer, now, seen);
+                return Ok(k);
+            }
         }
         crate::metrics::cache_lookup(crate::metrics::Cache::JwksKeys, false);
         self.auto_refresh(&entry, issuer, now, seen).await;
@@ -864,10 +332,10 @@ impl KeyCache {
         };
         let fresh = expires_at.is_some_and(|e| now < e);
         let age = now.saturating_sub(fetched_at.unwrap_or(i64::MIN));
-        if !fresh && age > secs(self.policy.max_stale) {
+        if !fresh && age > secs(self.policy().max_stale) {
             return Err(KeyError::Unavailable(format!(
                 "{last_error}; the last good keys are {age} s old, over the {} s limit",
-                secs(self.policy.max_stale)
+                secs(self.policy().max_stale)
             )));
         }
         set.select(kid, alg)?.ok_or_else(|| KeyError::UnknownKid {
@@ -876,9 +344,26 @@ impl KeyCache {
         })
     }
 
-    /// Fetches now, ignoring TTL and cooldown (admin "refresh", lint on save).
-    /// Unlike [`KeyCache::key`], a failure is returned even if old keys remain cached.
+    /// Fetches now, ignoring TTL and cooldown (admin "refresh", lint of an
+    /// update). Unlike [`KeyCache::key`], a failure is returned even if old
+    /// keys remain cached.
     pub async fn refresh(&self, issuer: &IssuerConfig, now: i64) -> Result<KeyStatus, KeyError> {
+        self.fetch_now(issuer, now, true).await
+    }
+
+    /// [`KeyCache::refresh`] for an issuer that is not registered yet (the
+    /// lint of a registration): not counted in metrics, so a refused
+    /// registration leaves no series behind.
+    pub async fn probe(&self, issuer: &IssuerConfig, now: i64) -> Result<KeyStatus, KeyError> {
+        self.fetch_now(issuer, now, false).await
+    }
+
+    async fn fetch_now(
+        &self,
+        issuer: &IssuerConfig,
+        now: i64,
+        counted: bool,
+    ) -> Result<KeyStatus, KeyError> {
         if let KeySource::Static(_) = issuer.key_source {
             self.forget(&issuer.id);
             let entry = self.entry(issuer, now);
@@ -890,7 +375,8 @@ impl KeyCache {
         }
         let entry = self.entry(issuer, now);
         let _flight = entry.flight.lock().await;
-        self.fetch_into(&entry, issuer, now)
+        self.fetching
+            .fetch_into(&entry, issuer, now, counted)
             .await
             .map_err(KeyError::Unavailable)?;
         Ok(entry.status())
@@ -932,36 +418,72 @@ impl KeyCache {
         e
     }
 
+    /// Starts one refresh of an expired set in the background, unless one
+    /// is already queued or running, the cooldown forbids it, or there is
+    /// no runtime to run it on (then the next caller fetches inline).
+    fn refresh_in_background(
+        &self,
+        entry: &Arc<Entry>,
+        issuer: &IssuerConfig,
+        now: i64,
+        seen: u64,
+    ) {
+        if matches!(entry.source, KeySource::Static(_))
+            || self.fetching.cooling_down(entry, now)
+            || entry.background.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            entry.background.store(false, Ordering::Release);
+            return;
+        };
+        let (fetching, entry, issuer) = (
+            Arc::clone(&self.fetching),
+            Arc::clone(entry),
+            issuer.clone(),
+        );
+        rt.spawn(async move {
+            fetching.single_flight(&entry, &issuer, now, seen).await;
+            entry.background.store(false, Ordering::Release);
+        });
+    }
+
+    async fn auto_refresh(&self, entry: &Entry, issuer: &IssuerConfig, now: i64, seen: u64) {
+        self.fetching.single_flight(entry, issuer, now, seen).await;
+    }
+}
+
+impl Fetching {
+    fn cooling_down(&self, entry: &Entry, now: i64) -> bool {
+        read(&entry.state)
+            .last_attempt
+            .is_some_and(|t| now.saturating_sub(t) < secs(self.policy.refresh_cooldown))
+    }
+
     /// Single flight: callers that saw generation `seen` queue on the flight
     /// lock; the first fetches, the others find the generation moved and
     /// reuse its result. The cooldown also spaces retries against a failing IdP.
-    async fn auto_refresh(&self, entry: &Entry, issuer: &IssuerConfig, now: i64, seen: u64) {
+    async fn single_flight(&self, entry: &Entry, issuer: &IssuerConfig, now: i64, seen: u64) {
         if matches!(entry.source, KeySource::Static(_)) {
             return;
         }
         let _flight = entry.flight.lock().await;
-        {
-            let st = read(&entry.state);
-            if st.generation != seen {
-                return;
-            }
-            if st
-                .last_attempt
-                .is_some_and(|t| now.saturating_sub(t) < secs(self.policy.refresh_cooldown))
-            {
-                return;
-            }
+        if read(&entry.state).generation != seen || self.cooling_down(entry, now) {
+            return;
         }
         // The outcome is recorded in the entry; `key` reads it from there.
-        let _ = self.fetch_into(entry, issuer, now).await;
+        let _ = self.fetch_into(entry, issuer, now, true).await;
     }
 
-    /// One fetch; the caller holds the flight lock.
+    /// One fetch; the caller holds the flight lock. `counted`: whether the
+    /// attempt shows in metrics (not for an issuer still being registered).
     async fn fetch_into(
         &self,
         entry: &Entry,
         issuer: &IssuerConfig,
         now: i64,
+        counted: bool,
     ) -> Result<(), String> {
         entry.fetches.fetch_add(1, Ordering::Relaxed);
         let fetched =
@@ -988,14 +510,16 @@ impl KeyCache {
                 }
             }
         };
-        crate::metrics::jwks_fetch(
-            &issuer.issuer,
-            match &outcome {
-                Ok(_) => "ok",
-                Err(_) if timed_out => "timeout",
-                Err(_) => "error",
-            },
-        );
+        if counted {
+            crate::metrics::jwks_fetch(
+                &issuer.id,
+                match &outcome {
+                    Ok(_) => "ok",
+                    Err(_) if timed_out => "timeout",
+                    Err(_) => "error",
+                },
+            );
+        }
         let mut st = write(&entry.state);
         st.generation += 1;
         st.last_attempt = Some(now);
@@ -1017,151 +541,20 @@ impl KeyCache {
     }
 }
 
-/// Real keys for tests (generated with aws-lc-rs) and a compact JWS signer,
-/// shared with the tests of `validate`.
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-pub(crate) mod test_keys {
-    use std::sync::OnceLock;
-
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::rsa::KeySize;
-    use aws_lc_rs::signature::{self as sig, KeyPair as _};
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use serde_json::{Value, json};
-
-    use super::VerifyingKey;
-
-    /// A private key of each family used in tests.
-    pub(crate) enum TestKey {
-        Rsa(&'static sig::RsaKeyPair),
-        Ec256(&'static sig::EcdsaKeyPair),
-        Ed(&'static sig::Ed25519KeyPair),
-    }
-
-    /// base64url without padding.
-    pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    static RSA: [OnceLock<sig::RsaKeyPair>; 2] = [OnceLock::new(), OnceLock::new()];
-    static EC: OnceLock<sig::EcdsaKeyPair> = OnceLock::new();
-    static ED: OnceLock<sig::Ed25519KeyPair> = OnceLock::new();
-
-    /// RSA-2048 key number `i` (0 or 1), generated once per test binary.
-    pub(crate) fn rsa(i: usize) -> TestKey {
-        TestKey::Rsa(RSA[i].get_or_init(|| sig::RsaKeyPair::generate(KeySize::Rsa2048).unwrap()))
-    }
-
-    /// A P-256 key.
-    pub(crate) fn ec256() -> TestKey {
-        TestKey::Ec256(EC.get_or_init(|| {
-            sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap()
-        }))
-    }
-
-    /// An Ed25519 key.
-    pub(crate) fn ed25519() -> TestKey {
-        TestKey::Ed(ED.get_or_init(|| sig::Ed25519KeyPair::generate().unwrap()))
-    }
-
-    impl TestKey {
-        /// The public JWK, with `kid` and extra members (e.g. `use`, `alg`).
-        pub(crate) fn jwk(&self, kid: &str, extra: Value) -> Value {
-            let mut jwk = match self {
-                TestKey::Rsa(k) => {
-                    let p = k.public_key();
-                    json!({"kty": "RSA", "n": b64(p.modulus().big_endian_without_leading_zero()),
-                           "e": b64(p.exponent().big_endian_without_leading_zero())})
-                }
-                TestKey::Ec256(k) => {
-                    let p = k.public_key().as_ref();
-                    json!({"kty": "EC", "crv": "P-256", "x": b64(&p[1..33]), "y": b64(&p[33..65])})
-                }
-                TestKey::Ed(k) => {
-                    json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
-                }
-            };
-            jwk["kid"] = json!(kid);
-            if let Value::Object(extra) = extra {
-                for (k, v) in extra {
-                    jwk[k] = v;
-                }
-            }
-            jwk
-        }
-
-        /// The public key as the cache would hold it.
-        pub(crate) fn verifying(&self, kid: &str) -> VerifyingKey {
-            VerifyingKey::from_jwk(&serde_json::from_value(self.jwk(kid, json!({}))).unwrap())
-                .unwrap()
-        }
-
-        /// Signs `signing_input` with `alg` (RS*/PS* for RSA).
-        pub(crate) fn sign(&self, alg: &str, signing_input: &[u8]) -> Vec<u8> {
-            let rng = SystemRandom::new();
-            match self {
-                TestKey::Rsa(k) => {
-                    let pad: &'static dyn sig::RsaEncoding = match alg {
-                        "RS256" => &sig::RSA_PKCS1_SHA256,
-                        "RS384" => &sig::RSA_PKCS1_SHA384,
-                        "RS512" => &sig::RSA_PKCS1_SHA512,
-                        "PS256" => &sig::RSA_PSS_SHA256,
-                        other => panic!("no RSA padding for {other}"),
-                    };
-                    let mut out = vec![0; k.public_modulus_len()];
-                    k.sign(pad, &rng, signing_input, &mut out).unwrap();
-                    out
-                }
-                TestKey::Ec256(k) => k.sign(&rng, signing_input).unwrap().as_ref().to_vec(),
-                TestKey::Ed(k) => k.sign(signing_input).as_ref().to_vec(),
-            }
-        }
-
-        /// A compact JWS of raw header and payload JSON text (so tests can
-        /// write duplicates and odd values).
-        pub(crate) fn token_raw(&self, alg: &str, header: &str, payload: &str) -> String {
-            let input = format!("{}.{}", b64(header), b64(payload));
-            let sig = self.sign(alg, input.as_bytes());
-            format!("{input}.{}", b64(sig))
-        }
-
-        /// A compact JWS with header `{"alg", "kid", "typ": "JWT"}` and `claims`.
-        pub(crate) fn token(&self, alg: &str, kid: &str, claims: &Value) -> String {
-            let header = json!({"alg": alg, "kid": kid, "typ": "JWT"}).to_string();
-            self.token_raw(alg, &header, &claims.to_string())
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use std::sync::Mutex;
-    use std::sync::atomic::AtomicBool;
 
     use serde_json::{Value, json};
 
-    use super::test_keys::{b64, ec256, ed25519, rsa};
-    use super::*;
-    use crate::federation::{DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S};
+    use async_trait::async_trait;
 
-    fn issuer(id: &str, url: &str, source: KeySource) -> IssuerConfig {
-        IssuerConfig {
-            id: id.into(),
-            org_id: "org1".into(),
-            org_name: "acme".into(),
-            issuer: url.into(),
-            key_source: source,
-            audiences: vec!["acme".into()],
-            allowed_algs: DEFAULT_ALGS.to_vec(),
-            max_token_age_s: DEFAULT_MAX_TOKEN_AGE_S,
-            leeway_s: DEFAULT_LEEWAY_S,
-            single_use_jti: false,
-            users: false,
-        }
-    }
+    use super::*;
+    use crate::federation::fetch::{FetchError, Fetched};
+    use crate::federation::keys::test_keys::{b64, ec256, ed25519, rsa};
+    use crate::federation::keys::{EcCurve, KeyFamily};
+    use crate::federation::test_issuer as issuer;
 
     fn set(keys: Vec<Value>) -> JwkSet {
         serde_json::from_value(json!({ "keys": keys })).unwrap()
@@ -1174,6 +567,8 @@ mod tests {
         fail: AtomicBool,
         delay: Duration,
         max_age: Option<Duration>,
+        /// When set, each fetch waits for a permit: a slow IdP held still.
+        gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     }
 
     impl Mock {
@@ -1184,6 +579,7 @@ mod tests {
                 fail: AtomicBool::new(false),
                 delay: Duration::ZERO,
                 max_age: None,
+                gate: Mutex::new(None),
             })
         }
         fn calls(&self) -> u64 {
@@ -1197,6 +593,10 @@ mod tests {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
+            }
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                gate.acquire().await.unwrap().forget();
             }
             if self.fail.load(Ordering::SeqCst) {
                 return Err(FetchError::Status {
@@ -1226,6 +626,64 @@ mod tests {
         issuer("i1", "https://idp.example", KeySource::Discovery)
     }
 
+    /// Waits (bounded, never a timing assertion) for a background refresh to land.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("gave up waiting for {what}");
+    }
+
+    /// Issue 10: a slow IdP must not stall exchanges when the TTL runs out.
+    /// A known kid is served from the expired set at once while exactly one
+    /// refresh runs in the background; its result replaces the set.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_set_serves_known_kids_while_one_refresh_runs() {
+        let mock = Mock::new(set(vec![rsa(0).jwk("a", json!({}))]));
+        let cache = Arc::new(cache(&mock));
+        cache
+            .key(&idp(), Some("a"), Algorithm::RS256, T0)
+            .await
+            .unwrap();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *mock.gate.lock().unwrap() = Some(Arc::clone(&gate));
+        *mock.jwks.lock().unwrap() = set(vec![
+            rsa(0).jwk("a", json!({})),
+            ec256().jwk("b", json!({})),
+        ]);
+        // TTL (900 s) over; the IdP hangs. Every call still answers.
+        for i in 0..50 {
+            let got = tokio::time::timeout(
+                Duration::from_secs(60),
+                cache.key(&idp(), Some("a"), Algorithm::RS256, T0 + 900 + i),
+            )
+            .await
+            .expect("an expired set with a known kid must not wait for the IdP");
+            assert_eq!(got.unwrap().kid.as_deref(), Some("a"));
+        }
+        until("the background fetch to start", || mock.calls() == 2).await;
+        assert_eq!(mock.calls(), 2, "one background refresh, not one per call");
+        assert_eq!(cache.status("i1").unwrap().last_fetch, Some(T0));
+        gate.add_permits(1);
+        until("the background fetch to land", || {
+            cache.status("i1").unwrap().last_fetch == Some(T0 + 900)
+        })
+        .await;
+        assert_eq!(
+            cache.status("i1").unwrap().kids,
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        // Fresh again: no fetch; the new key is known without one.
+        cache
+            .key(&idp(), Some("b"), Algorithm::ES256, T0 + 1000)
+            .await
+            .unwrap();
+        assert_eq!(mock.calls(), 2);
+    }
+
     #[tokio::test]
     async fn fresh_hit_does_not_fetch() {
         let mock = Mock::new(set(vec![rsa(0).jwk("a", json!({}))]));
@@ -1244,11 +702,15 @@ mod tests {
         }
         assert_eq!(mock.calls(), 1);
         assert_eq!(cache.fetch_count("i1"), 1);
-        // Default TTL (15 min) elapsed: one refetch.
+        // Default TTL (15 min) elapsed: one refetch, in the background.
         cache
             .key(&idp(), Some("a"), Algorithm::RS256, T0 + 900)
             .await
             .unwrap();
+        until("the refresh", || {
+            cache.status("i1").unwrap().last_fetch == Some(T0 + 900)
+        })
+        .await;
         assert_eq!(mock.calls(), 2);
         let st = cache.status("i1").unwrap();
         assert_eq!(
@@ -1275,7 +737,7 @@ mod tests {
             .key(&idp(), Some("a"), Algorithm::RS256, T0 + 60)
             .await
             .unwrap();
-        assert_eq!(mock.calls(), 2);
+        until("the refresh", || mock.calls() == 2).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1353,6 +815,10 @@ mod tests {
             .key(&idp(), Some("a"), Algorithm::RS256, T0 + 1000)
             .await
             .unwrap();
+        until("the failed refresh", || {
+            cache.status("i1").unwrap().last_error.is_some()
+        })
+        .await;
         assert_eq!(mock.calls(), 2);
         let st = cache.status("i1").unwrap();
         assert!(
@@ -1435,42 +901,6 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, KeyError::UnknownKid { .. }), "{kid}: {err}");
         }
-    }
-
-    #[test]
-    fn drop_reasons_are_explained() {
-        let weak: Jwk =
-            serde_json::from_value(json!({"kty": "RSA", "n": b64([0xC5u8; 128]), "e": "AQAB"}))
-                .unwrap();
-        assert!(
-            VerifyingKey::from_jwk(&weak)
-                .unwrap_err()
-                .contains("1024 bits")
-        );
-        let enc: Jwk = serde_json::from_value(rsa(0).jwk("e", json!({"use": "enc"}))).unwrap();
-        assert!(VerifyingKey::from_jwk(&enc).unwrap_err().contains("enc"));
-        let mixed: Jwk = serde_json::from_value(ec256().jwk("m", json!({"alg": "RS256"}))).unwrap();
-        assert!(
-            VerifyingKey::from_jwk(&mixed)
-                .unwrap_err()
-                .contains("does not fit")
-        );
-    }
-
-    #[test]
-    fn p384_keys_verify_es384_only() {
-        use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-        let k = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
-        let p = k.public_key().as_ref();
-        let jwk = json!({"kty": "EC", "crv": "P-384", "x": b64(&p[1..49]), "y": b64(&p[49..97])});
-        let vk = VerifyingKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap();
-        assert_eq!(vk.family, KeyFamily::Ec(EcCurve::P384));
-        assert!(vk.family.accepts(Algorithm::ES384) && !vk.family.accepts(Algorithm::ES256));
-        let sig = k
-            .sign(&aws_lc_rs::rand::SystemRandom::new(), b"msg")
-            .unwrap();
-        let sig = b64(sig.as_ref());
-        assert!(jsonwebtoken::crypto::verify(&sig, b"msg", &vk.key, Algorithm::ES384).unwrap());
     }
 
     #[tokio::test]
@@ -1580,251 +1010,5 @@ mod tests {
             .unwrap();
         assert_eq!(mock.calls(), 3);
         assert_eq!(cache.status("i1").unwrap().source, "jwks_uri");
-    }
-
-    #[test]
-    fn cache_control_max_age() {
-        assert_eq!(
-            parse_max_age(["public, max-age=300, must-revalidate"]),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(
-            parse_max_age(["Max-Age=\"60\""]),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            parse_max_age(["max-age=300", "no-cache"]),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_max_age(["private", "s-maxage=10"]), None);
-        assert_eq!(parse_max_age(["max-age=-1"]), None);
-    }
-
-    // ---- HttpFetcher against a real server on 127.0.0.1:0 ----
-
-    use axum::Router;
-    use axum::body::{Body, Bytes};
-    use axum::http::{StatusCode, header};
-    use axum::response::{IntoResponse, Redirect};
-    use axum::routing::get;
-
-    async fn serve(app: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        format!("http://{addr}")
-    }
-
-    fn loopback_fetcher(timeout: Duration) -> HttpFetcher {
-        HttpFetcher::new(FetchPolicy {
-            allow_insecure_loopback: true,
-            timeout,
-            ..FetchPolicy::default()
-        })
-        .unwrap()
-    }
-
-    fn jwks_body() -> String {
-        json!({"keys": [rsa(0).jwk("a", json!({})), {"kty": "RSA", "kid": 5}]}).to_string()
-    }
-
-    #[tokio::test]
-    async fn discovery_then_jwks_with_max_age() {
-        let app = Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                get(|headers: axum::http::HeaderMap| async move {
-                    let host = headers[header::HOST].to_str().unwrap().to_owned();
-                    json!({"issuer": format!("http://{host}"), "jwks_uri": format!("http://{host}/jwks")}).to_string()
-                }),
-            )
-            .route("/jwks", get(|| async { ([(header::CACHE_CONTROL, "public, max-age=300")], jwks_body()) }));
-        let base = serve(app).await;
-        let f = loopback_fetcher(Duration::from_secs(5));
-        let got = f
-            .fetch(&issuer("h", &base, KeySource::Discovery))
-            .await
-            .unwrap();
-        assert_eq!(got.jwks.keys.len(), 1);
-        assert_eq!(got.unparsed, 1);
-        assert_eq!(got.max_age, Some(Duration::from_secs(300)));
-        // Through the cache with the real fetcher.
-        let cache = KeyCache::new(Arc::new(f), CachePolicy::default());
-        let st = cache
-            .refresh(&issuer("h", &base, KeySource::Discovery), T0)
-            .await
-            .unwrap();
-        assert_eq!(
-            (st.kids, st.dropped, st.expires_at),
-            (vec!["a".to_owned()], 1, Some(T0 + 300))
-        );
-    }
-
-    #[tokio::test]
-    async fn discovery_issuer_must_match_exactly() {
-        let app = Router::new().route(
-            "/.well-known/openid-configuration",
-            get(|headers: axum::http::HeaderMap| async move {
-                let host = headers[header::HOST].to_str().unwrap().to_owned();
-                json!({"issuer": format!("http://{host}/"), "jwks_uri": format!("http://{host}/jwks")}).to_string()
-            }),
-        );
-        let base = serve(app).await;
-        let err = loopback_fetcher(Duration::from_secs(5))
-            .fetch(&issuer("h", &base, KeySource::Discovery))
-            .await
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(matches!(err, FetchError::IssuerMismatch { .. }), "{text}");
-        assert!(
-            text.contains(&format!("{base:?}")) && text.contains(&format!("\"{base}/\"")),
-            "{text}"
-        );
-    }
-
-    #[tokio::test]
-    async fn oversized_bodies_are_refused() {
-        let big = "x".repeat(300 * 1024);
-        let app = Router::new()
-            .route("/big", get(move || async move { big }))
-            .route(
-                "/chunked",
-                get(|| async {
-                    let chunks =
-                        (0..100).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 4096])));
-                    Body::from_stream(futures::stream::iter(chunks))
-                }),
-            );
-        let base = serve(app).await;
-        let f = HttpFetcher::new(FetchPolicy {
-            allow_insecure_loopback: true,
-            max_bytes: 64 * 1024,
-            ..FetchPolicy::default()
-        })
-        .unwrap();
-        for path in ["/big", "/chunked"] {
-            let iss = issuer("h", &base, KeySource::JwksUri(format!("{base}{path}")));
-            let err = f.fetch(&iss).await.unwrap_err();
-            assert!(
-                matches!(err, FetchError::TooLarge { max: 65536, .. }),
-                "{path}: {err}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn slow_server_times_out() {
-        let app = Router::new().route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                jwks_body()
-            }),
-        );
-        let base = serve(app).await;
-        let iss = issuer("h", &base, KeySource::JwksUri(format!("{base}/slow")));
-        let started = std::time::Instant::now();
-        let err = loopback_fetcher(Duration::from_millis(300))
-            .fetch(&iss)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, FetchError::Timeout(_)), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(3));
-    }
-
-    #[tokio::test]
-    async fn redirects_stay_on_the_same_host() {
-        let app = Router::new()
-            .route("/jwks", get(|| async { jwks_body() }))
-            .route("/moved", get(|| async { Redirect::temporary("/jwks") }))
-            .route(
-                "/away",
-                get(|headers: axum::http::HeaderMap| async move {
-                    let host = headers[header::HOST]
-                        .to_str()
-                        .unwrap()
-                        .replace("127.0.0.1", "localhost");
-                    Redirect::temporary(&format!("http://{host}/jwks"))
-                }),
-            )
-            .route("/loop", get(|| async { Redirect::temporary("/loop") }));
-        let base = serve(app).await;
-        let f = loopback_fetcher(Duration::from_secs(5));
-        let ok = f
-            .fetch(&issuer(
-                "h",
-                &base,
-                KeySource::JwksUri(format!("{base}/moved")),
-            ))
-            .await
-            .unwrap();
-        assert_eq!(ok.jwks.keys.len(), 1);
-        let err = f
-            .fetch(&issuer(
-                "h",
-                &base,
-                KeySource::JwksUri(format!("{base}/away")),
-            ))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, FetchError::Redirect { reason, .. } if reason.contains("another host (localhost)")),
-            "{err}"
-        );
-        let err = f
-            .fetch(&issuer(
-                "h",
-                &base,
-                KeySource::JwksUri(format!("{base}/loop")),
-            ))
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("more than 3 redirects"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn http_needs_loopback_and_explicit_permission() {
-        let app = Router::new()
-            .route("/jwks", get(|| async { jwks_body() }))
-            .route(
-                "/nokeys",
-                get(|| async { json!({"issuer": "x"}).to_string() }),
-            )
-            .route("/html", get(|| async { "<html>" }))
-            .route(
-                "/500",
-                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response() }),
-            );
-        let base = serve(app).await;
-        let strict = HttpFetcher::new(FetchPolicy::default()).unwrap();
-        let iss = issuer("h", &base, KeySource::JwksUri(format!("{base}/jwks")));
-        let err = strict.fetch(&iss).await.unwrap_err();
-        assert!(matches!(err, FetchError::Insecure { .. }), "{err}");
-        assert!(err.to_string().contains("not https"));
-        let lax = loopback_fetcher(Duration::from_secs(5));
-        assert!(lax.fetch(&iss).await.is_ok());
-        let remote = issuer(
-            "h",
-            "http://idp.example",
-            KeySource::JwksUri("http://idp.example/jwks".into()),
-        );
-        assert!(matches!(
-            lax.fetch(&remote).await.unwrap_err(),
-            FetchError::Insecure { .. }
-        ));
-        for (path, want) in [
-            ("/nokeys", "no \"keys\""),
-            ("/html", "not JSON"),
-            ("/500", "HTTP 500"),
-        ] {
-            let iss = issuer("h", &base, KeySource::JwksUri(format!("{base}{path}")));
-            let err = lax.fetch(&iss).await.unwrap_err().to_string();
-            assert!(err.contains(want), "{path}: {err}");
-        }
-        assert!(matches!(
-            check_url("https://u:p@idp.example/", false),
-            Err(FetchError::BadUrl { .. })
-        ));
-        assert!(check_url("http://[::1]:8080/jwks", true).is_ok());
     }
 }

@@ -1,12 +1,17 @@
-//! Identity federation without HTTP or database code: the key cache of each
-//! trusted issuer ([`jwks`]), the RFC 8725 checks on a presented JWT
+//! Identity federation without HTTP or database code: each trusted issuer's
+//! keys (parsed by [`keys`], fetched by [`fetch`], cached by [`jwks`]), the
+//! RFC 8725 checks on a presented JWT
 //! ([`validate`]) and the compiled bindings of external service accounts
 //! ([`policy`]). The exchange service in `crate::service::exchange` only
 //! orchestrates these pieces.
 
+pub mod fetch;
 pub mod index;
 pub mod jwks;
+pub mod keys;
+pub mod netguard;
 pub mod policy;
+pub mod tenant;
 pub mod validate;
 
 use jsonwebtoken::Algorithm;
@@ -45,6 +50,10 @@ pub struct IssuerConfig {
     pub single_use_jti: bool,
     /// Trusted for people too: `sub` = the email of a user of the org.
     pub users: bool,
+    /// When the org registered it (ms): the earlier registration keeps a
+    /// token that several organizations accept through shared audiences
+    /// (see [`tenant::pick`]).
+    pub created_at: i64,
 }
 
 /// Default accepted algorithms: every asymmetric algorithm jsonwebtoken verifies.
@@ -74,5 +83,24 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         None => s.to_owned(),
         Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}
+
+/// An issuer of org `acme` for unit tests.
+#[cfg(test)]
+pub(crate) fn test_issuer(id: &str, url: &str, source: KeySource) -> IssuerConfig {
+    IssuerConfig {
+        id: id.into(),
+        org_id: "org1".into(),
+        org_name: "acme".into(),
+        issuer: url.into(),
+        key_source: source,
+        audiences: vec!["acme".into()],
+        allowed_algs: DEFAULT_ALGS.to_vec(),
+        max_token_age_s: DEFAULT_MAX_TOKEN_AGE_S,
+        leeway_s: DEFAULT_LEEWAY_S,
+        single_use_jti: false,
+        users: false,
+        created_at: 0,
     }
 }

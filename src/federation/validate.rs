@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::jwks::VerifyingKey;
+use super::keys::VerifyingKey;
 use super::{IssuerConfig, excerpt};
 
 /// Largest token accepted (DESIGN §3): bounds parsing work before any signature check.
@@ -193,6 +193,27 @@ impl ValidationError {
             | TokenMismatch => "invalid_request",
             _ => "invalid_grant",
         }
+    }
+
+    /// Whether the check failed after the signature verified: only such a
+    /// refusal is known to come from the issuer, and may reach the audit log
+    /// of the organization that trusts it.
+    pub fn after_signature(&self) -> bool {
+        use ValidationError::*;
+        matches!(
+            self,
+            MissingExp
+                | InvalidDate(_)
+                | Expired { .. }
+                | NotYetValid { .. }
+                | IssuedInFuture { .. }
+                | LifetimeTooLong { .. }
+                | MissingAud
+                | InvalidAud
+                | AudMismatch { .. }
+                | MissingSub
+                | InvalidJti
+        )
     }
 
     /// Stable name of the failed check (trace entries, metrics labels).
@@ -741,7 +762,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::federation::jwks::test_keys::{TestKey, b64, ec256, ed25519, rsa};
+    use crate::federation::keys::test_keys::{TestKey, b64, ec256, ed25519, rsa};
     use crate::federation::{DEFAULT_ALGS, KeySource};
 
     const NOW: i64 = 1_800_000_000;
@@ -760,6 +781,7 @@ mod tests {
             leeway_s: 60,
             single_use_jti: false,
             users: false,
+            created_at: 0,
         }
     }
 

@@ -101,7 +101,17 @@ async fn openapi_json(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) 
     Json(doc.as_ref()).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format; the gauges are read now.
+/// `/metrics` alone, for `--metrics-listen`: an address operators can keep
+/// off the public network.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(render_metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text format; the gauges are read now. With
+/// `--metrics-listen` it is served only there, and 404 here.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -111,6 +121,14 @@ async fn openapi_json(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) 
     security(())
 )]
 async fn metrics(State(app): State<AppState>) -> Response {
+    if app.config.metrics_listen.is_some() {
+        return ApiError::not_found("metrics are served on the separate --metrics-listen address")
+            .into_response();
+    }
+    render_metrics(State(app)).await
+}
+
+async fn render_metrics(State(app): State<AppState>) -> Response {
     let (trusted_issuers, external_accounts) = app.index.sizes();
     let body = crate::metrics::render(crate::metrics::Snapshot {
         audit_queue_depth: app.audit.depth(),
@@ -129,8 +147,10 @@ async fn metrics(State(app): State<AppState>) -> Response {
 
 /// Around every request, in one layer (each `from_fn` layer costs a boxed
 /// future and a clone of the inner service per request):
-/// - an id (the caller's `X-Request-Id` if sane), echoed back and recorded
-///   in the audit log, panics included;
+/// - fedgate's own id for it, sent back in `X-Request-Id` and recorded in
+///   the audit log; the caller's `X-Request-Id` (if sane) is recorded beside
+///   it as `client_request_id`, never instead of it (a caller must not choose
+///   the id an operator finds its events by);
 /// - latency by matched route (a template, never the raw path, so the label
 ///   set stays bounded);
 /// - the client's address: the peer, or behind `--trusted-proxies` the
@@ -139,20 +159,21 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
     let start = std::time::Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
-    let id = req
+    let client = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             !v.is_empty()
-                && v.len() <= 64
+                && v.len() <= 128
                 && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
         })
         .map(String::from)
-        .unwrap_or_else(|| crate::secrets::new_id("req"));
+        .unwrap_or_default();
+    let id = crate::secrets::new_id("req");
     let header = HeaderValue::from_str(&id);
-    req.extensions_mut().insert(RequestId(id));
+    req.extensions_mut().insert(RequestId(id.clone()));
     if let Some(peer) = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -161,7 +182,8 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
         let client = app.config.trusted_proxies.client(peer, req.headers());
         req.extensions_mut().insert(ClientAddr(client));
     }
-    let mut resp = next.run(req).await;
+    let ids = crate::audit::RequestIds { own: id, client };
+    let mut resp = crate::audit::REQUEST_IDS.scope(ids, next.run(req)).await;
     if let Ok(v) = header {
         resp.headers_mut().insert("x-request-id", v);
     }

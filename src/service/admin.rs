@@ -1025,7 +1025,10 @@ pub struct AuditOut {
     pub target: String,
     pub outcome: String,
     pub reason: String,
+    /// fedgate's own id of the request.
     pub request_id: String,
+    /// The caller's `X-Request-Id`, if it sent one (empty otherwise).
+    pub client_request_id: String,
     pub details: serde_json::Value,
 }
 
@@ -1042,6 +1045,7 @@ impl From<AuditRow> for AuditOut {
             outcome: e.outcome,
             reason: e.reason,
             request_id: e.request_id,
+            client_request_id: e.client_request_id,
             details: serde_json::from_str(&e.details).unwrap_or_default(),
         }
     }

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::audit::AuditEvent;
-use crate::federation::IssuerConfig;
 use crate::federation::index::BoundAccount;
+use crate::federation::tenant;
 use crate::federation::validate::{self, Trace, VerifiedClaims};
+use crate::federation::{IssuerConfig, excerpt};
 use crate::model::{Principal, Scopes, truncate};
 use crate::secrets::{new_id, sha256_hex};
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
@@ -204,18 +205,65 @@ pub struct CandidateOut {
     pub mismatch: Option<String>,
 }
 
-/// What a failed evaluation knows: the error and the issuer if one was found.
+/// What a failed evaluation knows: the error, the failed check, the issuer
+/// if one was found, and what the token said once its signature verified.
 pub struct Failure {
     pub error: OAuthError,
+    /// Name of the failed check (`format`, `iss`, `key`, `signature`, `exp`,
+    /// `aud`, `jti`, `binding`, …): a bounded set, fit for a metrics label.
+    pub check: &'static str,
     pub issuer: Option<Arc<IssuerConfig>>,
-    pub sub: Option<String>,
+    /// Set only after the signature verified with a key of `issuer`: before
+    /// that, nothing in the token is known to come from the issuer, so the
+    /// refusal must not reach that organization's audit log.
+    pub verified: Option<Said>,
 }
 
-fn fail(error: OAuthError, issuer: Option<&Arc<IssuerConfig>>, sub: Option<&str>) -> Failure {
+/// What a token whose signature verified says about itself (for the audit
+/// event of its refusal: issue 14 wants `iss`, `sub`, `aud`, `kid`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Said {
+    pub iss: String,
+    pub sub: Option<String>,
+    pub aud: Vec<String>,
+    pub kid: Option<String>,
+}
+
+impl Said {
+    /// A refusal of this verified token by `cfg`'s organization.
+    fn refuse(&self, error: OAuthError, check: &'static str, cfg: &Arc<IssuerConfig>) -> Failure {
+        Failure {
+            error,
+            check,
+            issuer: Some(cfg.clone()),
+            verified: Some(self.clone()),
+        }
+    }
+}
+
+/// A refusal before the signature verified.
+fn fail(error: OAuthError, check: &'static str, issuer: Option<&Arc<IssuerConfig>>) -> Failure {
     Failure {
         error,
+        check,
         issuer: issuer.cloned(),
-        sub: sub.map(String::from),
+        verified: None,
+    }
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![excerpt(s, 200)],
+        Some(Value::Array(a)) => a
+            .iter()
+            .take(10)
+            .map(|v| match v {
+                Value::String(s) => excerpt(s, 200),
+                other => excerpt(&other.to_string(), 200),
+            })
+            .collect(),
+        Some(other) => vec![excerpt(&other.to_string(), 200)],
+        None => Vec::new(),
     }
 }
 
@@ -245,8 +293,13 @@ pub async fn evaluate(
     trace: &mut Trace,
     mut opts: EvalOptions<'_>,
 ) -> Result<Evaluated, Failure> {
-    let u = validate::peek_traced(token, trace)
-        .map_err(|e| fail(OAuthError::new(e.error_code(), e.to_string()), None, None))?;
+    let u = validate::peek_traced(token, trace).map_err(|e| {
+        fail(
+            OAuthError::new(e.error_code(), e.to_string()),
+            e.check_name(),
+            None,
+        )
+    })?;
     // Only registered issuers are ever contacted: an unknown `iss` stops here,
     // before any network I/O.
     let mut configs = app.index.issuers_for(&u.iss);
@@ -270,33 +323,24 @@ pub async fn evaluate(
             }
         ));
         trace.push_fail("iss", &e.description);
-        return Err(fail(e, None, None));
+        return Err(fail(e, "iss", None));
     }
     // Several orgs may trust the same issuer (GitHub's, say): the token's own
-    // audience picks the org; its signature is still checked below.
+    // audience picks the org (`federation::tenant`); its signature is still
+    // checked below.
     let auds = token_auds(&u.claims);
-    if configs.len() > 1 {
-        let accepting: Vec<_> = configs
-            .iter()
-            .filter(|c| c.audiences.iter().any(|a| auds.contains(&a.as_str())))
-            .cloned()
-            .collect();
-        if !accepting.is_empty() {
-            configs = accepting;
+    let configs = match tenant::pick(configs, &auds, &app.config.public_url) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e {
+                tenant::PickError::SeveralReserved(_) => "invalid_target",
+                tenant::PickError::NoneAccepts(_) => "invalid_grant",
+            };
+            let e = OAuthError::new(code, e.to_string());
+            trace.push_fail("aud", &e.description);
+            return Err(fail(e, "tenant", None));
         }
-        // Two organizations accepting the same issuer and audience could
-        // each bind the same subject: never guess which tenant a workload
-        // belongs to (registration refuses such overlaps; this guards
-        // stores that predate the check).
-        if configs.iter().any(|c| c.org_id != configs[0].org_id) {
-            let e = OAuthError::new(
-                "invalid_target",
-                "this issuer and audience are trusted by more than one organization; name the account with audience=sa:<org>/<team>/<name>",
-            );
-            trace.push_fail("iss", &e.description);
-            return Err(fail(e, None, None));
-        }
-    }
+    };
     let mut first_error: Option<Failure> = None;
     let mut verified = None;
     for cfg in &configs {
@@ -306,8 +350,8 @@ pub async fn evaluate(
                 trace.push_fail("key", &e);
                 first_error.get_or_insert(fail(
                     OAuthError::new(e.error_code(), e.to_string()),
+                    "key",
                     Some(cfg),
-                    None,
                 ));
                 continue;
             }
@@ -327,11 +371,23 @@ pub async fn evaluate(
                 break;
             }
             Err(e) => {
-                first_error.get_or_insert(fail(
-                    OAuthError::new(e.error_code(), e.to_string()),
-                    Some(cfg),
-                    None,
-                ));
+                let error = OAuthError::new(e.error_code(), e.to_string());
+                let f = if e.after_signature() {
+                    Said {
+                        iss: u.iss.clone(),
+                        sub: u
+                            .claims
+                            .get("sub")
+                            .and_then(Value::as_str)
+                            .map(|s| excerpt(s, 200)),
+                        aud: string_list(u.claims.get("aud")),
+                        kid: u.kid.clone(),
+                    }
+                    .refuse(error, e.check_name(), cfg)
+                } else {
+                    fail(error, e.check_name(), Some(cfg))
+                };
+                first_error.get_or_insert(f);
             }
         }
     }
@@ -339,17 +395,28 @@ pub async fn evaluate(
         return Err(first_error.unwrap_or_else(|| {
             fail(
                 OAuthError::grant("no issuer configuration accepted the token"),
-                None,
+                "iss",
                 None,
             )
         }));
     };
     let sub = claims.sub.clone();
+    let said = Said {
+        iss: claims.iss.clone(),
+        sub: Some(excerpt(&sub, 200)),
+        aud: claims
+            .aud
+            .iter()
+            .take(10)
+            .map(|a| excerpt(a, 200))
+            .collect(),
+        kid: u.kid.clone(),
+    };
     if cfg.single_use_jti {
         let Some(jti) = claims.jti.as_deref() else {
             let e = OAuthError::grant("this issuer requires a \"jti\" claim (single-use tokens)");
             trace.push_fail("jti", &e.description);
-            return Err(fail(e, Some(&cfg), Some(&sub)));
+            return Err(said.refuse(e, "jti", &cfg));
         };
         if opts.consume_jti {
             match app.store.use_jti(&cfg.id, jti, claims.exp, now).await {
@@ -359,14 +426,14 @@ pub async fn evaluate(
                         "this token was already exchanged: its \"jti\" is single-use",
                     );
                     trace.push_fail("jti", &e.description);
-                    return Err(fail(e, Some(&cfg), Some(&sub)));
+                    return Err(said.refuse(e, "jti", &cfg));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot record jti");
-                    return Err(fail(
+                    return Err(said.refuse(
                         OAuthError::unavailable("cannot record the token's jti; retry shortly"),
-                        Some(&cfg),
-                        Some(&sub),
+                        "jti",
+                        &cfg,
                     ));
                 }
             }
@@ -408,7 +475,7 @@ pub async fn evaluate(
                     truncate(t, 200)
                 ));
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
             None => {
                 let e = OAuthError::new(
@@ -419,7 +486,7 @@ pub async fn evaluate(
                     ),
                 );
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
         },
         None => match enabled.len() {
@@ -435,7 +502,7 @@ pub async fn evaluate(
                     ),
                 );
                 trace.push_fail("binding", &e.description);
-                return Err(fail(e, Some(&cfg), Some(&sub)));
+                return Err(said.refuse(e, "binding", &cfg));
             }
         },
     };
@@ -453,7 +520,7 @@ pub async fn evaluate(
             disabled.target_name()
         ));
         trace.push_fail("binding", &e.description);
-        return Err(fail(e, Some(&cfg), Some(&sub)));
+        return Err(said.refuse(e, "binding", &cfg));
     }
     if cfg.users && target.is_none() {
         match app.store.user_by_email(&sub.to_ascii_lowercase()).await {
@@ -474,10 +541,10 @@ pub async fn evaluate(
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "user lookup failed");
-                return Err(fail(
+                return Err(said.refuse(
                     OAuthError::unavailable("cannot look up the user; retry shortly"),
-                    Some(&cfg),
-                    Some(&sub),
+                    "binding",
+                    &cfg,
                 ));
             }
         }
@@ -493,7 +560,7 @@ pub async fn evaluate(
         ),
     });
     trace.push_fail("binding", &e.description);
-    Err(fail(e, Some(&cfg), Some(&sub)))
+    Err(said.refuse(e, "binding", &cfg))
 }
 
 /// The audit details of a successful exchange: what the minted token is
@@ -513,14 +580,73 @@ struct ExchangedDetails<'a> {
     client: Option<std::net::IpAddr>,
 }
 
-/// The audit details of a refused exchange.
+/// The audit details of a refused exchange whose signature verified: what
+/// the token said and which check refused it (issue 14: enough to debug
+/// from the audit log alone).
 #[derive(Serialize)]
 struct DeniedDetails<'a> {
     error: &'a str,
+    check: &'a str,
     grant_type: &'a str,
     token_sha256: &'a str,
+    iss: &'a str,
+    sub: Option<&'a str>,
+    aud: &'a [String],
+    kid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client: Option<std::net::IpAddr>,
+}
+
+/// Refusals before the signature verified are logged at most this often
+/// (per second, for the whole process): enough for an operator to see them,
+/// too few for a flood of forged tokens to drown the log.
+static UNVERIFIED_LOG: crate::ratelimit::LogThrottle = crate::ratelimit::LogThrottle::new(5);
+
+/// Records a refused exchange. Only a token whose signature verified with
+/// a key of the issuer's organization reaches that organization's audit
+/// log: anything earlier is attacker-chosen text, so it is counted in
+/// metrics and logged by the server (rate-limited, at info) instead.
+async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str, f: &Failure) {
+    let (Some(issuer), Some(said)) = (&f.issuer, &f.verified) else {
+        crate::metrics::unverified_refusal(f.check);
+        if let Some(suppressed) = UNVERIFIED_LOG.allow(app.clock.now_s()) {
+            tracing::info!(
+                request_id = %ctx.request_id,
+                check = f.check,
+                error = f.error.code,
+                reason = %f.error.description,
+                issuer_id = f.issuer.as_ref().map(|i| i.id.as_str()).unwrap_or("-"),
+                suppressed,
+                "token exchange refused before signature verification"
+            );
+        }
+        return;
+    };
+    let sub = said.sub.as_deref();
+    app.audit_event(AuditEvent {
+        org_id: issuer.org_id.clone(),
+        actor: match sub {
+            Some(s) => format!("external:{}#{s}", issuer.issuer),
+            None => format!("external:{}", issuer.issuer),
+        },
+        action: "token.exchange".into(),
+        target: String::new(),
+        outcome: "denied".into(),
+        reason: f.error.description.clone(),
+        request_id: ctx.request_id.clone(),
+        details: details(&DeniedDetails {
+            error: f.error.code,
+            check: f.check,
+            grant_type,
+            token_sha256: token_hash,
+            iss: &said.iss,
+            sub,
+            aud: &said.aud,
+            kid: said.kid.as_deref(),
+            client: ctx.client_addr,
+        }),
+    })
+    .await;
 }
 
 /// Serialized straight from borrowed fields: one string per exchange, no
@@ -576,30 +702,7 @@ pub async fn exchange(
     let ev = match result {
         Ok(ev) => ev,
         Err(f) => {
-            app.audit_event(AuditEvent {
-                org_id: f
-                    .issuer
-                    .as_ref()
-                    .map(|i| i.org_id.clone())
-                    .unwrap_or_default(),
-                actor: match (&f.issuer, &f.sub) {
-                    (Some(i), Some(s)) => format!("external:{}#{}", i.issuer, truncate(s, 200)),
-                    (Some(i), None) => format!("external:{}", i.issuer),
-                    _ => "external:unknown".into(),
-                },
-                action: "token.exchange".into(),
-                target: String::new(),
-                outcome: "denied".into(),
-                reason: f.error.description.clone(),
-                request_id: ctx.request_id.clone(),
-                details: details(&DeniedDetails {
-                    error: f.error.code,
-                    grant_type: &req.grant_type,
-                    token_sha256: &token_hash,
-                    client: ctx.client_addr,
-                }),
-            })
-            .await;
+            refused(app, ctx, &req.grant_type, &token_hash, &f).await;
             return Err(f.error);
         }
     };

@@ -11,9 +11,12 @@ use serde_json::json;
 use tracing::instrument;
 
 use crate::clock::rfc3339;
+use crate::federation::fetch::check_url;
 use crate::federation::index::BoundAccount;
-use crate::federation::jwks::{KeyStatus, VerifyingKey, check_url};
+use crate::federation::jwks::KeyStatus;
+use crate::federation::keys::VerifyingKey;
 use crate::federation::policy::{BindingSpec, compile};
+use crate::federation::tenant;
 use crate::federation::{
     DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource,
 };
@@ -64,6 +67,7 @@ pub fn issuer_config(row: &IssuerRow, org_name: &str) -> Result<IssuerConfig, St
         leeway_s: row.leeway_s,
         single_use_jti: row.single_use_jti,
         users: row.users,
+        created_at: row.created_at,
     })
 }
 
@@ -418,12 +422,16 @@ async fn issuer_row(
     // audience from the same issuer (else one could bind the other's
     // workloads and capture their exchanges).
     for aud in &audiences {
-        if let Some(other) = app.store.org_by_name(aud).await?
+        let owner = tenant::reserved_owner(aud, &app.config.public_url);
+        if owner != org.name
+            && let Some(other) = app.store.org_by_name(owner).await?
             && other.id != org.id
         {
             return Err(ServiceError::BadRequest(format!(
-                "audience {:?} is the name of another organization and is reserved for it",
-                truncate(aud, 64)
+                "audience {:?} is reserved for another organization (its name, or {}/org/<name>): tokens naming it pick that organization; use your organization's name {:?} or an audience of your own",
+                truncate(aud, 64),
+                app.config.public_url,
+                org.name
             )));
         }
     }
@@ -496,7 +504,7 @@ pub async fn create_issuer(
     let row = issuer_row(app, &org, &req, new_id("iss"), app.clock.now_ms()).await?;
     let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
     // Lint: fetch the keys now (discovery, issuer equality, size and time bounds).
-    if let Err(e) = app.keys.refresh(&cfg, app.clock.now_s()).await {
+    if let Err(e) = app.keys.probe(&cfg, app.clock.now_s()).await {
         app.keys.forget(&cfg.id);
         return Err(ServiceError::BadRequest(format!(
             "issuer {:?} refused: its signing keys cannot be used: {e}",

@@ -219,21 +219,42 @@ async fn readable_project(
     entity_name: &str,
     project: &str,
 ) -> ServiceResult<(ProjectView, TeamRow)> {
-    let team = entity(app, p, entity_name).await?;
+    let Some(p) = p else {
+        return anonymous_project(app, entity_name, project).await;
+    };
+    let team = entity(app, Some(p), entity_name).await?;
     let target = format!("{}/{}", team.name, truncate(project, 64));
     let Some(v) = find_project(app, &team, project).await? else {
-        if p.is_none() {
-            return Err(ServiceError::Unauthenticated(format!(
-                "a credential is required to read \"{target}\""
-            )));
-        }
         return Err(ServiceError::NotFound(format!(
             "project \"{target}\" not found"
         )));
     };
+    let p = Some(p);
     let d = decide(p, Action::Read, Target::Project(&v));
     enforce(app, ctx, p, Action::Read, &target, d).await?;
     Ok((v, team))
+}
+
+/// What an anonymous caller may read: a public project. Everything else
+/// (an unknown entity, an unknown project, a project that is not public)
+/// gets the very same 401, so an anonymous caller cannot tell which
+/// projects exist.
+async fn anonymous_project(
+    app: &App,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<(ProjectView, TeamRow)> {
+    if let Some(team) = app.store.team_by_name(entity_name).await?
+        && let Some(v) = find_project(app, &team, project).await?
+        && decide(None, Action::Read, Target::Project(&v)).allowed()
+    {
+        return Ok((v, team));
+    }
+    Err(ServiceError::Unauthenticated(format!(
+        "a credential is required to read \"{}/{}\" unless it is a public project: send an API key or access token",
+        truncate(entity_name, 64),
+        truncate(project, 64)
+    )))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

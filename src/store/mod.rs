@@ -215,7 +215,10 @@ pub struct NewAudit {
     pub target: String,
     pub outcome: String,
     pub reason: String,
+    /// fedgate's own id of the request.
     pub request_id: String,
+    /// The caller's `X-Request-Id`, if it sent a sane one (else empty).
+    pub client_request_id: String,
     pub details: String,
 }
 

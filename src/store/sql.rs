@@ -632,7 +632,7 @@ macro_rules! impl_sql_store {
                         .unwrap_or(1);
                     let (chunk, tail) = rest.split_at(n);
                     let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, details) ",
+                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, client_request_id, details) ",
                     );
                     q.push_values(chunk, |mut row, e| {
                         row.push_bind(&e.id)
@@ -644,6 +644,7 @@ macro_rules! impl_sql_store {
                             .push_bind(&e.outcome)
                             .push_bind(&e.reason)
                             .push_bind(&e.request_id)
+                            .push_bind(&e.client_request_id)
                             .push_bind(&e.details);
                     });
                     q.push(" ON CONFLICT (id) DO NOTHING");

@@ -15,3 +15,4 @@ mod openapi;
 mod ops;
 mod replicas;
 mod seed_rules;
+mod tenants;

@@ -50,15 +50,23 @@ async fn metrics_count_exchanges_fetches_caches_and_latency() {
     let bad = "fedgate_exchanges_total{outcome=\"denied\",error=\"invalid_request\"}";
     let token_latency = "fedgate_http_request_duration_seconds_count{route=\"/oidc/token\",method=\"POST\",status=\"2xx\"}";
     let exchange_latency = "fedgate_exchange_duration_seconds_count{outcome=\"success\"}";
-    let fetches = format!(
-        "fedgate_jwks_fetches_total{{issuer=\"{}\",result=\"ok\"}}",
-        idp.issuer()
-    );
+    // Labelled by issuer id, never by URL.
+    let fetches = format!("fedgate_jwks_fetches_total{{issuer_id=\"{issuer}\",result=\"ok\"}}");
     let jwks_hit = "fedgate_cache_lookups_total{cache=\"jwks_keys\",result=\"hit\"}";
     let tok_miss = "fedgate_cache_lookups_total{cache=\"verified_tokens\",result=\"miss\"}";
     let tok_hit = "fedgate_cache_lookups_total{cache=\"verified_tokens\",result=\"hit\"}";
     let key_hit = "fedgate_cache_lookups_total{cache=\"api_keys\",result=\"hit\"}";
 
+    // The registration's lint fetch is not counted (a refused registration
+    // must leave no series); an admin refresh of a registered issuer is.
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/orgs/default/issuers/{issuer}/refresh"),
+            Some(&app.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     let before = scrape(&app).await;
     let access = app.exchange_ok(&idp.mint(claims.clone())).await;
     app.exchange_ok(&idp.mint(claims.clone())).await;
@@ -80,8 +88,12 @@ async fn metrics_count_exchanges_fetches_caches_and_latency() {
         after.contains("fedgate_http_request_duration_seconds_bucket{route=\"/api/v1/viewer\",method=\"GET\",status=\"2xx\",le=\"0.001\"}"),
         "{after}"
     );
-    // One fetch (discovery + JWKS) for this issuer, then the second exchange hits the cache.
+    // One counted fetch (the refresh: discovery + JWKS); the exchanges hit the cache.
     assert_eq!(sample(&after, &fetches), Some(1.0), "{after}");
+    assert!(
+        !after.contains(&idp.issuer()),
+        "an issuer URL became a label: {after}"
+    );
     assert!(value(&after, jwks_hit) - value(&before, jwks_hit) >= 1.0);
     // The access token's signature is checked once, then it is a cache hit.
     assert!(value(&after, tok_miss) - value(&before, tok_miss) >= 1.0);

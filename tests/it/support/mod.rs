@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 /// A running fedgate with its bootstrap admin.
 pub struct TestApp {
     pub base: String,
+    /// Where `/metrics` is served with [`Options::metrics_listener`].
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     /// API key of `admin`, org admin of org `default`.
     pub admin_key: String,
@@ -71,6 +73,14 @@ pub struct Options {
     pub signing_alg: &'static str,
     pub token_ttl_s: i64,
     pub exchange_rate_limit: u32,
+    /// `--allow-insecure-issuers`: http:// issuers on loopback hosts (the test IdP).
+    pub insecure_issuers: bool,
+    /// `--allow-private-issuers`: the test IdP listens on 127.0.0.1, which
+    /// fedgate refuses to fetch from unless allowed explicitly.
+    pub private_issuers: &'static str,
+    /// Serve `/metrics` on a separate listener (`--metrics-listen`), at
+    /// [`TestApp::metrics_base`].
+    pub metrics_listener: bool,
 }
 
 impl Default for Options {
@@ -80,6 +90,9 @@ impl Default for Options {
             signing_alg: "ES256",
             token_ttl_s: 3600,
             exchange_rate_limit: 1000,
+            insecure_issuers: true,
+            private_issuers: "127.0.0.1/32",
+            metrics_listener: false,
         }
     }
 }
@@ -97,12 +110,22 @@ impl TestApp {
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let metrics_listener = match opts.metrics_listener {
+            true => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind")),
+            false => None,
+        };
+        let metrics_listen = metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("addr"));
         let config = ServeConfig {
             database_url: database_url.clone(),
             listen: addr,
             public_url: format!("http://{addr}"),
             token_ttl_s: opts.token_ttl_s,
-            allow_insecure_issuers: true,
+            allow_insecure_issuers: opts.insecure_issuers,
+            allow_private_issuers: fedgate::federation::netguard::parse_cidrs(opts.private_issuers)
+                .expect("private issuer CIDRs"),
+            metrics_listen,
             signing_alg: opts.signing_alg.into(),
             // Tests rotate IdP keys right after registering them.
             jwks_refresh_cooldown_s: 0,
@@ -122,7 +145,7 @@ impl TestApp {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             built
-                .serve(listener, async {
+                .serve_with(listener, metrics_listener, async {
                     let _ = rx.await;
                 })
                 .await
@@ -130,6 +153,7 @@ impl TestApp {
         });
         TestApp {
             base: format!("http://{addr}"),
+            metrics_base: metrics_listen.map(|a| format!("http://{a}")),
             client: reqwest::Client::new(),
             admin_key,
             state,
