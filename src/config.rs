@@ -30,6 +30,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// API keys: `check` validates one offline.
+    Key {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Client: exchange the identity token in WANDB_IDENTITY_TOKEN_FILE (or
     /// check WANDB_API_KEY) at WANDB_BASE_URL, cache the access token in
     /// WANDB_CREDENTIALS_FILE, print who you are (JSON).
@@ -38,6 +43,41 @@ pub enum Command {
     Whoami,
     /// Client: log a run (POST /api/v1/runs); prints the created run as JSON.
     LogRun(LogRunArgs),
+    /// Client: log one call of an LLM trace (POST /api/v1/traces), with the
+    /// same WANDB_* variables as log-run; prints the created call as JSON.
+    LogTrace(LogTraceArgs),
+}
+
+/// `fedgate log-trace` arguments; unset ones fall back to the W&B variables.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogTraceArgs {
+    /// Project to log to [default: WANDB_PROJECT]; created on first write.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Team (entity) to log to [default: WANDB_ENTITY, else your default entity].
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// The operation called, e.g. "openai.chat.completions.create".
+    #[arg(long)]
+    pub op_name: String,
+    /// Trace to add the call to [default: the parent's trace, else a new one].
+    #[arg(long)]
+    pub trace_id: Option<String>,
+    /// Id of the call this one is nested in (printed as "id" by an earlier log-trace).
+    #[arg(long)]
+    pub parent_id: Option<String>,
+    /// Inputs as a JSON object, e.g. '{"prompt": "hi"}'.
+    #[arg(long)]
+    pub inputs: Option<String>,
+    /// Output as JSON, e.g. '"hello"'.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Start time, RFC 3339 [default: now].
+    #[arg(long)]
+    pub started_at: Option<String>,
+    /// End time, RFC 3339.
+    #[arg(long)]
+    pub ended_at: Option<String>,
 }
 
 /// `fedgate log-run` arguments; unset ones fall back to the W&B variables.
@@ -103,6 +143,23 @@ pub struct BackupArgs {
     pub db: DbArgs,
     /// The file to write (must not exist yet); created mode 0600.
     pub out: PathBuf,
+}
+
+/// `fedgate key …`: API keys.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Validate an API key offline (shape and checksum; nothing is sent
+    /// anywhere). Exit status: 0 a valid key, 1 not a fedgate key (or a
+    /// failed checksum), 2 a legacy key without a checksum (only the server
+    /// can tell whether it is real).
+    Check {
+        /// The key, or "-" to read it from standard input (keeps it out of
+        /// the shell history).
+        key: String,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the store is.

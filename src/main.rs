@@ -1,7 +1,7 @@
 //! `fedgate`: parse the command line, set up logging, hand over to the library.
 
 use clap::Parser;
-use fedgate::config::{Cli, Command, KeysCommand, ServeArgs};
+use fedgate::config::{ApiKeyCommand, Cli, Command, KeysCommand, ServeArgs};
 
 /// mimalloc instead of glibc's malloc: an exchange allocates a few hundred
 /// small, short-lived objects (HTTP buffers, claims, JSON), and glibc's
@@ -81,6 +81,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Key {
+            command: ApiKeyCommand::Check { key, json },
+        } => {
+            let key = if key == "-" {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line
+            } else {
+                key
+            };
+            let (status, text, out) = fedgate::apikey::report(&key);
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                println!("{text}");
+            }
+            if status != 0 {
+                // The status is the answer (0 valid, 1 invalid, 2 legacy).
+                std::process::exit(i32::from(status));
+            }
+            Ok(())
+        }
         Command::Login => print_json(client()?.login().await?),
         Command::Whoami => print_json(client()?.whoami().await?),
         Command::LogRun(args) => print_json(
@@ -90,6 +112,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     project: args.project,
                     name: args.name,
                     config: args.config,
+                })
+                .await?,
+        ),
+        Command::LogTrace(args) => print_json(
+            client()?
+                .log_trace(&fedgate::client::TraceOptions {
+                    entity: args.entity,
+                    project: args.project,
+                    op_name: args.op_name,
+                    trace_id: args.trace_id,
+                    parent_id: args.parent_id,
+                    inputs: args.inputs,
+                    output: args.output,
+                    started_at: args.started_at,
+                    ended_at: args.ended_at,
                 })
                 .await?,
         ),

@@ -6,9 +6,10 @@ use aws_lc_rs::{digest, rand::SecureRandom};
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The prefix every fedgate API key starts with, so scanners can find leaks.
-pub const API_KEY_PREFIX: &str = "fgk_";
-/// API keys are 40 characters, the length the W&B SDK expects of a key.
-pub const API_KEY_LEN: usize = 40;
+pub const API_KEY_PREFIX: &str = crate::apikey::PREFIX;
+/// API keys are 40 characters, a length every W&B SDK version accepts
+/// (the format is in `crate::apikey`).
+pub const API_KEY_LEN: usize = crate::apikey::LEN;
 
 /// A secret value: `Debug` and `Display` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,12 +89,10 @@ pub fn random_base62(n: usize) -> String {
     out
 }
 
-/// A new API key: `fgk_` + 36 base62 characters (≈ 214 bits).
+/// A new API key: `fgk_`, 29 random base62 characters (≈ 172 bits), `_`
+/// and a checksum (`crate::apikey`).
 pub fn new_api_key() -> Secret {
-    Secret(format!(
-        "{API_KEY_PREFIX}{}",
-        random_base62(API_KEY_LEN - API_KEY_PREFIX.len())
-    ))
+    crate::apikey::generate()
 }
 
 /// The part of a key that may be shown and logged to tell keys apart.

@@ -1,6 +1,6 @@
-//! The client side of fedgate (`fedgate login`, `whoami`, `log-run`): what
-//! the W&B SDK does with identity federation, as a small CLI that a CI step
-//! can run before (or instead of) the SDK.
+//! The client side of fedgate (`fedgate login`, `whoami`, `log-run`,
+//! `log-trace`): what the W&B SDK does with identity federation, as a small
+//! CLI that a CI step can run before (or instead of) the SDK.
 //!
 //! Settings come from the `WANDB_*` environment variables the SDK reads
 //! (see [`ClientEnv`]), gathered once at the edge and passed in, so the logic
@@ -198,6 +198,25 @@ pub struct RunOptions {
     pub config: Option<String>,
 }
 
+/// Options of `fedgate log-trace`; unset entity and project fall back to
+/// the environment, as for runs.
+#[derive(Clone, Debug, Default)]
+pub struct TraceOptions {
+    pub entity: Option<String>,
+    pub project: Option<String>,
+    pub op_name: String,
+    pub trace_id: Option<String>,
+    pub parent_id: Option<String>,
+    /// JSON text (an object).
+    pub inputs: Option<String>,
+    /// JSON text (any value).
+    pub output: Option<String>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub ended_at: Option<String>,
+}
+
 /// The client: settings, an HTTP client for the base URL, a retry policy.
 #[derive(Debug)]
 pub struct Client {
@@ -361,15 +380,38 @@ impl Client {
     /// attribution headers the SDK would send.
     pub async fn log_run(&self, opts: &RunOptions) -> Result<Value, ClientError> {
         let body = run_body(&self.env, opts)?;
-        let mut headers: Vec<(&str, &str)> = Vec::new();
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/runs",
+            Some(&body),
+            &self.attribution_headers(),
+        )
+        .await
+    }
+
+    /// `fedgate log-trace`: `POST /api/v1/traces` with the same entity,
+    /// project and attribution as `log-run`.
+    pub async fn log_trace(&self, opts: &TraceOptions) -> Result<Value, ClientError> {
+        let body = trace_body(&self.env, opts)?;
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/traces",
+            Some(&body),
+            &self.attribution_headers(),
+        )
+        .await
+    }
+
+    /// `WANDB_USERNAME` / `WANDB_USER_EMAIL` as the SDK sends them.
+    fn attribution_headers(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = Vec::new();
         if let Some(u) = &self.env.username {
-            headers.push(("X-WANDB-USERNAME", u));
+            headers.push(("X-WANDB-USERNAME", u.as_str()));
         }
         if let Some(e) = &self.env.user_email {
-            headers.push(("X-WANDB-USER-EMAIL", e));
+            headers.push(("X-WANDB-USER-EMAIL", e.as_str()));
         }
-        self.call(reqwest::Method::POST, "/api/v1/runs", Some(&body), &headers)
-            .await
+        headers
     }
 }
 
@@ -381,31 +423,66 @@ enum Source<'a> {
 /// The `POST /api/v1/runs` body: flags first, then `WANDB_ENTITY` /
 /// `WANDB_PROJECT`; without an entity the server uses the default entity.
 pub fn run_body(env: &ClientEnv, opts: &RunOptions) -> Result<Value, ClientError> {
-    let project = opts
-        .project
-        .clone()
-        .or_else(|| env.project.clone())
-        .ok_or_else(|| {
-            ClientError::Config("no project: pass --project or set WANDB_PROJECT".into())
-        })?;
-    let mut body = json!({ "project": project });
-    if let Some(e) = opts.entity.clone().or_else(|| env.entity.clone()) {
-        body["entity"] = json!(e);
-    }
+    let mut body = target_body(env, opts.entity.as_ref(), opts.project.as_ref())?;
     if let Some(n) = &opts.name {
         body["name"] = json!(n);
     }
     if let Some(c) = &opts.config {
-        let config: Value = serde_json::from_str(c)
-            .map_err(|e| ClientError::Config(format!("--config is not valid JSON: {e}")))?;
-        if !config.is_object() {
-            return Err(ClientError::Config(
-                "--config must be a JSON object, e.g. '{\"lr\": 0.001}'".into(),
-            ));
-        }
-        body["config"] = config;
+        body["config"] = json_flag("--config", c, true)?;
     }
     Ok(body)
+}
+
+/// The `POST /api/v1/traces` body: entity and project as for runs.
+pub fn trace_body(env: &ClientEnv, opts: &TraceOptions) -> Result<Value, ClientError> {
+    let mut body = target_body(env, opts.entity.as_ref(), opts.project.as_ref())?;
+    body["op_name"] = json!(opts.op_name);
+    for (field, v) in [
+        ("trace_id", &opts.trace_id),
+        ("parent_id", &opts.parent_id),
+        ("started_at", &opts.started_at),
+        ("ended_at", &opts.ended_at),
+    ] {
+        if let Some(v) = v {
+            body[field] = json!(v);
+        }
+    }
+    if let Some(i) = &opts.inputs {
+        body["inputs"] = json_flag("--inputs", i, true)?;
+    }
+    if let Some(o) = &opts.output {
+        body["output"] = json_flag("--output", o, false)?;
+    }
+    Ok(body)
+}
+
+/// `{project, entity?}`: flags first, then `WANDB_PROJECT` / `WANDB_ENTITY`;
+/// without an entity the server uses the default entity.
+fn target_body(
+    env: &ClientEnv,
+    entity: Option<&String>,
+    project: Option<&String>,
+) -> Result<Value, ClientError> {
+    let project = project.or(env.project.as_ref()).ok_or_else(|| {
+        ClientError::Config("no project: pass --project or set WANDB_PROJECT".into())
+    })?;
+    let mut body = json!({ "project": project });
+    if let Some(e) = entity.or(env.entity.as_ref()) {
+        body["entity"] = json!(e);
+    }
+    Ok(body)
+}
+
+/// A flag holding JSON; `object` demands a JSON object.
+fn json_flag(flag: &str, text: &str, object: bool) -> Result<Value, ClientError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ClientError::Config(format!("{flag} is not valid JSON: {e}")))?;
+    if object && !v.is_object() {
+        return Err(ClientError::Config(format!(
+            "{flag} must be a JSON object, e.g. '{{\"lr\": 0.001}}'"
+        )));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -28,6 +28,19 @@ impl BoundAccount {
     pub fn target_name(&self) -> String {
         format!("sa:{}/{}/{}", self.org_name, self.team_name, self.name)
     }
+
+    /// Whether a target (`audience`, `resource`, `client_id`) names this
+    /// account: by `sa:<org>/<team>/<name>` or by its id.
+    pub fn names(&self, target: &str) -> bool {
+        target == self.sa_id
+            || target
+                .strip_prefix("sa:")
+                .and_then(|t| t.strip_prefix(self.org_name.as_str()))
+                .and_then(|t| t.strip_prefix('/'))
+                .and_then(|t| t.strip_prefix(self.team_name.as_str()))
+                .and_then(|t| t.strip_prefix('/'))
+                == Some(self.name.as_str())
+    }
 }
 
 #[derive(Default)]
@@ -131,6 +144,11 @@ impl FederationIndex {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// One bound account by id (a target named by id rather than by name).
+    pub fn account(&self, sa_id: &str) -> Option<Arc<BoundAccount>> {
+        self.read().accounts.get(sa_id).cloned()
     }
 
     /// Counts, for metrics and readiness.

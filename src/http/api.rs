@@ -49,7 +49,7 @@ pub async fn authz_check(
 
 /// `X-WANDB-USERNAME` / `X-WANDB-USER-EMAIL`, what the W&B SDK sends for
 /// WANDB_USERNAME / WANDB_USER_EMAIL; the body's `attribute_to` wins.
-fn attribution_headers(headers: &HeaderMap) -> Option<AttributeTo> {
+pub(crate) fn attribution_headers(headers: &HeaderMap) -> Option<AttributeTo> {
     let get = |name: &str| {
         headers
             .get(name)

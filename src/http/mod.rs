@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod ops;
 pub mod serve;
 pub mod token;
+pub mod traces;
 pub mod wellknown;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::create_run))
         .routes(routes!(api::get_project, api::patch_project))
         .routes(routes!(api::list_runs))
+        .routes(routes!(traces::create_trace))
+        .routes(routes!(traces::list_traces))
         .routes(routes!(api::add_project_member))
         .routes(routes!(api::create_project))
         .routes(routes!(admin::create_user))

@@ -26,7 +26,8 @@ struct ErrorDetail {
 }
 
 /// RFC 6749 §5.2: `invalid_request`, `invalid_grant`, `invalid_scope`,
-/// `invalid_target`, `unsupported_grant_type`, `slow_down` (429),
+/// `invalid_target`, `unsupported_grant_type`, `invalid_client` (a client
+/// assertion that fails, RFC 7523 §3.2), `slow_down` (429),
 /// `temporarily_unavailable` (503).
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -39,8 +40,9 @@ pub struct OAuthErrorBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523) or
-    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693).
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523),
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693) or
+    /// `client_credentials` with a client assertion (RFC 7523 §2.2).
     grant_type: String,
     /// RFC 7523: the workload's JWT.
     assertion: Option<String>,
@@ -50,7 +52,14 @@ pub struct TokenForm {
     subject_token_type: Option<String>,
     /// RFC 8693: `urn:ietf:params:oauth:token-type:access_token` if given.
     requested_token_type: Option<String>,
-    /// Down-scoping: a subset of `read write`.
+    /// client_credentials: the account, `sa:<org>/<team>/<name>` or its id.
+    client_id: Option<String>,
+    /// client_credentials: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    client_assertion_type: Option<String>,
+    /// client_credentials: the workload's JWT.
+    client_assertion: Option<String>,
+    /// Down-scoping: a subset of `read write` (client_credentials also
+    /// takes `<fedgate URL>/.default`, the full scope).
     scope: Option<String>,
     /// `sa:<org>/<team>/<name>` when several accounts could match.
     audience: Option<String>,

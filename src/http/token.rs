@@ -129,7 +129,7 @@ fn utf8_lossy(bytes: Vec<u8>) -> String {
     post,
     path = "/oidc/token",
     tag = "federation",
-    summary = "Exchange a workload's JWT for an access token (RFC 7523 jwt-bearer, RFC 8693 token-exchange)",
+    summary = "Exchange a workload's JWT for an access token (RFC 7523 jwt-bearer, RFC 8693 token-exchange, client_credentials with an RFC 7523 client assertion)",
     request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "the access token (Cache-Control: no-store)", body = crate::service::exchange::TokenResponse),

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::service::exchange::{GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE};
+use crate::service::exchange::{GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE};
 use crate::state::AppState;
 
 #[utoipa::path(
@@ -24,8 +24,14 @@ pub async fn openid_configuration(State(app): State<AppState>) -> impl IntoRespo
         "token_endpoint": format!("{base}/oidc/token"),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
-        "grant_types_supported": [GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "grant_types_supported": [GRANT_JWT_BEARER, GRANT_TOKEN_EXCHANGE, GRANT_CLIENT_CREDENTIALS],
+        // `private_key_jwt` is RFC 7523 §2.2 client authentication, which
+        // the client_credentials grant takes (the workload's JWT).
+        "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::federation::DEFAULT_ALGS
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>(),
         "introspection_endpoint_auth_methods_supported": ["bearer"],
         "scopes_supported": ["read", "write"],
         "response_types_supported": ["token"],

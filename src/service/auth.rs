@@ -118,6 +118,10 @@ pub async fn authenticate_api_key(
     key: &Secret,
     now_ms: i64,
 ) -> ServiceResult<Authenticated> {
+    // The shape and checksum are checked offline first: a mistyped, forged
+    // or random string never reaches the caches or the store.
+    crate::apikey::classify(key.expose())
+        .map_err(|e| ServiceError::Unauthenticated(e.to_string()))?;
     let hash = sha256_hex(key.expose().as_bytes());
     let row = match app.auth.keys.get(&hash) {
         Some(row) => {

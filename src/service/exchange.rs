@@ -30,6 +30,12 @@ pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-e
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 6749 §4.4 with RFC 7523 §2.2 client authentication: what MSAL and
+/// azure-identity send for a federated credential.
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// RFC 7523 §2.2 `client_assertion_type`.
+pub const CLIENT_ASSERTION_JWT_BEARER: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// An RFC 6749 §5.2 error: a code and a description that names the failed
 /// check (never a secret).
@@ -140,11 +146,12 @@ impl ExchangeRequest {
                 }
                 token
             }
+            GRANT_CLIENT_CREDENTIALS => client_assertion(&get)?,
             other => {
                 return Err(OAuthError::new(
                     "unsupported_grant_type",
                     format!(
-                        "grant_type {:?} is not supported: use {GRANT_JWT_BEARER} or {GRANT_TOKEN_EXCHANGE}",
+                        "grant_type {:?} is not supported: use {GRANT_JWT_BEARER}, {GRANT_TOKEN_EXCHANGE} or {GRANT_CLIENT_CREDENTIALS} (with a client assertion)",
                         truncate(other, 80)
                     ),
                 ));
@@ -159,12 +166,110 @@ impl ExchangeRequest {
             }
             (a, r) => a.or(r).map(String::from),
         };
+        let target = if grant_type == GRANT_CLIENT_CREDENTIALS {
+            client_target(get("client_id"), target)?
+        } else {
+            target
+        };
         Ok(ExchangeRequest {
             grant_type: grant_type.to_string(),
             token: token.trim().to_string(),
             scope: get("scope").map(String::from),
             target,
         })
+    }
+}
+
+/// The JWT of an RFC 7523 §2.2 client authentication. Only the JWT bearer
+/// assertion type is accepted; `client_secret` is refused rather than
+/// ignored, so nobody believes a secret was checked. Whatever else a client
+/// library adds (MSAL: `client_info`, `claims`; telemetry headers) does not
+/// change what is validated.
+fn client_assertion<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<&'a str, OAuthError> {
+    if get("client_secret").is_some() {
+        return Err(OAuthError::request(
+            "client_secret is not accepted: authenticate with client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer and client_assertion=<the workload's JWT> (RFC 7523 §2.2)",
+        ));
+    }
+    match get("client_assertion_type") {
+        Some(CLIENT_ASSERTION_JWT_BEARER) => {}
+        Some(other) => {
+            return Err(OAuthError::request(format!(
+                "client_assertion_type {:?} is not supported: use {CLIENT_ASSERTION_JWT_BEARER}",
+                truncate(other, 80)
+            )));
+        }
+        None => {
+            return Err(OAuthError::request(
+                "missing client_assertion_type (RFC 7523 §2.2): the client_credentials grant needs a client assertion",
+            ));
+        }
+    }
+    get("client_assertion")
+        .ok_or_else(|| OAuthError::request("missing client_assertion (RFC 7523 §2.2)"))
+}
+
+/// RFC 7523 §2.2: `client_id` names the account the assertion is for, as
+/// `audience` does for the other grants (`sa:<org>/<team>/<name>` or the
+/// account's id). Naming two different accounts is refused.
+fn client_target(
+    client_id: Option<&str>,
+    audience: Option<String>,
+) -> Result<Option<String>, OAuthError> {
+    match (client_id.map(str::trim).filter(|c| !c.is_empty()), audience) {
+        (Some(c), Some(a)) if c != a => Err(OAuthError::new(
+            "invalid_target",
+            "client_id and audience/resource name different service accounts",
+        )),
+        (Some(c), _) => Ok(Some(c.to_string())),
+        (None, a) => Ok(a),
+    }
+}
+
+/// The `scope` of a client-credentials request. Azure clients ask for
+/// `<resource>/.default` ("everything this client was granted"); for
+/// fedgate's own URL that is the account's full scope. Anything else must
+/// be a subset of `read write`, as for the other grants.
+fn client_scope(scope: Option<&str>, issuer: &str) -> Result<Option<String>, OAuthError> {
+    let Some(scope) = scope else {
+        return Ok(None);
+    };
+    let mut rest = Vec::new();
+    let mut default = false;
+    for s in scope.split_whitespace() {
+        match s.strip_suffix("/.default") {
+            Some(resource) if resource.trim_end_matches('/') == issuer => default = true,
+            Some(resource) => {
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    format!(
+                        "scope {:?} names resource {:?}, not this fedgate ({issuer}): ask for \"{issuer}/.default\" or \"read write\"",
+                        truncate(s, 120),
+                        truncate(resource, 100)
+                    ),
+                ));
+            }
+            None => rest.push(s),
+        }
+    }
+    Ok(Some(if default {
+        "read write".to_string()
+    } else {
+        rest.join(" ")
+    }))
+}
+
+/// RFC 7523 §3.2: a client assertion that is not valid (malformed, failing
+/// a check, or bound to no account `client_id` names) is a failed client
+/// authentication, `invalid_client`; the description is the one a
+/// jwt-bearer assertion would get. Outages stay what they are.
+fn client_auth_error(e: OAuthError) -> OAuthError {
+    match e.code {
+        "temporarily_unavailable" | "server_error" | "slow_down" => e,
+        _ => OAuthError {
+            code: "invalid_client",
+            description: e.description,
+        },
     }
 }
 
@@ -306,11 +411,13 @@ pub async fn evaluate(
     if let Some(org) = opts.org_id {
         configs.retain(|c| c.org_id == org);
     }
-    let target_org = target
-        .and_then(|t| t.strip_prefix("sa:"))
-        .and_then(|t| t.split('/').next());
-    if let Some(org) = target_org {
-        configs.retain(|c| c.org_name == org);
+    // A target is `sa:<org>/<team>/<name>` or an account id (a client_id).
+    let target_org = target.and_then(|t| match t.strip_prefix("sa:") {
+        Some(path) => path.split('/').next().map(String::from),
+        None => app.index.account(t).map(|a| a.org_name.clone()),
+    });
+    if let Some(org) = &target_org {
+        configs.retain(|c| &c.org_name == org);
     }
     if configs.is_empty() {
         let e = OAuthError::grant(format!(
@@ -467,9 +574,9 @@ pub async fn evaluate(
     }
     let enabled: Vec<&Arc<BoundAccount>> = matched.iter().filter(|a| !a.disabled).collect();
     let chosen = match target {
-        Some(t) => match enabled.iter().find(|a| a.target_name() == t) {
+        Some(t) => match enabled.iter().find(|a| a.names(t)) {
             Some(a) => Some((*a).clone()),
-            None if matched.iter().any(|a| a.target_name() == t) => {
+            None if matched.iter().any(|a| a.names(t)) => {
                 let e = OAuthError::grant(format!(
                     "service account {:?} is disabled",
                     truncate(t, 200)
@@ -614,7 +721,8 @@ async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str
                 request_id = %ctx.request_id,
                 check = f.check,
                 error = f.error.code,
-                reason = %f.error.description,
+                // Debug form: attacker-chosen text cannot forge log lines.
+                reason = ?f.error.description,
                 issuer_id = f.issuer.as_ref().map(|i| i.id.as_str()).unwrap_or("-"),
                 suppressed,
                 "token exchange refused before signature verification"
@@ -666,7 +774,13 @@ pub async fn exchange(
     let now_ms = app.clock.now_ms();
     let now = now_ms.div_euclid(1000);
     let token_hash = sha256_hex(req.token.as_bytes());
-    let scopes = match req.scope.as_deref() {
+    let client_auth = req.grant_type == GRANT_CLIENT_CREDENTIALS;
+    let scope = if client_auth {
+        client_scope(req.scope.as_deref(), app.signer.issuer())?
+    } else {
+        req.scope.clone()
+    };
+    let scopes = match scope.as_deref() {
         None => Scopes::FULL,
         Some(s) => Scopes::parse(s).ok_or_else(|| {
             OAuthError::new(
@@ -701,7 +815,10 @@ pub async fn exchange(
     .await;
     let ev = match result {
         Ok(ev) => ev,
-        Err(f) => {
+        Err(mut f) => {
+            if client_auth {
+                f.error = client_auth_error(f.error);
+            }
             refused(app, ctx, &req.grant_type, &token_hash, &f).await;
             return Err(f.error);
         }

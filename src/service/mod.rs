@@ -7,6 +7,7 @@ pub mod auth;
 pub mod exchange;
 pub mod federation;
 pub mod projects;
+pub mod traces;
 
 use crate::authz::{Decision, Verdict};
 use crate::store::StoreError;

@@ -212,7 +212,8 @@ pub async fn get_project(
     Ok(v.into())
 }
 
-async fn readable_project(
+/// A project and its team, if the caller may read it (`authz::decide`).
+pub(crate) async fn readable_project(
     app: &App,
     ctx: &RequestCtx,
     p: Option<&Principal>,
@@ -244,11 +245,16 @@ async fn anonymous_project(
     entity_name: &str,
     project: &str,
 ) -> ServiceResult<(ProjectView, TeamRow)> {
+    // Visibility is read from the row before anything else is loaded, so
+    // a project that exists costs the same queries as one that does not.
     if let Some(team) = app.store.team_by_name(entity_name).await?
-        && let Some(v) = find_project(app, &team, project).await?
-        && decide(None, Action::Read, Target::Project(&v)).allowed()
+        && let Some(row) = app.store.project_by_name(&team.id, project).await?
+        && row.visibility == Visibility::Public.as_str()
     {
-        return Ok((v, team));
+        let v = view(app, &team, row).await?;
+        if decide(None, Action::Read, Target::Project(&v)).allowed() {
+            return Ok((v, team));
+        }
     }
     Err(ServiceError::Unauthenticated(format!(
         "a credential is required to read \"{}/{}\" unless it is a public project: send an API key or access token",
@@ -257,7 +263,7 @@ async fn anonymous_project(
     )))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PrincipalRef {
     pub kind: String,
     pub id: String,
@@ -310,7 +316,7 @@ pub async fn list_runs(
     Ok(out)
 }
 
-async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceResult<PrincipalRef> {
+pub(crate) async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceResult<PrincipalRef> {
     let name = if kind == "user" {
         app.store.user_by_id(id).await?.map(|u| u.username)
     } else {
@@ -359,19 +365,6 @@ pub async fn create_run(
     p: &Principal,
     req: NewRun,
 ) -> ServiceResult<RunOut> {
-    let team = match &req.entity {
-        Some(e) => entity(app, Some(p), e).await?,
-        None => {
-            let Some(t) = p.default_team() else {
-                return Err(ServiceError::BadRequest(format!(
-                    "no entity given and {} has no default entity: set \"entity\" (WANDB_ENTITY) to a team",
-                    p.describe()
-                )));
-            };
-            entity(app, Some(p), &t.name).await?
-        }
-    };
-    check_name("project", &req.project).map_err(ServiceError::BadRequest)?;
     let name = req.name.clone().unwrap_or_else(|| new_id("run"));
     if name.is_empty() || name.len() > 128 {
         return Err(ServiceError::BadRequest(
@@ -390,9 +383,65 @@ pub async fn create_run(
             "config is larger than {MAX_CONFIG_BYTES} bytes"
         )));
     }
+    // The body is checked first: a project is created on first write only
+    // for a run that will be stored.
+    let (team, project) = write_target(app, ctx, p, req.entity.as_deref(), &req.project).await?;
+    let (attributed_user, attribution) =
+        attribute(app, p, &project, req.attribute_to.as_ref(), "run").await?;
+    let row = RunRow {
+        seq: 0,
+        id: new_id("run"),
+        project_id: project.id.clone(),
+        created_by: p.id.clone(),
+        created_by_kind: p.kind_str().into(),
+        attributed_user_id: attributed_user.as_ref().map(|u| u.0.clone()),
+        name: name.clone(),
+        config: config_text,
+        created_at: app.clock.now_ms(),
+    };
+    app.store.insert_run(&row).await?;
+    let (created_by, attributed_to) = authorship(p, attributed_user);
+    Ok(RunOut {
+        id: row.id,
+        entity: team.name,
+        project: project.name,
+        name,
+        config,
+        created_by,
+        attributed_to,
+        created_at: rfc3339(row.created_at),
+        attribution: Some(attribution),
+    })
+}
+
+/// The project a write goes to (DESIGN §2), decided by `authz::decide`: no
+/// entity means the principal's default team, and a project that does not
+/// exist yet is created (visibility `team`) when `create_project` is
+/// allowed. Runs and traces both go through here, so they cannot follow
+/// different rules.
+pub(crate) async fn write_target(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: Option<&str>,
+    project: &str,
+) -> ServiceResult<(TeamRow, ProjectView)> {
+    let team = match entity_name {
+        Some(e) => entity(app, Some(p), e).await?,
+        None => {
+            let Some(t) = p.default_team() else {
+                return Err(ServiceError::BadRequest(format!(
+                    "no entity given and {} has no default entity: set \"entity\" (WANDB_ENTITY) to a team",
+                    p.describe()
+                )));
+            };
+            entity(app, Some(p), &t.name).await?
+        }
+    };
+    check_name("project", project).map_err(ServiceError::BadRequest)?;
     let tref = team_ref(&team);
-    let target = format!("{}/{}", team.name, req.project);
-    let project = match find_project(app, &team, &req.project).await? {
+    let target = format!("{}/{}", team.name, project);
+    let target_view = match find_project(app, &team, project).await? {
         Some(v) => {
             let d = decide(Some(p), Action::Write, Target::Project(&v));
             app.enforce(ctx, p, "write", &target, d).await?;
@@ -405,12 +454,12 @@ pub async fn create_run(
                 Target::NewProject {
                     org_id: &team.org_id,
                     team: &tref,
-                    name: &req.project,
+                    name: project,
                 },
             );
             app.enforce(ctx, p, "create_project", &target, d).await?;
             let mut tx = app.store.begin().await?;
-            match insert_project(app, &mut *tx, &team, &req.project, Visibility::Team).await? {
+            match insert_project(app, &mut *tx, &team, project, Visibility::Team).await? {
                 Some(row) => {
                     app.audit_change_in(
                         &mut *tx,
@@ -426,7 +475,7 @@ pub async fn create_run(
                 }
                 // Created by a concurrent writer: decide again on what exists.
                 None => {
-                    let v = find_project(app, &team, &req.project)
+                    let v = find_project(app, &team, project)
                         .await?
                         .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
                     let d = decide(Some(p), Action::Write, Target::Project(&v));
@@ -436,20 +485,14 @@ pub async fn create_run(
             }
         }
     };
-    let (attributed_user, attribution) =
-        attribute(app, p, &project, req.attribute_to.as_ref()).await?;
-    let row = RunRow {
-        seq: 0,
-        id: new_id("run"),
-        project_id: project.id.clone(),
-        created_by: p.id.clone(),
-        created_by_kind: p.kind_str().into(),
-        attributed_user_id: attributed_user.as_ref().map(|u| u.0.clone()),
-        name: name.clone(),
-        config: config_text,
-        created_at: app.clock.now_ms(),
-    };
-    app.store.insert_run(&row).await?;
+    Ok((team, target_view))
+}
+
+/// `created_by` and `attributed_to` of a new run or trace.
+pub(crate) fn authorship(
+    p: &Principal,
+    attributed_user: Option<(String, String)>,
+) -> (PrincipalRef, PrincipalRef) {
     let created_by = PrincipalRef {
         kind: p.kind_str().into(),
         id: p.id.clone(),
@@ -461,31 +504,19 @@ pub async fn create_run(
             id,
             name,
         },
-        None => PrincipalRef {
-            kind: p.kind_str().into(),
-            id: p.id.clone(),
-            name: p.name.clone(),
-        },
+        None => created_by.clone(),
     };
-    Ok(RunOut {
-        id: row.id,
-        entity: team.name,
-        project: project.name,
-        name,
-        config,
-        created_by,
-        attributed_to,
-        created_at: rfc3339(row.created_at),
-        attribution: Some(attribution),
-    })
+    (created_by, attributed_to)
 }
 
 /// Applies `attribute_to` (WANDB_USERNAME / WANDB_USER_EMAIL) when the rules allow.
-async fn attribute(
+/// `what` is the object written ("run", "trace"), for the reason.
+pub(crate) async fn attribute(
     app: &App,
     p: &Principal,
     project: &ProjectView,
     req: Option<&AttributeTo>,
+    what: &str,
 ) -> ServiceResult<(Option<(String, String)>, Attribution)> {
     let Some(req) = req else {
         return Ok((
@@ -494,7 +525,7 @@ async fn attribute(
                 requested: false,
                 applied: false,
                 reason: format!(
-                    "no attribution requested; the run is attributed to {}",
+                    "no attribution requested; the {what} is attributed to {}",
                     p.describe()
                 ),
             },
@@ -506,7 +537,7 @@ async fn attribute(
             Attribution {
                 requested: true,
                 applied: false,
-                reason: format!("{reason}; the run is attributed to {}", p.describe()),
+                reason: format!("{reason}; the {what} is attributed to {}", p.describe()),
             },
         ))
     };

@@ -197,6 +197,29 @@ pub struct RunRow {
     pub created_at: i64,
 }
 
+/// One call (span) of an LLM trace.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct TraceRow {
+    /// Insertion order (set by the store; ignored on insert); the page cursor.
+    #[sqlx(default)]
+    pub seq: i64,
+    pub id: String,
+    pub project_id: String,
+    pub trace_id: String,
+    pub parent_id: Option<String>,
+    pub op_name: String,
+    /// JSON text (an object).
+    pub inputs: String,
+    /// JSON text, if the call returned.
+    pub output: Option<String>,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub created_by: String,
+    pub created_by_kind: String,
+    pub attributed_user_id: Option<String>,
+    pub created_at: i64,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,
@@ -316,6 +339,17 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_run(&self, run: &RunRow) -> StoreResult<()>;
     async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>>;
+
+    async fn insert_trace(&self, trace: &TraceRow) -> StoreResult<()>;
+    /// One call of a project by id (a new call's parent).
+    async fn trace_call(&self, project_id: &str, id: &str) -> StoreResult<Option<TraceRow>>;
+    /// A page of a project's calls after `after_seq`, oldest first.
+    async fn traces_of_project(
+        &self,
+        project_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<TraceRow>>;
 
     /// Records a single-use `jti`; false when it was seen before (replay).
     async fn use_jti(

@@ -351,6 +351,47 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn insert_trace(&self, t: &TraceRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO traces (id, project_id, trace_id, parent_id, op_name, inputs, output,
+                        started_at, ended_at, created_by, created_by_kind, attributed_user_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(&t.id)
+                .bind(&t.project_id)
+                .bind(&t.trace_id)
+                .bind(&t.parent_id)
+                .bind(&t.op_name)
+                .bind(&t.inputs)
+                .bind(&t.output)
+                .bind(t.started_at)
+                .bind(t.ended_at)
+                .bind(&t.created_by)
+                .bind(&t.created_by_kind)
+                .bind(&t.attributed_user_id)
+                .bind(t.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            async fn trace_call(&self, project_id: &str, id: &str) -> StoreResult<Option<TraceRow>> {
+                Ok(sqlx::query_as("SELECT * FROM traces WHERE project_id = $1 AND id = $2")
+                    .bind(project_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+            async fn traces_of_project(&self, project_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<TraceRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM traces WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(project_id)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn use_jti(&self, issuer_id: &str, jti: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
                 sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
                     .bind(now)

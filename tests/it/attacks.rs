@@ -986,10 +986,17 @@ async fn forged_and_misdirected_tokens_are_refused() {
         // --- the request itself
         (
             "unknown grant_type",
-            form(&[("grant_type", "client_credentials"), ("assertion", v)]),
+            form(&[("grant_type", "password"), ("assertion", v)]),
             BAD,
             "unsupported_grant_type",
             "grant_type",
+        ),
+        (
+            "client_credentials with a jwt-bearer assertion instead of a client assertion",
+            form(&[("grant_type", "client_credentials"), ("assertion", v)]),
+            BAD,
+            "invalid_request",
+            "client_assertion_type",
         ),
         (
             "SAML bearer grant_type",

@@ -1,5 +1,5 @@
 //! The client side end to end: the real `fedgate` binary (`login`, `whoami`,
-//! `log-run`) with a clean environment and the W&B SDK's variables, against
+//! `log-run`, `log-trace`) with a clean environment and the W&B SDK's variables, against
 //! the real server and a real test IdP; and `POST /graphql` as the SDK asks it.
 
 use std::path::{Path, PathBuf};
@@ -409,6 +409,145 @@ async fn api_key_login_checks_the_key_and_caches_nothing() {
     assert!(!out.ok);
     assert!(out.stderr.contains("401"), "{}", out.stderr);
     assert!(out.stderr.contains("invalid API key"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn log_trace_takes_the_same_variables_as_log_run() {
+    let (app, idp) = federated_world().await;
+    let home = tempfile::tempdir().unwrap();
+    let token_file = write_github_token(&idp, home.path());
+    let creds = home.path().join("credentials.json");
+    let env: &[(&str, &str)] = &[
+        ("WANDB_BASE_URL", &app.base),
+        ("WANDB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("WANDB_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("WANDB_ENTITY", "vision"),
+        ("WANDB_PROJECT", "chat"),
+        ("WANDB_USERNAME", "alice"),
+    ];
+    let out = fedgate(
+        home.path(),
+        env,
+        &[
+            "log-trace",
+            "--op-name",
+            "agent.run",
+            "--inputs",
+            r#"{"q": "hi"}"#,
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let root = out.stdout;
+    assert_eq!(root["entity"], "vision", "{root}");
+    assert_eq!(root["project"], "chat");
+    assert_eq!(root["op_name"], "agent.run");
+    assert_eq!(root["inputs"], json!({"q": "hi"}));
+    assert_eq!(root["created_by"]["name"], "gh-train");
+    assert_eq!(root["attributed_to"]["name"], "alice");
+    assert_eq!(root["attribution"]["applied"], true);
+
+    // A nested call: same trace, the token cached by the first call reused.
+    let out = fedgate(
+        home.path(),
+        env,
+        &[
+            "log-trace",
+            "--op-name",
+            "llm.complete",
+            "--parent-id",
+            root["id"].as_str().unwrap(),
+            "--output",
+            r#""hello""#,
+            "--started-at",
+            "2026-12-01T21:30:00Z",
+            "--ended-at",
+            "2026-12-01T21:30:02Z",
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout["trace_id"], root["trace_id"]);
+    assert_eq!(out.stdout["parent_id"], root["id"]);
+    assert_eq!(out.stdout["output"], "hello");
+    assert_eq!(out.stdout["ended_at"], "2026-12-01T21:30:02Z");
+    assert_eq!(exchanges(&app).await, 1);
+
+    // An API key works the same; flags win over WANDB_ENTITY / WANDB_PROJECT.
+    let (_, key) = app.team_sa("vision", "ci-bot").await;
+    let out = fedgate(
+        home.path(),
+        &[
+            ("WANDB_BASE_URL", &app.base),
+            ("WANDB_API_KEY", &key),
+            ("WANDB_ENTITY", "vision"),
+            ("WANDB_PROJECT", "chat"),
+        ],
+        &[
+            "log-trace",
+            "--op-name",
+            "x",
+            "--entity",
+            "nlp",
+            "--project",
+            "n-open",
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout["entity"], "nlp");
+    assert_eq!(out.stdout["created_by"]["name"], "ci-bot");
+    let (s, b) = app
+        .get("/api/v1/projects/vision/chat/traces", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["traces"].as_array().unwrap().len(), 2, "{b}");
+
+    // What the server refuses is reported, and bad flags before any call.
+    let out = fedgate(
+        home.path(),
+        &[("WANDB_BASE_URL", &app.base), ("WANDB_API_KEY", &key)],
+        &[
+            "log-trace",
+            "--op-name",
+            "x",
+            "--entity",
+            "nlp",
+            "--project",
+            "n-team",
+        ],
+    )
+    .await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("403"), "{}", out.stderr);
+    let out = fedgate(
+        home.path(),
+        &[("WANDB_BASE_URL", &app.base), ("WANDB_API_KEY", &key)],
+        &["log-trace", "--op-name", "x"],
+    )
+    .await;
+    assert!(!out.ok);
+    assert!(out.stderr.contains("no project"), "{}", out.stderr);
+    let out = fedgate(
+        home.path(),
+        &[("WANDB_BASE_URL", &app.base), ("WANDB_API_KEY", &key)],
+        &[
+            "log-trace",
+            "--op-name",
+            "x",
+            "--project",
+            "p",
+            "--inputs",
+            "[1]",
+        ],
+    )
+    .await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains("--inputs must be a JSON object"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ------------------------------------------------------------------ GraphQL

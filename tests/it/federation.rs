@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::seed_rules::world;
 use crate::support::idp::{KeyId, Mode, TestIdp};
-use crate::support::{TOKEN_EXCHANGE, TestApp, message};
+use crate::support::{JWT_BEARER, TOKEN_EXCHANGE, TestApp, message};
 
 const GH_SUB: &str = "repo:acme/vision-train:ref:refs/heads/main";
 
@@ -415,7 +415,10 @@ async fn metadata_introspection_and_key_rotation() {
         meta["introspection_endpoint"],
         format!("{}/oauth/introspect", app.base)
     );
-    assert!(meta["grant_types_supported"].as_array().unwrap().len() == 2);
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!([JWT_BEARER, TOKEN_EXCHANGE, "client_credentials"])
+    );
     let (_, jwks) = app.get("/.well-known/jwks.json", None).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
 

@@ -4,10 +4,12 @@
 
 mod support;
 
+mod api_keys;
 mod attacks;
 mod authz_table;
 mod bad_input;
 mod client;
+mod client_assertion;
 mod edge;
 mod federation;
 mod metrics;
@@ -16,3 +18,4 @@ mod ops;
 mod replicas;
 mod seed_rules;
 mod tenants;
+mod traces;

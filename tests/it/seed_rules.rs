@@ -1,10 +1,14 @@
 //! The seed rules of DESIGN §2, one scenario each, over HTTP against the real
-//! server. `Principal` is the only input the rules see, so these scenarios are
-//! also run with exchanged tokens in `federation_same_principal`.
+//! server. Every scenario is one function over a [`Seed`]: the world below
+//! seen through one kind of credential and one kind of object written.
+//! `Principal` is the only input the rules see, so API keys and exchanged
+//! tokens, runs and traces, must get the same answers; the `suite!` at the
+//! end runs each scenario in each combination (one suite, not copies).
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::support::idp::TestIdp;
 use crate::support::{TestApp, message};
 
 /// Two teams, users in each, projects of every visibility in both.
@@ -31,9 +35,178 @@ pub async fn world() -> TestApp {
     app
 }
 
-#[tokio::test]
-async fn who_may_create_service_accounts() {
-    let app = world().await;
+/// How the scenario's principals authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cred {
+    /// API keys of built-in accounts and of users.
+    ApiKey,
+    /// Access tokens exchanged at /oidc/token: external team-scoped
+    /// accounts, and users through an issuer trusted for people.
+    Token,
+}
+
+/// What a write creates and a read lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    Run,
+    Trace,
+}
+
+/// The world of the seed rules, through one credential kind and one object.
+pub struct Seed {
+    pub app: TestApp,
+    pub cred: Cred,
+    pub object: Object,
+    /// Token mode: the IdP whose tokens are exchanged, and its issuer id.
+    idp: Option<(TestIdp, String)>,
+}
+
+impl std::ops::Deref for Seed {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl Seed {
+    pub async fn new(cred: Cred, object: Object) -> Seed {
+        let app = world().await;
+        let idp = match cred {
+            Cred::ApiKey => None,
+            Cred::Token => {
+                let idp = TestIdp::start().await;
+                let issuer = app
+                    .trust_with(json!({"issuer": idp.issuer(), "users": true}))
+                    .await;
+                Some((idp, issuer))
+            }
+        };
+        Seed {
+            app,
+            cred,
+            object,
+            idp,
+        }
+    }
+
+    /// A team-scoped account of `team` named `name`: (id, credential) — a
+    /// built-in account's API key, or a token exchanged for an external
+    /// account bound to subject `ci:<team>/<name>`.
+    pub async fn team_account(&self, team: &str, name: &str) -> (String, String) {
+        match &self.idp {
+            None => self.app.team_sa(team, name).await,
+            Some((_, issuer)) => {
+                let id = self
+                    .app
+                    .external_sa(
+                        team,
+                        name,
+                        json!({"issuer": issuer, "subject": format!("ci:{team}/{name}")}),
+                    )
+                    .await;
+                (id, self.account_token(team, name).await)
+            }
+        }
+    }
+
+    /// A fresh token for the external account of [`Seed::team_account`].
+    pub async fn account_token(&self, team: &str, name: &str) -> String {
+        self.exchanged(&format!("ci:{team}/{name}")).await
+    }
+
+    async fn exchanged(&self, sub: &str) -> String {
+        let Some((idp, _)) = &self.idp else {
+            panic!("tokens exist only in Cred::Token mode")
+        };
+        self.app
+            .exchange_ok(&idp.mint(json!({"sub": sub, "aud": "default"})))
+            .await
+    }
+
+    /// An org-scoped account: (id, API key). External accounts are
+    /// team-scoped only (DESIGN §1), so this is a key in both modes.
+    pub async fn org_account(&self, name: &str, default_team: &str) -> (String, String) {
+        self.app.org_sa(name, default_team).await
+    }
+
+    /// A user of org `default` (`<name>@example.com`) and a credential: its
+    /// API key, or a token exchanged for it.
+    pub async fn user(&self, name: &str, role: &str) -> String {
+        let key = self.app.user(name, role).await;
+        match self.cred {
+            Cred::ApiKey => key,
+            Cred::Token => self.exchanged(&format!("{name}@example.com")).await,
+        }
+    }
+
+    /// The write path of the object.
+    pub fn write_path(&self) -> &'static str {
+        match self.object {
+            Object::Run => "/api/v1/runs",
+            Object::Trace => "/api/v1/traces",
+        }
+    }
+
+    /// A run body, turned into a trace body (an `op_name` added) for traces.
+    fn body(&self, mut body: Value) -> Value {
+        if self.object == Object::Trace {
+            body["op_name"] = json!("llm.complete");
+        }
+        body
+    }
+
+    /// Writes one object: `POST /api/v1/runs` or `/api/v1/traces`.
+    pub async fn write(&self, cred: &str, body: Value) -> (StatusCode, Value) {
+        self.app
+            .post(self.write_path(), Some(cred), self.body(body))
+            .await
+    }
+
+    /// Writes one object with extra headers (the SDK's attribution headers).
+    pub async fn write_with(
+        &self,
+        cred: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .client
+            .post(self.app.url(self.write_path()))
+            .bearer_auth(cred)
+            .json(&self.body(body));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Lists a project's objects: (status, the runs or the traces).
+    pub async fn list(
+        &self,
+        cred: Option<&str>,
+        entity: &str,
+        project: &str,
+    ) -> (StatusCode, Value) {
+        let what = match self.object {
+            Object::Run => "runs",
+            Object::Trace => "traces",
+        };
+        let (s, b) = self
+            .app
+            .get(&format!("/api/v1/projects/{entity}/{project}/{what}"), cred)
+            .await;
+        if s == StatusCode::OK {
+            (s, b[what].clone())
+        } else {
+            (s, b)
+        }
+    }
+}
+
+async fn who_may_create_service_accounts(app: Seed) {
     let lead = app.user("lead", "member").await;
     let dev = app.user("dev", "member").await;
     app.member("vision", "lead", "admin").await;
@@ -98,7 +271,7 @@ async fn who_may_create_service_accounts() {
     assert!(message(&b).contains("user \"dev\""), "{b}");
 
     // A service account cannot administer anything.
-    let (_, bot_key) = app.team_sa("vision", "helper").await;
+    let (_, bot_key) = app.team_account("vision", "helper").await;
     let (s, b) = app
         .post(
             "/api/v1/teams/vision/service-accounts",
@@ -145,9 +318,7 @@ async fn who_may_create_service_accounts() {
     );
 }
 
-#[tokio::test]
-async fn org_scoped_account_needs_a_default_team_and_reaches_every_team() {
-    let app = world().await;
+async fn org_scoped_account_needs_a_default_team_and_reaches_every_team(app: Seed) {
     let (s, b) = app
         .post(
             "/api/v1/orgs/default/service-accounts",
@@ -166,7 +337,7 @@ async fn org_scoped_account_needs_a_default_team_and_reaches_every_team() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 
-    let (_, key) = app.org_sa("org-bot", "vision").await;
+    let (_, key) = app.org_account("org-bot", "vision").await;
     // Reads and writes every non-restricted project of every team.
     for (entity, project) in [
         ("vision", "v-team"),
@@ -176,27 +347,22 @@ async fn org_scoped_account_needs_a_default_team_and_reaches_every_team() {
         ("nlp", "n-public"),
     ] {
         let (s, b) = app
-            .run(&key, json!({"entity": entity, "project": project}))
+            .write(&key, json!({"entity": entity, "project": project}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{entity}/{project}: {b}");
-        let (s, b) = app
-            .get(
-                &format!("/api/v1/projects/{entity}/{project}/runs"),
-                Some(&key),
-            )
-            .await;
+        let (s, b) = app.list(Some(&key), entity, project).await;
         assert_eq!(s, StatusCode::OK, "{entity}/{project}: {b}");
     }
     // Except restricted ones.
     for (entity, project) in [("vision", "v-restricted"), ("nlp", "n-restricted")] {
         let (s, b) = app
-            .run(&key, json!({"entity": entity, "project": project}))
+            .write(&key, json!({"entity": entity, "project": project}))
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
         assert!(message(&b).contains("restricted"), "{b}");
     }
     // No entity: its default team (creating the project on first write).
-    let (s, b) = app.run(&key, json!({"project": "fresh"})).await;
+    let (s, b) = app.write(&key, json!({"project": "fresh"})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["entity"], "vision");
     let (s, b) = app
@@ -206,19 +372,17 @@ async fn org_scoped_account_needs_a_default_team_and_reaches_every_team() {
     assert_eq!(b["visibility"], "team");
     // With an entity (WANDB_ENTITY): that team.
     let (s, b) = app
-        .run(&key, json!({"entity": "nlp", "project": "fresh"}))
+        .write(&key, json!({"entity": "nlp", "project": "fresh"}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["entity"], "nlp");
 }
 
-#[tokio::test]
-async fn team_scoped_account_reaches_its_team_and_open_projects_elsewhere() {
-    let app = world().await;
-    let (_, key) = app.team_sa("vision", "ci-bot").await;
+async fn team_scoped_account_reaches_its_team_and_open_projects_elsewhere(app: Seed) {
+    let (_, key) = app.team_account("vision", "ci-bot").await;
     for project in ["v-team", "v-open", "v-public"] {
         let (s, b) = app
-            .run(&key, json!({"entity": "vision", "project": project}))
+            .write(&key, json!({"entity": "vision", "project": project}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{project}: {b}");
         let (s, _) = app
@@ -227,27 +391,25 @@ async fn team_scoped_account_reaches_its_team_and_open_projects_elsewhere() {
         assert_eq!(s, StatusCode::OK);
     }
     let (s, b) = app
-        .run(&key, json!({"entity": "vision", "project": "v-restricted"}))
+        .write(&key, json!({"entity": "vision", "project": "v-restricted"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
 
     // Another team: open → write and read; public → read only; team/restricted → nothing.
     let (s, b) = app
-        .run(&key, json!({"entity": "nlp", "project": "n-open"}))
+        .write(&key, json!({"entity": "nlp", "project": "n-open"}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let (s, _) = app
-        .get("/api/v1/projects/nlp/n-open/runs", Some(&key))
-        .await;
+    let (s, _) = app.list(Some(&key), "nlp", "n-open").await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = app.get("/api/v1/projects/nlp/n-public", Some(&key)).await;
     assert_eq!(s, StatusCode::OK);
     let (s, b) = app
-        .run(&key, json!({"entity": "nlp", "project": "n-public"}))
+        .write(&key, json!({"entity": "nlp", "project": "n-public"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     let (s, b) = app
-        .run(&key, json!({"entity": "nlp", "project": "n-team"}))
+        .write(&key, json!({"entity": "nlp", "project": "n-team"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(
@@ -257,32 +419,30 @@ async fn team_scoped_account_reaches_its_team_and_open_projects_elsewhere() {
     let (s, _) = app.get("/api/v1/projects/nlp/n-team", Some(&key)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, b) = app
-        .run(&key, json!({"entity": "nlp", "project": "n-restricted"}))
+        .write(&key, json!({"entity": "nlp", "project": "n-restricted"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     // Nor create a project there.
     let (s, b) = app
-        .run(&key, json!({"entity": "nlp", "project": "brand-new"}))
+        .write(&key, json!({"entity": "nlp", "project": "brand-new"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
 
     // No entity: its parent team.
-    let (s, b) = app.run(&key, json!({"project": "v-team"})).await;
+    let (s, b) = app.write(&key, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["entity"], "vision");
     assert_eq!(b["created_by"]["name"], "ci-bot");
 }
 
-#[tokio::test]
-async fn restricted_projects_need_an_explicit_membership() {
-    let app = world().await;
-    let (_, key) = app.team_sa("vision", "ci-bot").await;
-    let (_, org_key) = app.org_sa("org-bot", "nlp").await;
+async fn restricted_projects_need_an_explicit_membership(app: Seed) {
+    let (_, key) = app.team_account("vision", "ci-bot").await;
+    let (_, org_key) = app.org_account("org-bot", "nlp").await;
     let owner = app.user("owner", "member").await;
     app.member("vision", "owner", "member").await;
 
     let (s, b) = app
-        .run(&key, json!({"entity": "vision", "project": "v-restricted"}))
+        .write(&key, json!({"entity": "vision", "project": "v-restricted"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert!(
@@ -312,19 +472,17 @@ async fn restricted_projects_need_an_explicit_membership() {
         assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     let (s, b) = app
-        .run(&key, json!({"entity": "vision", "project": "v-restricted"}))
+        .write(&key, json!({"entity": "vision", "project": "v-restricted"}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let (s, b) = app
-        .run(
+        .write(
             &org_key,
             json!({"entity": "vision", "project": "v-restricted"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let (s, _) = app
-        .get("/api/v1/projects/vision/v-restricted/runs", Some(&key))
-        .await;
+    let (s, _) = app.list(Some(&key), "vision", "v-restricted").await;
     assert_eq!(s, StatusCode::OK);
 
     // A service account can never be made a project admin, and a team-scoped
@@ -347,19 +505,17 @@ async fn restricted_projects_need_an_explicit_membership() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 }
 
-#[tokio::test]
-async fn attribution_applies_only_to_members_of_the_right_team() {
-    let app = world().await;
+async fn attribution_applies_only_to_members_of_the_right_team(app: Seed) {
     app.user("alice", "member").await;
     app.user("bob", "member").await;
     app.member("vision", "alice", "member").await;
     app.member("nlp", "bob", "member").await;
-    let (_, team_key) = app.team_sa("vision", "ci-bot").await;
-    let (_, org_key) = app.org_sa("org-bot", "vision").await;
+    let (_, team_key) = app.team_account("vision", "ci-bot").await;
+    let (_, org_key) = app.org_account("org-bot", "vision").await;
 
     // Team-scoped: a member of its parent team, by username or by email.
     let (s, b) = app
-        .run(
+        .write(
             &team_key,
             json!({"project": "v-team", "attribute_to": {"username": "alice"}}),
         )
@@ -369,7 +525,7 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
     assert_eq!(b["attributed_to"]["name"], "alice");
     assert_eq!(b["created_by"]["name"], "ci-bot");
     let (s, b) = app
-        .run(
+        .write(
             &team_key,
             json!({"project": "v-team", "attribute_to": {"email": "alice@example.com"}}),
         )
@@ -379,7 +535,7 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
 
     // Not a member of the parent team: logged anyway, attributed to the account.
     let (s, b) = app
-        .run(
+        .write(
             &team_key,
             json!({"project": "v-team", "attribute_to": {"username": "bob"}}),
         )
@@ -396,7 +552,7 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
     assert_eq!(b["attributed_to"]["name"], "ci-bot");
     // Even when writing to bob's team's open project: the parent team decides.
     let (s, b) = app
-        .run(
+        .write(
             &team_key,
             json!({"entity": "nlp", "project": "n-open", "attribute_to": {"username": "bob"}}),
         )
@@ -405,7 +561,7 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
     assert_eq!(b["attribution"]["applied"], false, "{b}");
     // An unknown user: same, nothing leaks.
     let (s, b) = app
-        .run(
+        .write(
             &team_key,
             json!({"project": "v-team", "attribute_to": {"username": "nobody"}}),
         )
@@ -414,22 +570,19 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
     assert_eq!(b["attribution"]["applied"], false);
 
     // The SDK's headers work like attribute_to.
-    let resp = app
-        .client
-        .post(app.url("/api/v1/runs"))
-        .bearer_auth(&team_key)
-        .header("X-WANDB-USERNAME", "alice")
-        .json(&json!({"project": "v-team"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let b: serde_json::Value = resp.json().await.unwrap();
+    let (s, b) = app
+        .write_with(
+            &team_key,
+            &[("X-WANDB-USERNAME", "alice")],
+            json!({"project": "v-team"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["attribution"]["applied"], true, "{b}");
 
     // Org-scoped: the team that owns the project decides.
     let (s, b) = app
-        .run(
+        .write(
             &org_key,
             json!({"entity": "nlp", "project": "n-team", "attribute_to": {"username": "bob"}}),
         )
@@ -437,7 +590,7 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["attribution"]["applied"], true, "{b}");
     let (s, b) = app
-        .run(
+        .write(
             &org_key,
             json!({"entity": "nlp", "project": "n-team", "attribute_to": {"username": "alice"}}),
         )
@@ -452,21 +605,18 @@ async fn attribution_applies_only_to_members_of_the_right_team() {
         "{b}"
     );
 
-    // The runs are there, with their attribution.
-    let (s, b) = app
-        .get("/api/v1/projects/vision/v-team/runs", Some(&app.admin_key))
-        .await;
+    // The objects are there, with their attribution.
+    let (s, b) = app.list(Some(&app.admin_key), "vision", "v-team").await;
     assert_eq!(s, StatusCode::OK);
-    let runs = b["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 5, "{b}");
-    assert_eq!(runs[0]["attributed_to"]["name"], "alice");
-    assert_eq!(runs[2]["attributed_to"]["name"], "ci-bot");
+    let items = b.as_array().unwrap();
+    assert_eq!(items.len(), 5, "{b}");
+    assert_eq!(items[0]["attributed_to"]["name"], "alice");
+    assert_eq!(items[0]["created_by"]["name"], "ci-bot");
+    assert_eq!(items[2]["attributed_to"]["name"], "ci-bot");
 }
 
-#[tokio::test]
-async fn nothing_crosses_organizations() {
-    let app = world().await;
-    let (_, key) = app.team_sa("vision", "ci-bot").await;
+async fn nothing_crosses_organizations(app: Seed) {
+    let (_, key) = app.team_account("vision", "ci-bot").await;
     // A second tenant with its own admin, team and account.
     let out = fedgate::service::admin::bootstrap(&app.state, "acme", "acme-admin", "root@acme.io")
         .await
@@ -499,7 +649,7 @@ async fn nothing_crosses_organizations() {
                 .await;
             assert_eq!(s, StatusCode::NOT_FOUND, "{project}: {b}");
             let (s, b) = app
-                .run(creds, json!({"entity": "vision", "project": project}))
+                .write(creds, json!({"entity": "vision", "project": project}))
                 .await;
             assert_eq!(s, StatusCode::NOT_FOUND, "{project}: {b}");
         }
@@ -525,7 +675,7 @@ async fn nothing_crosses_organizations() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = app
-        .run(&key, json!({"entity": "acme-ml", "project": "x"}))
+        .write(&key, json!({"entity": "acme-ml", "project": "x"}))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The admin check answers "not found", not "forbidden".
@@ -540,11 +690,9 @@ async fn nothing_crosses_organizations() {
     assert_eq!(b["allowed"], false);
 }
 
-#[tokio::test]
-async fn no_service_account_has_admin() {
-    let app = world().await;
-    let (_, team_key) = app.team_sa("vision", "ci-bot").await;
-    let (_, org_key) = app.org_sa("org-bot", "vision").await;
+async fn no_service_account_has_admin(app: Seed) {
+    let (_, team_key) = app.team_account("vision", "ci-bot").await;
+    let (_, org_key) = app.org_account("org-bot", "vision").await;
     for key in [&team_key, &org_key] {
         let (s, b) = app
             .patch(
@@ -576,11 +724,9 @@ async fn no_service_account_has_admin() {
     }
 }
 
-#[tokio::test]
-async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
-    let app = world().await;
-    let (id, key) = app.team_sa("vision", "ci-bot").await;
-    let (s, _) = app.run(&key, json!({"project": "v-team"})).await;
+async fn disabled_accounts_are_refused_at_once(app: Seed) {
+    let (id, cred) = app.team_account("vision", "ci-bot").await;
+    let (s, _) = app.write(&cred, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::CREATED);
 
     let (s, b) = app
@@ -594,9 +740,9 @@ async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
     assert_eq!(b["disabled"], true);
     let resp = app
         .client
-        .post(app.url("/api/v1/runs"))
-        .bearer_auth(&key)
-        .json(&json!({"project": "v-team"}))
+        .post(app.url(app.write_path()))
+        .bearer_auth(&cred)
+        .json(&app.body(json!({"project": "v-team"})))
         .send()
         .await
         .unwrap();
@@ -604,10 +750,13 @@ async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
     assert!(resp.headers().contains_key("www-authenticate"));
     let b: serde_json::Value = resp.json().await.unwrap();
     assert!(message(&b).contains("disabled"), "{b}");
-    let (s, _) = app.get("/api/v1/viewer", Some(&key)).await;
+    let (s, _) = app.get("/api/v1/viewer", Some(&cred)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app.list(Some(&cred), "vision", "v-team").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
-    // Re-enabling does not revive keys issued before the disable: mint a new one.
+    // Re-enabling does not revive credentials issued before the disable:
+    // mint a new key, or exchange again.
     let (s, _) = app
         .post(
             &format!("/api/v1/service-accounts/{id}/enable"),
@@ -616,31 +765,53 @@ async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, b) = app.get("/api/v1/viewer", Some(&key)).await;
+    let (s, b) = app.get("/api/v1/viewer", Some(&cred)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/service-accounts/{id}/api-keys"),
-            Some(&app.admin_key),
-            json!({}),
-        )
-        .await;
+    let fresh = match app.cred {
+        Cred::ApiKey => {
+            let (s, b) = app
+                .post(
+                    &format!("/api/v1/service-accounts/{id}/api-keys"),
+                    Some(&app.admin_key),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+            b["api_key"].as_str().unwrap().to_string()
+        }
+        Cred::Token => app.account_token("vision", "ci-bot").await,
+    };
+    let (s, b) = app.write(&fresh, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    let key2 = b["api_key"].as_str().unwrap().to_string();
-    let key2_id = b["id"].as_str().unwrap().to_string();
-    let (s, _) = app.run(&key2, json!({"project": "v-team"})).await;
-    assert_eq!(s, StatusCode::CREATED);
+    // The refusals of a known account's credentials are audited.
+    let audit = app.audit().await;
+    assert!(
+        audit.iter().any(|e| e["action"] == "authenticate"
+            && e["actor"] == "service_account:ci-bot"
+            && e["reason"].as_str().unwrap().contains("disabled")),
+        "{audit:?}"
+    );
+}
 
-    // Several keys per owner; revoking one leaves the others.
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/service-accounts/{id}/api-keys"),
-            Some(&app.admin_key),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let key3 = b["api_key"].as_str().unwrap().to_string();
+async fn revoking_one_key_leaves_the_others(app: Seed) {
+    let (id, key) = app.team_account("vision", "ci-bot").await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let (s, b) = app
+            .post(
+                &format!("/api/v1/service-accounts/{id}/api-keys"),
+                Some(&app.admin_key),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        keys.push((
+            b["id"].as_str().unwrap().to_string(),
+            b["api_key"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (key2_id, key2) = &keys[0];
+    let (_, key3) = &keys[1];
     let (s, _) = app
         .delete(
             &format!("/api/v1/service-accounts/{id}/api-keys/{key2_id}"),
@@ -648,27 +819,18 @@ async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, b) = app.run(&key2, json!({"project": "v-team"})).await;
+    let (s, b) = app.write(key2, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
     assert!(message(&b).contains("revoked"), "{b}");
-    let (s, _) = app.run(&key3, json!({"project": "v-team"})).await;
-    assert_eq!(s, StatusCode::CREATED);
-    // The refusals of a known account's credentials are audited.
+    for k in [&key, key3] {
+        let (s, _) = app.write(k, json!({"project": "v-team"})).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
     let audit = app.audit().await;
-    let refused: Vec<_> = audit
-        .iter()
-        .filter(|e| e["action"] == "authenticate" && e["actor"] == "service_account:ci-bot")
-        .collect();
     assert!(
-        refused
-            .iter()
-            .any(|e| e["reason"].as_str().unwrap().contains("disabled")),
-        "{audit:?}"
-    );
-    assert!(
-        refused
-            .iter()
-            .any(|e| e["reason"].as_str().unwrap().contains("revoked")),
+        audit.iter().any(|e| e["action"] == "authenticate"
+            && e["actor"] == "service_account:ci-bot"
+            && e["reason"].as_str().unwrap().contains("revoked")),
         "{audit:?}"
     );
 
@@ -681,13 +843,11 @@ async fn disabled_accounts_and_revoked_keys_are_refused_at_once() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["api_keys"].as_array().unwrap().len(), 3);
-    assert!(!b.to_string().contains(&key3));
+    assert!(!b.to_string().contains(key3.as_str()));
 }
 
-#[tokio::test]
-async fn api_keys_work_as_bearer_and_as_basic_auth() {
-    let app = world().await;
-    let (_, key) = app.team_sa("vision", "ci-bot").await;
+async fn api_keys_work_as_bearer_and_as_basic_auth(app: Seed) {
+    let (_, key) = app.team_account("vision", "ci-bot").await;
     let resp = app
         .client
         .get(app.url("/api/v1/viewer"))
@@ -718,17 +878,15 @@ async fn api_keys_work_as_bearer_and_as_basic_auth() {
     assert!(key.starts_with(&row.prefix));
 }
 
-#[tokio::test]
-async fn users_follow_team_and_project_rules() {
-    let app = world().await;
+async fn users_follow_team_and_project_rules(app: Seed) {
     let alice = app.user("alice", "member").await;
     let carol = app.user("carol", "member").await;
     app.member("vision", "alice", "member").await;
     // Team member: team projects yes, restricted no, admin no.
-    let (s, _) = app.run(&alice, json!({"project": "v-team"})).await;
+    let (s, _) = app.write(&alice, json!({"project": "v-team"})).await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = app
-        .run(
+        .write(
             &alice,
             json!({"entity": "vision", "project": "v-restricted"}),
         )
@@ -744,7 +902,7 @@ async fn users_follow_team_and_project_rules() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Org member outside the team: open read+write, public read, team nothing.
     let (s, _) = app
-        .run(&carol, json!({"entity": "vision", "project": "v-open"}))
+        .write(&carol, json!({"entity": "vision", "project": "v-open"}))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = app
@@ -752,7 +910,7 @@ async fn users_follow_team_and_project_rules() {
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = app
-        .run(&carol, json!({"entity": "vision", "project": "v-public"}))
+        .write(&carol, json!({"entity": "vision", "project": "v-public"}))
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = app
@@ -760,7 +918,7 @@ async fn users_follow_team_and_project_rules() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Without a credential: public read only.
-    let (s, _) = app.get("/api/v1/projects/vision/v-public/runs", None).await;
+    let (s, _) = app.list(None, "vision", "v-public").await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = app.get("/api/v1/projects/vision/v-open", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -774,7 +932,68 @@ async fn users_follow_team_and_project_rules() {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let (s, _) = app
-        .run(&carol, json!({"entity": "vision", "project": "v-team"}))
+        .write(&carol, json!({"entity": "vision", "project": "v-team"}))
         .await;
     assert_eq!(s, StatusCode::CREATED);
+}
+
+/// Runs each scenario as one test per combination, in a module named after it.
+macro_rules! suite {
+    ($($scenario:ident: [$($case:ident => ($cred:ident, $object:ident)),+ $(,)?];)+) => {
+        $(mod $scenario {
+            use super::*;
+            $(#[tokio::test]
+            async fn $case() {
+                super::$scenario(Seed::new(Cred::$cred, Object::$object).await).await;
+            })+
+        })+
+    };
+}
+
+// Writes and reads: runs and traces, with keys and with tokens.
+suite! {
+    team_scoped_account_reaches_its_team_and_open_projects_elsewhere: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
+    ];
+    restricted_projects_need_an_explicit_membership: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
+    ];
+    attribution_applies_only_to_members_of_the_right_team: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
+    ];
+    nothing_crosses_organizations: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
+    ];
+    users_follow_team_and_project_rules: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
+    ];
+    disabled_accounts_are_refused_at_once: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
+    ];
+    no_service_account_has_admin: [
+        run_api_key => (ApiKey, Run), run_token => (Token, Run),
+    ];
+    who_may_create_service_accounts: [
+        api_key => (ApiKey, Run), token => (Token, Run),
+    ];
+}
+
+// Org-scoped accounts have API keys only: external accounts are team-scoped
+// (DESIGN §1), so there is no token form of this scenario.
+suite! {
+    org_scoped_account_needs_a_default_team_and_reaches_every_team: [
+        run_api_key => (ApiKey, Run), trace_api_key => (ApiKey, Trace),
+    ];
+}
+
+// About API keys themselves.
+suite! {
+    revoking_one_key_leaves_the_others: [run_api_key => (ApiKey, Run), trace_api_key => (ApiKey, Trace)];
+    api_keys_work_as_bearer_and_as_basic_auth: [api_key => (ApiKey, Run)];
 }
