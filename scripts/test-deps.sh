@@ -9,6 +9,11 @@ set -euo pipefail
 # Debian packages the tests use: "command-to-look-for:package".
 DEPS=(
   "pg_isready:postgresql"
+  # The docs tests (tests/it/docs.rs) run the README's and guides' commands.
+  "curl:curl"
+  "jq:jq"
+  "openssl:openssl"
+  "xxd:xxd"
   # The reverse proxy of the --trusted-proxies test (tests/it/edge.rs).
   "nginx:nginx"
 )

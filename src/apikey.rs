@@ -122,8 +122,13 @@ pub fn classify(key: &str) -> Result<Format, Invalid> {
     Ok(Format::Checksummed)
 }
 
+/// Exit status of `fedgate key check` for a legacy key: well-formed, not
+/// verifiable offline. Not 2, which is a command-line usage error (clap's
+/// and the admin commands'), so scripts can tell the two apart.
+pub const EXIT_LEGACY: u8 = 11;
+
 /// What `fedgate key check` says about a key: an exit status (0 valid,
-/// 1 invalid, 2 legacy), a sentence and the same as JSON. Only the first
+/// 1 invalid, [`EXIT_LEGACY`] legacy), a sentence and the same as JSON. Only the first
 /// characters of the key are repeated.
 pub fn report(key: &str) -> (u8, String, serde_json::Value) {
     let key = key.trim();
@@ -137,7 +142,7 @@ pub fn report(key: &str) -> (u8, String, serde_json::Value) {
             format!("{shown}…: a valid fedgate API key (checksum matches)"),
         ),
         Ok(Format::Legacy) => (
-            2,
+            EXIT_LEGACY,
             true,
             Some(Format::Legacy),
             "absent",

@@ -38,13 +38,17 @@ pub enum Command {
     /// Client: exchange the identity token in WANDB_IDENTITY_TOKEN_FILE (or
     /// check WANDB_API_KEY) at WANDB_BASE_URL, cache the access token in
     /// WANDB_CREDENTIALS_FILE, print who you are (JSON).
-    Login,
+    #[command(after_help = CLIENT_ENV_HELP)]
+    Login(ExchangeArgs),
     /// Client: print the caller's identity (GET /api/v1/viewer) as JSON.
-    Whoami,
+    #[command(after_help = CLIENT_ENV_HELP)]
+    Whoami(ExchangeArgs),
     /// Client: log a run (POST /api/v1/runs); prints the created run as JSON.
+    #[command(after_help = CLIENT_ENV_HELP)]
     LogRun(LogRunArgs),
     /// Client: log one call of an LLM trace (POST /api/v1/traces), with the
     /// same WANDB_* variables as log-run; prints the created call as JSON.
+    #[command(after_help = CLIENT_ENV_HELP)]
     LogTrace(LogTraceArgs),
 }
 
@@ -78,6 +82,34 @@ pub struct LogTraceArgs {
     /// End time, RFC 3339.
     #[arg(long)]
     pub ended_at: Option<String>,
+    #[command(flatten)]
+    pub exchange: ExchangeArgs,
+}
+
+/// The environment the client commands read, listed under their `--help`.
+pub const CLIENT_ENV_HELP: &str = "\
+Environment (the W&B SDK's variables; empty values count as unset):
+  WANDB_BASE_URL             the fedgate server's root URL [default: http://127.0.0.1:8080]
+  WANDB_IDENTITY_TOKEN_FILE  file holding your CI system's or IdP's JWT, exchanged at /oidc/token
+                             (a raw JWT, or GitHub's {\"count\":1,\"value\":\"eyJ…\"} answer)
+  WANDB_API_KEY              a fedgate API key (fgk_…) instead of an identity token
+  WANDB_CREDENTIALS_FILE     where access tokens are cached [default: ~/.config/wandb/credentials.json]
+  WANDB_ENTITY, WANDB_PROJECT             where log-run and log-trace log (flags win)
+  WANDB_USERNAME, WANDB_USER_EMAIL        credit a run to a user (attribution)
+  FEDGATE_AUDIENCE, FEDGATE_SCOPE         defaults of --audience and --scope";
+
+/// How the identity token is exchanged (`login`, and the exchange inside
+/// `whoami` / `log-run`): RFC 8693 `audience` and RFC 6749 `scope`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExchangeArgs {
+    /// The account to become when the token matches several:
+    /// sa:<org>/<team>/<name>.
+    #[arg(long, env = "FEDGATE_AUDIENCE", value_name = "sa:ORG/TEAM/NAME")]
+    pub audience: Option<String>,
+    /// Scopes to ask for, space-separated: "read", "write" or "read write"
+    /// [default: the account's, read write].
+    #[arg(long, env = "FEDGATE_SCOPE")]
+    pub scope: Option<String>,
 }
 
 /// `fedgate log-run` arguments; unset ones fall back to the W&B variables.
@@ -95,6 +127,8 @@ pub struct LogRunArgs {
     /// Run config as a JSON object, e.g. '{"lr": 0.001}'.
     #[arg(long)]
     pub config: Option<String>,
+    #[command(flatten)]
+    pub exchange: ExchangeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,7 +184,7 @@ pub struct BackupArgs {
 pub enum ApiKeyCommand {
     /// Validate an API key offline (shape and checksum; nothing is sent
     /// anywhere). Exit status: 0 a valid key, 1 not a fedgate key (or a
-    /// failed checksum), 2 a legacy key without a checksum (only the server
+    /// failed checksum), 11 a legacy key without a checksum (only the server
     /// can tell whether it is real).
     Check {
         /// The key, or "-" to read it from standard input (keeps it out of
@@ -198,13 +232,15 @@ pub struct ServeArgs {
     /// Store URL: sqlite://PATH (embedded, default sqlite://fedgate.db) or postgres://… (replicas).
     #[arg(long, env = "FEDGATE_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Address to listen on [default: 127.0.0.1:8080].
+    /// Address to listen on, IP:PORT [default: 127.0.0.1:8080].
     #[arg(long, env = "FEDGATE_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Public base URL: the `iss` of minted tokens [default: http://<listen>].
+    /// Public base URL, http(s)://HOST[:PORT]: the `iss` of minted tokens
+    /// [default: http://<listen>].
     #[arg(long, env = "FEDGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Default lifetime of minted access tokens, in seconds [default: 3600].
+    /// Default lifetime of minted access tokens, in seconds, 60 to 43200
+    /// [default: 3600].
     #[arg(long, env = "FEDGATE_TOKEN_TTL")]
     pub token_ttl: Option<u64>,
     /// Accept http:// issuers on loopback addresses (development and tests
@@ -226,16 +262,20 @@ pub struct ServeArgs {
     #[arg(long, env = "FEDGATE_SIGNING_ALG")]
     pub signing_alg: Option<String>,
     /// Minimum seconds between two automatic JWKS fetches of one issuer
-    /// (an unknown `kid` triggers one) [default: 30].
+    /// (an unknown `kid` triggers one), 0 to 86400 [default: 30].
     #[arg(long, env = "FEDGATE_JWKS_REFRESH_COOLDOWN")]
     pub jwks_refresh_cooldown: Option<u64>,
     /// Token exchanges allowed per second per client address (burst: twice
-    /// that); 0 turns the limit off [default: 200].
+    /// that), 0 to 1000000; 0 turns the limit off [default: 200].
     #[arg(long, env = "FEDGATE_EXCHANGE_RATE_LIMIT")]
     pub exchange_rate_limit: Option<u32>,
     /// Do not create org "default" and its admin on an empty store.
     #[arg(long, env = "FEDGATE_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
+    /// Settings (snake_case) whose value came from their `FEDGATE_*`
+    /// variable rather than the flag: errors name the place to fix.
+    #[arg(skip)]
+    pub from_env: Vec<String>,
     /// Comma-separated CIDRs of reverse proxies / load balancers whose
     /// `X-Forwarded-For` is believed (client address = the rightmost address
     /// not in these) [default: none: the peer address is the client].
@@ -303,6 +343,18 @@ pub struct ServeConfig {
 }
 
 impl ServeArgs {
+    /// Where the value of setting `name` came from, for error messages: its
+    /// flag, its `FEDGATE_*` variable, or its key in the config file.
+    pub fn origin(&self, name: &str, from_args: bool) -> String {
+        match (&self.config, from_args) {
+            (Some(path), false) => format!("{name} in config file {}", path.display()),
+            _ if self.from_env.iter().any(|n| n == name) => {
+                format!("FEDGATE_{}", name.to_ascii_uppercase())
+            }
+            _ => format!("--{}", name.replace('_', "-")),
+        }
+    }
+
     /// Merges flags/environment with the optional file and the defaults.
     pub fn resolve(self) -> anyhow::Result<ServeConfig> {
         let file: FileConfig = match &self.config {
@@ -319,32 +371,65 @@ impl ServeArgs {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url_at = self.origin("public_url", self.public_url.is_some());
         let public_url = self
             .public_url
+            .clone()
             .or(file.public_url)
             .unwrap_or_else(|| format!("http://{listen}"));
         let public_url = public_url.trim_end_matches('/').to_string();
-        url::Url::parse(&public_url)
-            .map_err(|e| anyhow::anyhow!("--public-url {public_url:?}: {e}"))?;
+        url::Url::parse(&public_url).map_err(|e| {
+            anyhow::anyhow!("{public_url_at} {public_url:?} is not a URL ({e}), e.g. https://fedgate.example.com")
+        })?;
+        let token_ttl_at = self.origin("token_ttl", self.token_ttl.is_some());
         let token_ttl = self.token_ttl.or(file.token_ttl).unwrap_or(3600);
         // Retired signing keys verify for 13 h (tokens::RETIRED_KEY_GRACE_MS):
         // no token may outlive that.
         if !(60..=43_200).contains(&token_ttl) {
-            anyhow::bail!("--token-ttl must be between 60 and 43200 seconds, got {token_ttl}");
+            anyhow::bail!("{token_ttl_at} must be between 60 and 43200 seconds, got {token_ttl}");
         }
+        let signing_alg_at = self.origin("signing_alg", self.signing_alg.is_some());
         let signing_alg = self
             .signing_alg
+            .clone()
             .or(file.signing_alg)
             .unwrap_or_else(|| "ES256".into());
         if !matches!(signing_alg.as_str(), "ES256" | "EdDSA") {
-            anyhow::bail!("--signing-alg must be ES256 or EdDSA, got {signing_alg:?}");
+            anyhow::bail!("{signing_alg_at} must be ES256 or EdDSA, got {signing_alg:?}");
+        }
+        let cooldown_at = self.origin(
+            "jwks_refresh_cooldown",
+            self.jwks_refresh_cooldown.is_some(),
+        );
+        let jwks_refresh_cooldown_s = self
+            .jwks_refresh_cooldown
+            .or(file.jwks_refresh_cooldown)
+            .unwrap_or(30);
+        if jwks_refresh_cooldown_s > 86_400 {
+            anyhow::bail!(
+                "{cooldown_at} must be between 0 and 86400 seconds, got {jwks_refresh_cooldown_s}"
+            );
+        }
+        let rate_at = self.origin("exchange_rate_limit", self.exchange_rate_limit.is_some());
+        let exchange_rate_limit = self
+            .exchange_rate_limit
+            .or(file.exchange_rate_limit)
+            .unwrap_or(200);
+        if exchange_rate_limit > 1_000_000 {
+            anyhow::bail!(
+                "{rate_at} must be between 0 and 1000000 per second, got {exchange_rate_limit}"
+            );
         }
         let allow_insecure_issuers =
             self.allow_insecure_issuers || file.allow_insecure_issuers.unwrap_or(false);
+        let private_at = self.origin(
+            "allow_private_issuers",
+            self.allow_private_issuers.is_some(),
+        );
         let mut allow_private_issuers =
             match self.allow_private_issuers.or(file.allow_private_issuers) {
                 Some(text) => crate::federation::netguard::parse_cidrs(&text)
-                    .map_err(|e| anyhow::anyhow!("--allow-private-issuers: {e}"))?,
+                    .map_err(|e| anyhow::anyhow!("{private_at}: {e}"))?,
                 None => Vec::new(),
             };
         if allow_insecure_issuers {
@@ -364,14 +449,8 @@ impl ServeArgs {
             allow_private_issuers,
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             signing_alg,
-            jwks_refresh_cooldown_s: self
-                .jwks_refresh_cooldown
-                .or(file.jwks_refresh_cooldown)
-                .unwrap_or(30),
-            exchange_rate_limit: self
-                .exchange_rate_limit
-                .or(file.exchange_rate_limit)
-                .unwrap_or(200),
+            jwks_refresh_cooldown_s,
+            exchange_rate_limit,
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
             trusted_proxies: crate::proxy::TrustedProxies::parse(
                 &self
@@ -387,5 +466,63 @@ impl ServeArgs {
                 .or(file.shutdown_timeout)
                 .unwrap_or(10),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_issuer_ranges_and_metrics_address() {
+        let cfg = ServeArgs {
+            allow_private_issuers: Some("10.0.0.0/8, fd00::/8,192.168.1.20".into()),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let nets: Vec<String> = cfg
+            .allow_private_issuers
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "fd00::/8", "192.168.1.20/32"]);
+        assert_eq!(
+            cfg.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        // Loopback only comes with --allow-insecure-issuers (a local IdP).
+        let dev = ServeArgs {
+            allow_insecure_issuers: true,
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let nets: Vec<String> = dev
+            .allow_private_issuers
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128"]);
+        assert!(
+            ServeArgs::default()
+                .resolve()
+                .unwrap()
+                .allow_private_issuers
+                .is_empty()
+        );
+        let err = ServeArgs {
+            allow_private_issuers: Some("10.0.0.0/8,intranet".into()),
+            ..ServeArgs::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--allow-private-issuers") && err.contains("\"intranet\""),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `fedgate`: parse the command line, set up logging, hand over to the library.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use fedgate::config::{ApiKeyCommand, Cli, Command, KeysCommand, ServeArgs};
 
 /// mimalloc instead of glibc's malloc: an exchange allocates a few hundred
@@ -20,13 +20,30 @@ async fn main() -> std::process::ExitCode {
         // Colour codes only on a terminal, not in CI logs or files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse()).await {
+    match run(parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fedgate: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, noting which `serve` settings came from the
+/// environment so that an error names the variable rather than the flag.
+fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Serve(args), Some(("serve", m))) = (&mut cli.command, matches.subcommand()) {
+        args.from_env = m
+            .ids()
+            .filter(|id| {
+                m.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
+    cli
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -98,15 +115,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{text}");
             }
             if status != 0 {
-                // The status is the answer (0 valid, 1 invalid, 2 legacy).
+                // The status is the answer (0 valid, 1 invalid, 11 legacy).
                 std::process::exit(i32::from(status));
             }
             Ok(())
         }
-        Command::Login => print_json(client()?.login().await?),
-        Command::Whoami => print_json(client()?.whoami().await?),
+        Command::Login(x) => print_json(client(x)?.login().await?),
+        Command::Whoami(x) => print_json(client(x)?.whoami().await?),
         Command::LogRun(args) => print_json(
-            client()?
+            client(args.exchange)?
                 .log_run(&fedgate::client::RunOptions {
                     entity: args.entity,
                     project: args.project,
@@ -116,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?,
         ),
         Command::LogTrace(args) => print_json(
-            client()?
+            client(args.exchange)?
                 .log_trace(&fedgate::client::TraceOptions {
                     entity: args.entity,
                     project: args.project,
@@ -133,9 +150,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The client, configured from the `WANDB_*` environment.
-fn client() -> anyhow::Result<fedgate::client::Client> {
-    let env = fedgate::client::ClientEnv::from_process()?;
+/// The client, configured from the `WANDB_*` environment and the exchange
+/// flags (`--audience`, `--scope`, or `FEDGATE_AUDIENCE` / `FEDGATE_SCOPE`).
+fn client(x: fedgate::config::ExchangeArgs) -> anyhow::Result<fedgate::client::Client> {
+    let mut env = fedgate::client::ClientEnv::from_process()?;
+    env.set_exchange(x.audience, x.scope)?;
     Ok(fedgate::client::Client::new(env)?)
 }
 

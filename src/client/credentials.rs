@@ -34,6 +34,9 @@ const EXPIRES_AT_FORMAT: &[time::format_description::FormatItem<'static>] =
 pub struct CachedToken {
     pub access_token: String,
     pub expires_at: OffsetDateTime,
+    /// The `--audience` / `--scope` it was exchanged with, if any (stored as
+    /// `fedgate_request`, a key the SDK ignores).
+    pub request: Option<String>,
 }
 
 impl std::fmt::Debug for CachedToken {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for CachedToken {
         f.debug_struct("CachedToken")
             .field("access_token", &"[redacted]")
             .field("expires_at", &self.expires_at)
+            .field("request", &self.request)
             .finish()
     }
 }
@@ -71,8 +75,9 @@ pub fn format_expires_at(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The entry for `base_url` in a parsed file, judged at `now`.
-pub fn lookup(doc: &Value, base_url: &str, now: OffsetDateTime) -> Lookup {
+/// The entry for `base_url` in a parsed file, judged at `now`; an entry
+/// exchanged for another `--audience` / `--scope` than `request` is stale.
+pub fn lookup(doc: &Value, base_url: &str, request: Option<&str>, now: OffsetDateTime) -> Lookup {
     let Some(entry) = doc.get("credentials").and_then(|c| c.get(base_url)) else {
         return Lookup::Missing;
     };
@@ -84,13 +89,16 @@ pub fn lookup(doc: &Value, base_url: &str, now: OffsetDateTime) -> Lookup {
         .get("expires_at")
         .and_then(Value::as_str)
         .and_then(|s| parse_expires_at(s).ok());
+    let cached_request = entry.get("fedgate_request").and_then(Value::as_str);
     match (token, expires_at) {
         (Some(token), Some(expires_at))
-            if (expires_at - now).whole_seconds() > REFRESH_MARGIN_S =>
+            if (expires_at - now).whole_seconds() > REFRESH_MARGIN_S
+                && cached_request == request =>
         {
             Lookup::Fresh(CachedToken {
                 access_token: token.to_string(),
                 expires_at,
+                request: request.map(String::from),
             })
         }
         _ => Lookup::Stale,
@@ -108,30 +116,34 @@ pub fn with_entry(doc: Value, base_url: &str, token: &CachedToken) -> Value {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    creds.insert(
-        base_url.to_string(),
-        json!({
-            "access_token": token.access_token,
-            "expires_at": format_expires_at(token.expires_at),
-        }),
-    );
+    let mut entry = json!({
+        "access_token": token.access_token,
+        "expires_at": format_expires_at(token.expires_at),
+    });
+    if let Some(r) = &token.request {
+        entry["fedgate_request"] = json!(r);
+    }
+    creds.insert(base_url.to_string(), entry);
     root.insert("credentials".into(), Value::Object(creds));
     Value::Object(root)
 }
 
-/// Reads the file: `{}` when it does not exist, or (with a warning) when it
-/// is not JSON — it only ever holds short-lived tokens, so the worst a reset
-/// costs is one exchange.
-pub fn load(path: &Path) -> Result<Value, ClientError> {
+/// Reads the file: `{}` when it does not exist, or (with a warning for the
+/// user) when it is not JSON — it only ever holds short-lived tokens, so the
+/// worst a reset costs is one exchange.
+pub fn load(path: &Path) -> Result<(Value, Option<String>), ClientError> {
     match std::fs::read(path) {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "credentials file is not JSON; it will be rewritten");
-                Ok(json!({}))
-            }
+            Ok(v) => Ok((v, None)),
+            Err(_) => Ok((
+                json!({}),
+                Some(format!(
+                    "the credentials file {} is not JSON; it will be replaced (it only caches access tokens)",
+                    path.display()
+                )),
+            )),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({})),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((json!({}), None)),
         Err(e) => Err(ClientError::CredentialsFile(format!(
             "cannot read {}: {e}",
             path.display()
@@ -217,33 +229,34 @@ mod tests {
     #[test]
     fn fresh_only_while_more_than_five_minutes_remain() {
         let now = datetime!(2026-11-02 12:00:00 UTC);
-        match lookup(&entry("2026-11-02 12:05:01"), BASE, now) {
+        match lookup(&entry("2026-11-02 12:05:01"), BASE, None, now) {
             Lookup::Fresh(t) => assert_eq!(t.access_token, "eyJ.a.b"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            lookup(&entry("2026-11-02 12:05:00"), BASE, now),
+            lookup(&entry("2026-11-02 12:05:00"), BASE, None, now),
             Lookup::Stale
         );
         assert_eq!(
-            lookup(&entry("2026-11-02 11:00:00"), BASE, now),
+            lookup(&entry("2026-11-02 11:00:00"), BASE, None, now),
             Lookup::Stale
         );
-        assert_eq!(lookup(&entry("garbage"), BASE, now), Lookup::Stale);
+        assert_eq!(lookup(&entry("garbage"), BASE, None, now), Lookup::Stale);
         assert_eq!(
             lookup(
                 &json!({"credentials": {BASE: {"expires_at": "2030-01-01 00:00:00"}}}),
                 BASE,
+                None,
                 now
             ),
             Lookup::Stale
         );
         assert_eq!(
-            lookup(&entry("2030-01-01 00:00:00"), "http://other", now),
+            lookup(&entry("2030-01-01 00:00:00"), "http://other", None, now),
             Lookup::Missing
         );
-        assert_eq!(lookup(&json!({}), BASE, now), Lookup::Missing);
-        assert_eq!(lookup(&json!([1, 2]), BASE, now), Lookup::Missing);
+        assert_eq!(lookup(&json!({}), BASE, None, now), Lookup::Missing);
+        assert_eq!(lookup(&json!([1, 2]), BASE, None, now), Lookup::Missing);
     }
 
     #[test]
@@ -255,6 +268,7 @@ mod tests {
         let token = CachedToken {
             access_token: "eyJ.new".into(),
             expires_at: datetime!(2026-11-02 13:00:00 UTC),
+            request: None,
         };
         let out = with_entry(doc, BASE, &token);
         assert_eq!(out["note"], "kept");
@@ -272,9 +286,9 @@ mod tests {
     fn store_creates_the_folder_and_writes_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/credentials.json");
-        assert_eq!(load(&path).unwrap(), json!({}));
+        assert_eq!(load(&path).unwrap().0, json!({}));
         store(&path, &entry("2030-01-01 00:00:00")).unwrap();
-        assert_eq!(load(&path).unwrap(), entry("2030-01-01 00:00:00"));
+        assert_eq!(load(&path).unwrap().0, entry("2030-01-01 00:00:00"));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -305,7 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credentials.json");
         std::fs::write(&path, "{not json").unwrap();
-        assert_eq!(load(&path).unwrap(), json!({}));
+        assert_eq!(load(&path).unwrap().0, json!({}));
     }
 
     #[test]
@@ -313,6 +327,7 @@ mod tests {
         let t = CachedToken {
             access_token: "eyJ.secret".into(),
             expires_at: datetime!(2026-11-02 13:00:00 UTC),
+            request: None,
         };
         assert!(!format!("{t:?}").contains("secret"));
     }

@@ -63,6 +63,14 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// What is asked for besides the token: RFC 8693 `audience` (the account,
+/// `sa:<org>/<team>/<name>`) and `scope`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExchangeParams<'a> {
+    pub audience: Option<&'a str>,
+    pub scope: Option<&'a str>,
+}
+
 /// A credential as sent.
 #[derive(Clone, Copy, Debug)]
 pub enum Auth<'a> {
@@ -98,6 +106,16 @@ pub struct Api {
     base_url: String,
 }
 
+/// A transport error's causes, without the URL (the message names it once).
+fn transport_reason(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let chain = error_chain(&e);
+    chain
+        .strip_prefix("error sending request: ")
+        .unwrap_or(&chain)
+        .to_string()
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -129,29 +147,81 @@ pub fn read_token_file(path: &Path) -> Result<String, ClientError> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| fail(format!("cannot read the identity token file: {e}")))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(fail(
-            "the identity token file (WANDB_IDENTITY_TOKEN_FILE) is empty".into(),
-        ));
-    }
-    Ok(token.to_string())
+    identity_token(text.trim()).map_err(fail)
 }
 
-/// The `error`/`error_description` of an OAuth error body, or a short excerpt.
-fn oauth_error(body: &str) -> (String, String) {
+/// The JWT in a token file's text: the token itself, or GitHub's answer to
+/// `ACTIONS_ID_TOKEN_REQUEST_URL` (`{"count": …, "value": "eyJ…"}`) saved
+/// whole. Anything else gets a message that says what the file holds.
+fn identity_token(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the identity token file (WANDB_IDENTITY_TOKEN_FILE) is empty".into());
+    }
+    if text.starts_with('{') {
+        let doc: Value = serde_json::from_str(text).map_err(|_| {
+            "the identity token file holds neither a JWT nor JSON (it starts with '{')".to_string()
+        })?;
+        return match doc.get("value").and_then(Value::as_str) {
+            Some(v) if !v.trim().is_empty() => identity_token(v.trim()),
+            _ => Err(
+                "the identity token file holds JSON without a \"value\" string; write the JWT itself (GitHub: `jq -r .value`)"
+                    .into(),
+            ),
+        };
+    }
+    if text.starts_with(crate::secrets::API_KEY_PREFIX) {
+        return Err(
+            "the identity token file holds a fedgate API key (fgk_…), not an identity token: \
+             set WANDB_API_KEY to use an API key, and point WANDB_IDENTITY_TOKEN_FILE only at a JWT \
+             from your CI system or identity provider"
+                .into(),
+        );
+    }
+    let parts = text.split('.').count();
+    if parts != 3 || text.contains(char::is_whitespace) {
+        return Err(format!(
+            "the identity token file does not hold a JWT (three base64url parts separated by dots; found {parts} part{})",
+            if parts == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// What an answer that is not fedgate's JSON looks like, for messages.
+fn describe_body(content_type: &str, body: &str) -> String {
+    let b = body.trim_start();
+    if content_type.contains("html") || b.starts_with('<') {
+        "an HTML page".into()
+    } else if b.is_empty() {
+        "an empty body".into()
+    } else {
+        format!("{:?}", crate::model::truncate(b, 80))
+    }
+}
+
+/// The `error`/`error_description` of an OAuth error body; `None` when the
+/// body is not one (not fedgate, or a proxy in front of it).
+fn oauth_error(body: &str) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct OAuthError {
         error: String,
         #[serde(default)]
         error_description: Option<String>,
     }
-    match serde_json::from_str::<OAuthError>(body) {
-        Ok(e) => (e.error, e.error_description.unwrap_or_default()),
-        Err(_) => (
-            "unexpected_response".into(),
-            crate::model::truncate(body.trim(), 200).to_string(),
-        ),
+    serde_json::from_str::<OAuthError>(body)
+        .ok()
+        .map(|e| (e.error, e.error_description.unwrap_or_default()))
+}
+
+/// What the user can change when fedgate refuses for a reason the client's
+/// flags address.
+fn exchange_hint(error: &str, description: &str) -> &'static str {
+    if error == "invalid_target" && description.contains("audience=sa:") {
+        "; with the fedgate client, pass --audience sa:<org>/<team>/<name> (or set FEDGATE_AUDIENCE)"
+    } else if error == "invalid_scope" {
+        "; with the fedgate client, pass --scope (or set FEDGATE_SCOPE), e.g. \"read write\""
+    } else {
+        ""
     }
 }
 
@@ -184,28 +254,38 @@ impl Api {
     /// Exchanges the identity token in `token_file` (re-read on every
     /// attempt) at `/oidc/token`. 4xx answers are final and carry fedgate's
     /// `error_description`; 429, 5xx and transport errors are retried per `retry`.
+    /// Progress (a retry and its wait) goes to `progress` as a sentence.
     pub async fn exchange(
         &self,
         token_file: &Path,
+        params: &ExchangeParams<'_>,
         retry: &RetryPolicy,
+        progress: impl Fn(String),
     ) -> Result<TokenResponse, ClientError> {
         let url = self.url("/oidc/token");
         let attempts = retry.max_attempts.max(1);
         let mut failed = 0u32;
         loop {
             let assertion = read_token_file(token_file)?;
+            let mut form = vec![("grant_type", GRANT_JWT_BEARER), ("assertion", &assertion)];
+            if let Some(a) = params.audience {
+                form.push(("audience", a));
+            }
+            if let Some(s) = params.scope {
+                form.push(("scope", s));
+            }
             let sent = self
                 .client
                 .post(&url)
                 .header(reqwest::header::ACCEPT, "application/json")
-                .form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", &assertion)])
+                .form(&form)
                 .send()
                 .await;
             let (last, retry_after) = match sent {
                 Err(e) => (
                     ClientError::Transport {
                         url: url.clone(),
-                        reason: error_chain(&e),
+                        reason: transport_reason(e),
                     },
                     None,
                 ),
@@ -216,9 +296,15 @@ impl Api {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after);
+                    let content_type = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
                     let body = resp.text().await.map_err(|e| ClientError::Transport {
                         url: url.clone(),
-                        reason: error_chain(&e),
+                        reason: transport_reason(e),
                     });
                     let body = match body {
                         Ok(b) => b,
@@ -241,15 +327,28 @@ impl Api {
                             }
                         });
                     }
-                    let (error, description) = oauth_error(&body);
-                    let err = ClientError::Exchange {
-                        url: url.clone(),
-                        status: status.as_u16(),
-                        error,
-                        description,
+                    let err = match oauth_error(&body) {
+                        Some((error, description)) => ClientError::Exchange {
+                            url: url.clone(),
+                            status: status.as_u16(),
+                            hint: exchange_hint(&error, &description).to_string(),
+                            error,
+                            description,
+                        },
+                        None => ClientError::NotFedgate {
+                            url: url.clone(),
+                            base_url: self.base_url.clone(),
+                            status: status.as_u16(),
+                            what: describe_body(&content_type, &body),
+                        },
                     };
-                    let transient =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    // A proxy in front of fedgate answers 502-504 while it
+                    // restarts: worth retrying. Any other answer that is not
+                    // fedgate's JSON (a 404 page, 501) will not change.
+                    let transient = match &err {
+                        ClientError::NotFedgate { .. } => matches!(status.as_u16(), 502..=504),
+                        _ => status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error(),
+                    };
                     if !transient {
                         return Err(err);
                     }
@@ -270,7 +369,11 @@ impl Api {
                 });
             }
             let wait = retry.delay(failed, retry_after);
-            tracing::warn!(attempt = failed, wait_ms = wait.as_millis() as u64, error = %last, "token exchange failed; retrying");
+            progress(format!(
+                "token exchange attempt {failed} of {attempts} failed ({}); retrying in {:.1} s",
+                last.short(),
+                wait.as_secs_f64()
+            ));
             tokio::time::sleep(wait).await;
         }
     }
@@ -302,21 +405,33 @@ impl Api {
         }
         let resp = req.send().await.map_err(|e| ClientError::Transport {
             url: url.clone(),
-            reason: error_chain(&e),
+            reason: transport_reason(e),
         })?;
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let text = resp.text().await.map_err(|e| ClientError::Transport {
             url: url.clone(),
-            reason: error_chain(&e),
+            reason: transport_reason(e),
         })?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
+        let not_fedgate = || ClientError::NotFedgate {
+            url: url.clone(),
+            base_url: self.base_url.clone(),
+            status: status.as_u16(),
+            what: describe_body(&content_type, &text),
+        };
         if status.is_success() {
-            return json.ok_or_else(|| ClientError::BadResponse {
-                url,
-                reason: "the answer is not JSON".into(),
-            });
+            return json.ok_or_else(not_fedgate);
         }
         let err = json.as_ref().and_then(|j| j.get("error"));
+        if err.is_none() {
+            return Err(not_fedgate());
+        }
         let code = err
             .and_then(|e| e.get("code"))
             .and_then(Value::as_str)
@@ -439,7 +554,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let t = api
-            .exchange(&dir.path().join("token"), &fast())
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap();
         assert_eq!(t.access_token, "eyJ.minted");
@@ -457,7 +577,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let e = api
-            .exchange(&dir.path().join("token"), &fast())
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -476,7 +601,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let e = api
-            .exchange(&dir.path().join("token"), &fast())
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 4);
@@ -495,7 +625,12 @@ mod tests {
         .await;
         let api = Api::new(&base).unwrap();
         let e = api
-            .exchange(&dir.path().join("token"), &fast())
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |_| {},
+            )
             .await
             .unwrap_err();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
@@ -519,10 +654,10 @@ mod tests {
                 .to_string()
                 .contains("empty")
         );
-        std::fs::write(&path, "eyJ.one\n").unwrap();
-        assert_eq!(read_token_file(&path).unwrap(), "eyJ.one");
-        std::fs::write(&path, "eyJ.two").unwrap();
-        assert_eq!(read_token_file(&path).unwrap(), "eyJ.two");
+        std::fs::write(&path, "eyJ.one.a\n").unwrap();
+        assert_eq!(read_token_file(&path).unwrap(), "eyJ.one.a");
+        std::fs::write(&path, "eyJ.two.b").unwrap();
+        assert_eq!(read_token_file(&path).unwrap(), "eyJ.two.b");
         std::fs::write(&path, vec![b'a'; 70 * 1024]).unwrap();
         assert!(
             read_token_file(&path)
@@ -530,5 +665,129 @@ mod tests {
                 .to_string()
                 .contains("too large")
         );
+    }
+
+    #[test]
+    fn the_token_file_may_hold_githubs_answer_but_not_an_api_key() {
+        assert_eq!(
+            identity_token(r#"{"count":1,"value":"eyJ.a.b"}"#).unwrap(),
+            "eyJ.a.b"
+        );
+        assert_eq!(
+            identity_token("{\n  \"value\": \" eyJ.a.b\\n\",\n  \"count\": 1\n}").unwrap(),
+            "eyJ.a.b"
+        );
+        let e = identity_token(r#"{"count":1}"#).unwrap_err();
+        assert!(e.contains("\"value\"") && e.contains("jq -r .value"), "{e}");
+        let e = identity_token("{not json").unwrap_err();
+        assert!(e.contains("neither a JWT nor JSON"), "{e}");
+        let e = identity_token("fgk_0123456789abcdefghijklmnopqrstuvwxyzAB").unwrap_err();
+        assert!(
+            e.contains("API key") && e.contains("WANDB_API_KEY") && !e.contains("0123456789"),
+            "{e}"
+        );
+        let e = identity_token("just-some-text").unwrap_err();
+        assert!(
+            e.contains("not hold a JWT") && e.contains("found 1 part"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_fedgate_is_named_once_and_not_retried() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let h = hits.clone();
+        let page = "<html><body>Not Implemented</body></html>";
+        let app = Router::new().fallback(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async move {
+                (
+                    axum::http::StatusCode::NOT_IMPLEMENTED,
+                    [("content-type", "text/html")],
+                    page,
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "eyJ.test.token").unwrap();
+        let base = format!("http://{addr}");
+        let api = Api::new(&base).unwrap();
+        let progress = std::sync::Mutex::new(Vec::new());
+        let e = api
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |m| progress.lock().unwrap().push(m),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "not retried");
+        assert!(progress.lock().unwrap().is_empty());
+        assert!(
+            e.contains("501") && e.contains("an HTML page") && e.contains("not fedgate's JSON"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("Not Implemented"),
+            "the page is not dumped: {e}"
+        );
+        assert_eq!(e.matches(&base).count(), 2, "the URL and the base URL: {e}");
+        let e = api
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/viewer",
+                Auth::Bearer("x"),
+                None,
+                &[],
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("an HTML page") && e.contains("WANDB_BASE_URL"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn network_errors_name_the_url_once_and_retries_are_reported() {
+        // A port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "eyJ.test.token").unwrap();
+        let api = Api::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let progress = std::sync::Mutex::new(Vec::new());
+        let e = api
+            .exchange(
+                &dir.path().join("token"),
+                &ExchangeParams::default(),
+                &fast(),
+                |m| progress.lock().unwrap().push(m),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        let url = format!("http://127.0.0.1:{port}/oidc/token");
+        assert_eq!(e.matches(&url).count(), 1, "{e}");
+        assert!(e.contains("4 attempts"), "{e}");
+        let progress = progress.lock().unwrap();
+        assert_eq!(progress.len(), 3, "{progress:?}");
+        assert!(
+            progress[0].starts_with("token exchange attempt 1 of 4 failed")
+                && progress[0].contains("retrying in"),
+            "{progress:?}"
+        );
+        assert!(!progress[0].contains(&url), "{progress:?}");
     }
 }

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::client::credentials::{CachedToken, Lookup};
-use crate::client::http::{Api, Auth, RetryPolicy};
+use crate::client::http::{Api, Auth, ExchangeParams, RetryPolicy};
 
 /// Where the client talks to when `WANDB_BASE_URL` is unset: a local
 /// `fedgate serve` (the W&B SDK's own default is `https://api.wandb.ai`).
@@ -48,13 +48,25 @@ pub enum ClientError {
     /// fedgate could not be reached.
     #[error("cannot reach {url}: {reason}")]
     Transport { url: String, reason: String },
-    /// `/oidc/token` refused the identity token (RFC 6749 §5.2 error).
-    #[error("token exchange refused by {url} ({status} {error}): {description}")]
+    /// `/oidc/token` refused the identity token (RFC 6749 §5.2 error);
+    /// `hint` says what to change on the client side, if anything.
+    #[error("token exchange refused by {url} ({status} {error}): {description}{hint}")]
     Exchange {
         url: String,
         status: u16,
         error: String,
         description: String,
+        hint: String,
+    },
+    /// The server at the base URL does not speak fedgate's API.
+    #[error(
+        "{url} answered {status} with {what}, not fedgate's JSON: is WANDB_BASE_URL ({base_url}) the root URL of a fedgate server?"
+    )]
+    NotFedgate {
+        url: String,
+        base_url: String,
+        status: u16,
+        what: String,
     },
     /// Transient failures went on past the retry policy.
     #[error("token exchange failed after {attempts} attempts; last error: {last}")]
@@ -74,6 +86,23 @@ pub enum ClientError {
     /// fedgate answered something that is not what its API promises.
     #[error("unexpected answer from {url}: {reason}")]
     BadResponse { url: String, reason: String },
+}
+
+impl ClientError {
+    /// One line without the URL, for progress messages.
+    pub fn short(&self) -> String {
+        match self {
+            ClientError::Exchange {
+                status,
+                error,
+                description,
+                ..
+            } => format!("{status} {error}: {description}"),
+            ClientError::Transport { reason, .. } => reason.clone(),
+            ClientError::NotFedgate { status, what, .. } => format!("{status} with {what}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The client's settings: the `WANDB_*` variables the W&B SDK honours.
@@ -96,6 +125,11 @@ pub struct ClientEnv {
     pub username: Option<String>,
     /// `WANDB_USER_EMAIL`: sent as `X-WANDB-USER-EMAIL` (attribution).
     pub user_email: Option<String>,
+    /// `--audience` / `FEDGATE_AUDIENCE`: the account to exchange for,
+    /// `sa:<org>/<team>/<name>`, when a token matches several.
+    pub audience: Option<String>,
+    /// `--scope` / `FEDGATE_SCOPE`: space-separated scopes to ask for.
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for ClientEnv {
@@ -109,6 +143,8 @@ impl std::fmt::Debug for ClientEnv {
             .field("project", &self.project)
             .field("username", &self.username)
             .field("user_email", &self.user_email)
+            .field("audience", &self.audience)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -135,7 +171,19 @@ impl ClientEnv {
         let base_url = get("WANDB_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.into());
         let base_url = base_url.trim_end_matches('/').to_string();
         match url::Url::parse(&base_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                // fedgate serves its API at fixed paths under the root
+                // (/oidc/token, /api/v1/…), as the W&B SDK expects.
+                if u.path() != "/" || u.query().is_some() {
+                    let mut root = u.clone();
+                    root.set_path("");
+                    root.set_query(None);
+                    return Err(ClientError::Config(format!(
+                        "WANDB_BASE_URL {base_url:?} has a path: use the server's root URL, {:?}",
+                        root.as_str().trim_end_matches('/')
+                    )));
+                }
+            }
             _ => {
                 return Err(ClientError::Config(format!(
                     "WANDB_BASE_URL {base_url:?} is not an http(s) URL, e.g. https://fedgate.example.com"
@@ -158,7 +206,53 @@ impl ClientEnv {
             project: get("WANDB_PROJECT"),
             username: get("WANDB_USERNAME"),
             user_email: get("WANDB_USER_EMAIL"),
+            audience: None,
+            scope: None,
         })
+    }
+
+    /// Sets `--audience` and `--scope` (already merged with `FEDGATE_AUDIENCE`
+    /// and `FEDGATE_SCOPE`), checking their form before anything is sent.
+    pub fn set_exchange(
+        &mut self,
+        audience: Option<String>,
+        scope: Option<String>,
+    ) -> Result<(), ClientError> {
+        let audience = audience
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty());
+        if let Some(a) = audience
+            .as_deref()
+            .filter(|a| !crate::service::exchange::is_account_name(a))
+        {
+            return Err(ClientError::Config(format!(
+                "--audience (FEDGATE_AUDIENCE) {a:?} does not name a service account: use sa:<org>/<team>/<name> (e.g. sa:default/vision/gh-deploy) or the account's id (sa_…)"
+            )));
+        }
+        let scope = scope
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        if let Some(s) = scope.as_ref().filter(|s| s.contains(',')) {
+            return Err(ClientError::Config(format!(
+                "--scope (FEDGATE_SCOPE) {s:?}: scopes are space-separated, e.g. \"read write\""
+            )));
+        }
+        self.audience = audience;
+        self.scope = scope;
+        Ok(())
+    }
+
+    /// What the cached access token was asked for (`None`: the defaults), so
+    /// a token for one account is never reused when another is named.
+    fn request_key(&self) -> Option<String> {
+        match (&self.audience, &self.scope) {
+            (None, None) => None,
+            (a, s) => Some(format!(
+                "audience={} scope={}",
+                a.as_deref().unwrap_or("-"),
+                s.as_deref().unwrap_or("-")
+            )),
+        }
     }
 
     /// Reads the settings from the process environment.
@@ -223,6 +317,7 @@ pub struct Client {
     env: ClientEnv,
     api: Api,
     retry: RetryPolicy,
+    warned: std::sync::Mutex<Vec<String>>,
 }
 
 impl Client {
@@ -233,6 +328,7 @@ impl Client {
             env,
             api,
             retry: RetryPolicy::default(),
+            warned: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -240,6 +336,28 @@ impl Client {
     pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
         self.retry = retry;
         self
+    }
+
+    /// Tells the person at the terminal, once per command, something they
+    /// may want to fix; not a log line.
+    fn warn(&self, message: String) {
+        if let Ok(mut seen) = self.warned.lock() {
+            if seen.contains(&message) {
+                return;
+            }
+            seen.push(message.clone());
+        }
+        eprintln!("fedgate: warning: {message}");
+    }
+
+    /// The credentials file's contents; a corrupt file reads as empty, with
+    /// a warning.
+    fn load_credentials(&self, path: &Path) -> Result<Value, ClientError> {
+        let (doc, warning) = credentials::load(path)?;
+        if let Some(w) = warning {
+            self.warn(w);
+        }
+        Ok(doc)
     }
 
     fn credentials_file(&self) -> Result<&Path, ClientError> {
@@ -271,12 +389,22 @@ impl Client {
     /// Exchanges the identity token and caches the access token.
     async fn exchange(&self, token_file: &Path) -> Result<CachedToken, ClientError> {
         let path = self.credentials_file()?;
-        let resp = self.api.exchange(token_file, &self.retry).await?;
+        let params = ExchangeParams {
+            audience: self.env.audience.as_deref(),
+            scope: self.env.scope.as_deref(),
+        };
+        let resp = self
+            .api
+            .exchange(token_file, &params, &self.retry, |m| {
+                eprintln!("fedgate: {m}")
+            })
+            .await?;
         let token = CachedToken {
             access_token: resp.access_token,
             expires_at: OffsetDateTime::now_utc() + time::Duration::seconds(resp.expires_in),
+            request: self.env.request_key(),
         };
-        let doc = credentials::load(path)?;
+        let doc = self.load_credentials(path)?;
         credentials::store(
             path,
             &credentials::with_entry(doc, &self.env.base_url, &token),
@@ -291,10 +419,13 @@ impl Client {
             Source::ApiKey(k) => Ok(Credential::ApiKey(k.to_string())),
             Source::TokenFile(f) => {
                 if !force_exchange {
-                    let doc = credentials::load(self.credentials_file()?)?;
-                    if let Lookup::Fresh(token) =
-                        credentials::lookup(&doc, &self.env.base_url, OffsetDateTime::now_utc())
-                    {
+                    let doc = self.load_credentials(self.credentials_file()?)?;
+                    if let Lookup::Fresh(token) = credentials::lookup(
+                        &doc,
+                        &self.env.base_url,
+                        self.env.request_key().as_deref(),
+                        OffsetDateTime::now_utc(),
+                    ) {
                         return Ok(Credential::AccessToken {
                             token,
                             cached: true,
@@ -328,8 +459,9 @@ impl Client {
                 Err(ClientError::Api { status: 401, .. }),
                 Credential::AccessToken { cached: true, .. },
             ) => {
-                tracing::warn!(
+                self.warn(
                     "the cached access token was refused; exchanging the identity token again"
+                        .into(),
                 );
                 let cred = self.credential(true).await?;
                 self.api
@@ -623,5 +755,92 @@ mod tests {
             );
             assert!(r.is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_base_url_with_a_path_asks_for_the_root() {
+        for bad in [
+            "https://fedgate.example.com/api/v1",
+            "https://fedgate.example.com/api/v1/",
+            "http://127.0.0.1:8080/oidc/token",
+            "https://fedgate.example.com/?x=1",
+        ] {
+            let e = env(&[("WANDB_BASE_URL", bad)]).unwrap_err().to_string();
+            assert!(
+                e.contains("has a path") && e.contains("root URL"),
+                "{bad}: {e}"
+            );
+            assert!(
+                e.contains("\"https://fedgate.example.com\"")
+                    || e.contains("\"http://127.0.0.1:8080\""),
+                "names the root: {e}"
+            );
+        }
+        assert!(env(&[("WANDB_BASE_URL", "https://fedgate.example.com/")]).is_ok());
+    }
+
+    #[test]
+    fn audience_and_scope_are_checked_before_anything_is_sent() {
+        let mut e = env(&[]).unwrap();
+        e.set_exchange(
+            Some("sa:default/vision/gh-deploy".into()),
+            Some("read".into()),
+        )
+        .unwrap();
+        assert_eq!(e.audience.as_deref(), Some("sa:default/vision/gh-deploy"));
+        assert_eq!(
+            e.request_key().as_deref(),
+            Some("audience=sa:default/vision/gh-deploy scope=read")
+        );
+        for bad in [
+            "https://fedgate.example.com",
+            "sa:default/vision",
+            "sa://x/y",
+            "gh-deploy",
+        ] {
+            let err = e
+                .set_exchange(Some(bad.into()), None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("sa:<org>/<team>/<name>") && err.contains("FEDGATE_AUDIENCE"),
+                "{bad}: {err}"
+            );
+        }
+        let err = e
+            .set_exchange(None, Some("read,write".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("space-separated"), "{err}");
+        e.set_exchange(Some(" ".into()), Some("".into())).unwrap();
+        assert_eq!((e.audience.clone(), e.request_key()), (None, None));
+    }
+
+    #[test]
+    fn a_cached_token_for_another_account_is_not_reused() {
+        let now = OffsetDateTime::now_utc();
+        let token = CachedToken {
+            access_token: "eyJ.a.b".into(),
+            expires_at: now + time::Duration::hours(1),
+            request: Some("audience=sa:default/vision/gh-deploy scope=-".into()),
+        };
+        let doc = credentials::with_entry(json!({}), "http://x", &token);
+        assert!(matches!(
+            credentials::lookup(&doc, "http://x", token.request.as_deref(), now),
+            Lookup::Fresh(_)
+        ));
+        assert_eq!(
+            credentials::lookup(&doc, "http://x", None, now),
+            Lookup::Stale
+        );
+        assert_eq!(
+            credentials::lookup(
+                &doc,
+                "http://x",
+                Some("audience=sa:default/vision/other scope=-"),
+                now
+            ),
+            Lookup::Stale
+        );
     }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde::Deserialize;
 
-use super::netguard::{AddressPolicy, GuardedResolver, find_refused};
+use super::netguard::{AddressPolicy, GuardedResolver, Lookup, find_refused, system_lookup};
 use super::{IssuerConfig, KeySource, excerpt};
 
 /// What a [`KeyFetcher`] got: the JWKS, how many entries could not even be
@@ -198,6 +198,12 @@ impl HttpFetcher {
     /// TLS are fixed here. No proxy: a proxy would resolve and connect on
     /// its own, out of reach of the address rule.
     pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
+        Self::with_lookup(policy, system_lookup())
+    }
+
+    /// [`HttpFetcher::new`] with another way to look names up (tests script
+    /// DNS answers with it); the address rule applies to its answers.
+    pub fn with_lookup(policy: FetchPolicy, lookup: Lookup) -> Result<Self, FetchError> {
         let (allow, max) = (policy.allow_insecure_loopback, policy.max_redirects);
         let addresses = Arc::new(policy.addresses.clone());
         let guard = Arc::clone(&addresses);
@@ -234,7 +240,10 @@ impl HttpFetcher {
         let client = reqwest::Client::builder()
             .redirect(redirects)
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { policy: addresses }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: addresses,
+                lookup,
+            }))
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)
             .user_agent(concat!("fedgate/", env!("CARGO_PKG_VERSION")))
@@ -709,6 +718,26 @@ mod tests {
         .unwrap();
         let iss = issuer("h", &base, KeySource::JwksUri(format!("{base}/jwks")));
         assert!(allowed.fetch(&iss).await.is_ok());
+        // A discovery document on an allowed host cannot point the JWKS
+        // fetch at a refused address either.
+        let app = Router::new().route(
+            "/.well-known/openid-configuration",
+            get(|headers: axum::http::HeaderMap| async move {
+                let host = headers[header::HOST].to_str().unwrap().to_owned();
+                json!({"issuer": format!("http://{host}"),
+                       "jwks_uri": "https://169.254.169.254/latest/meta-data/"})
+                .to_string()
+            }),
+        );
+        let base = serve(app).await;
+        let err = allowed
+            .fetch(&issuer("h", &base, KeySource::Discovery))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::PrivateAddress { reason, .. } if reason.contains("cloud metadata")),
+            "{err}"
+        );
     }
 
     /// Errors shown to admins never quote what an internal server answered.
@@ -755,5 +784,71 @@ mod tests {
         assert!(seen[1].contains("invalid JSON at line 1"), "{}", seen[1]);
         assert!(seen[3].contains("not an http(s) URL"), "{}", seen[3]);
         assert!(seen[4].contains("wrong type"), "{}", seen[4]);
+    }
+
+    /// No DNS rebinding: a name whose answer holds a refused address and an
+    /// allowed one connects only to the allowed one (a server on the refused
+    /// address serves other keys, and they never arrive), and a name that
+    /// resolves only to refused addresses is refused. The check and the
+    /// connection use one and the same answer.
+    #[tokio::test]
+    async fn the_connection_goes_to_the_checked_address() {
+        // The same port on two loopback addresses (all of 127/8 is loopback).
+        let mut pair = None;
+        for _ in 0..20 {
+            let good = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = good.local_addr().unwrap().port();
+            if let Ok(evil) = tokio::net::TcpListener::bind(("127.0.0.2", port)).await {
+                pair = Some((good, evil, port));
+                break;
+            }
+        }
+        let (good, evil, port) = pair.expect("a port free on 127.0.0.1 and 127.0.0.2");
+        let serve_keys = |l: tokio::net::TcpListener, kid: &'static str| {
+            let app =
+                Router::new().route(
+                    "/jwks",
+                    get(move || async move {
+                        json!({"keys": [rsa(0).jwk(kid, json!({}))]}).to_string()
+                    }),
+                );
+            tokio::spawn(async move { axum::serve(l, app).await });
+        };
+        serve_keys(good, "good");
+        serve_keys(evil, "evil");
+        // A scripted DNS answer (a rebinding server could give any).
+        let fetcher = |answer: Vec<std::net::SocketAddr>| {
+            let lookup: Lookup = Arc::new(move |_host: String| {
+                let answer = answer.clone();
+                Box::pin(async move { Ok(answer) })
+            });
+            HttpFetcher::with_lookup(
+                FetchPolicy {
+                    allow_insecure_loopback: true,
+                    addresses: AddressPolicy::new(
+                        super::super::netguard::parse_cidrs("127.0.0.1/32").unwrap(),
+                    ),
+                    ..FetchPolicy::default()
+                },
+                lookup,
+            )
+            .unwrap()
+        };
+        let url = format!("http://localhost:{port}/jwks");
+        let iss = issuer("h", "http://localhost", KeySource::JwksUri(url.clone()));
+        let mixed = fetcher(vec![
+            std::net::SocketAddr::from(([127, 0, 0, 2], 0)),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ]);
+        for _ in 0..3 {
+            let got = mixed.fetch(&iss).await.unwrap();
+            assert_eq!(got.jwks.keys[0].common.key_id.as_deref(), Some("good"));
+        }
+        let only_refused = fetcher(vec![std::net::SocketAddr::from(([127, 0, 0, 2], 0))]);
+        let err = only_refused.fetch(&iss).await.unwrap_err();
+        assert!(
+            matches!(&err, FetchError::PrivateAddress { reason, .. } if reason.contains("localhost resolves to 127.0.0.2")),
+            "{err}"
+        );
     }
 }

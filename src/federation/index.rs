@@ -85,6 +85,13 @@ impl FederationIndex {
         self.read().by_iss.get(iss).cloned().unwrap_or_default()
     }
 
+    /// A registered `iss` that `iss` nearly equals (see [`super::near_match`]);
+    /// only asked on a refusal.
+    pub fn near_iss(&self, iss: &str) -> Option<String> {
+        let inner = self.read();
+        super::near_match(iss, inner.by_iss.keys().map(String::as_str)).map(String::from)
+    }
+
     /// One issuer config by id.
     pub fn issuer(&self, id: &str) -> Option<Arc<IssuerConfig>> {
         self.read().issuers.get(id).cloned()

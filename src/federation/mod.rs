@@ -86,6 +86,21 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
     }
 }
 
+/// The registered issuer that `wanted` nearly equals (same URL but for
+/// trailing slashes, letter case or surrounding spaces), for messages: an
+/// issuer must match exactly (RFC 8414 §3.3), and this near miss is the
+/// usual reason a correct-looking one does not.
+pub fn near_match<'a>(
+    wanted: &str,
+    registered: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+    let w = norm(wanted);
+    registered
+        .into_iter()
+        .find(|r| *r != wanted && norm(r) == w)
+}
+
 /// An issuer of org `acme` for unit tests.
 #[cfg(test)]
 pub(crate) fn test_issuer(id: &str, url: &str, source: KeySource) -> IssuerConfig {
@@ -102,5 +117,29 @@ pub(crate) fn test_issuer(id: &str, url: &str, source: KeySource) -> IssuerConfi
         single_use_jti: false,
         users: false,
         created_at: 0,
+    }
+}
+
+#[cfg(test)]
+mod near_match_tests {
+    use super::near_match;
+
+    #[test]
+    fn trailing_slashes_and_case_are_near_misses() {
+        let reg = [
+            "https://token.actions.githubusercontent.com",
+            "https://gitlab.com",
+        ];
+        assert_eq!(
+            near_match("https://token.actions.githubusercontent.com/", reg),
+            Some(reg[0])
+        );
+        assert_eq!(near_match("https://GitLab.com", reg), Some(reg[1]));
+        assert_eq!(
+            near_match("https://gitlab.com", reg),
+            None,
+            "exact is no near miss"
+        );
+        assert_eq!(near_match("https://gitlab.example.com", reg), None);
     }
 }

@@ -192,21 +192,40 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The HTTP client's DNS resolver: the system's answer, minus every address
-/// the policy refuses. The client connects only to what this returns, so
-/// the address checked is the address used (no DNS rebinding).
-#[derive(Clone, Debug)]
+/// How a host name becomes addresses: the system's resolver in production
+/// ([`system_lookup`]), a scripted one in tests (e.g. a rebinding DNS).
+pub type Lookup = Arc<
+    dyn Fn(
+            String,
+        )
+            -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
+/// The system's resolver (getaddrinfo on a blocking thread, as reqwest's own).
+pub fn system_lookup() -> Lookup {
+    Arc::new(|host: String| {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect()) })
+    })
+}
+
+/// The HTTP client's DNS resolver: the looked-up answer, minus every
+/// address the policy refuses. The client connects only to what this
+/// returns, so the address checked is the address used (no DNS rebinding).
+#[derive(Clone)]
 pub struct GuardedResolver {
     pub policy: Arc<AddressPolicy>,
+    pub lookup: Lookup,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_owned();
+        let lookup = (self.lookup)(host.clone());
         Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = lookup.await?;
             let (ok, refused) = filter(&policy, &host, addrs);
             match (ok.is_empty(), refused) {
                 (false, _) => Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs),
@@ -351,6 +370,7 @@ mod tests {
         use reqwest::dns::Resolve as _;
         let r = GuardedResolver {
             policy: Arc::new(AddressPolicy::default()),
+            lookup: system_lookup(),
         };
         let err = match r.resolve("localhost".parse().unwrap()).await {
             Ok(_) => panic!("localhost resolved to an allowed address"),
@@ -360,6 +380,7 @@ mod tests {
         assert_eq!(refused.why, "loopback");
         let allowed = GuardedResolver {
             policy: Arc::new(AddressPolicy::new(loopback_nets())),
+            lookup: system_lookup(),
         };
         let addrs: Vec<_> = match allowed.resolve("localhost".parse().unwrap()).await {
             Ok(a) => a.collect(),

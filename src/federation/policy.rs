@@ -34,6 +34,40 @@ pub struct BindingSpec {
     pub claims: BTreeMap<String, String>,
 }
 
+/// Reads claim conditions (`{"name": value}`) whose values may be JSON
+/// strings, numbers or booleans. A number or boolean is kept as its JSON
+/// text (`703518824` → `"703518824"`), and [`CompiledBinding::check`]
+/// compares a token's number or boolean by that same text, so the condition
+/// holds whether the IdP sends the claim as a number or as a string.
+pub fn scalar_claims<'de, D>(d: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(raw) = Option::<BTreeMap<String, Value>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let mut out = BTreeMap::new();
+    for (name, v) in raw {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            other => {
+                let kind = match other {
+                    Value::Array(_) => "an array",
+                    Value::Object(_) => "an object",
+                    _ => "null",
+                };
+                return Err(serde::de::Error::custom(format!(
+                    "claims: the condition on {:?} is {kind}; a condition is a string (exact or glob), a number or a boolean",
+                    excerpt(&name, 64)
+                )));
+            }
+        };
+        out.insert(name, text);
+    }
+    Ok(Some(out))
+}
+
 #[derive(Clone, Debug)]
 enum Matcher {
     Exact(String),

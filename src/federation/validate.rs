@@ -98,6 +98,10 @@ pub enum ValidationError {
     Jwe,
     #[error("the token is not a compact JWS: expected 3 dot-separated parts, found {0}")]
     NotCompact(usize),
+    #[error(
+        "the token is a fedgate API key, not a JWT: an API key is used as it is (Authorization: Bearer, or HTTP Basic api:<key>; WANDB_API_KEY), and only an identity provider's JWT is exchanged here"
+    )]
+    ApiKey,
     #[error("the JWT {part} is not base64url without padding (RFC 7515 §2)")]
     Base64 { part: &'static str },
     #[error("the JWT {part} is not UTF-8")]
@@ -150,11 +154,23 @@ pub enum ValidationError {
     MissingExp,
     #[error("the \"{0}\" claim is not a NumericDate (RFC 7519 §2)")]
     InvalidDate(&'static str),
-    #[error("the JWT expired at {exp} (now {now}, leeway {leeway} s)")]
+    #[error(
+        "the JWT expired at {} (now {}, leeway {leeway} s): request a new token from your identity provider and exchange that",
+        rfc3339(*exp),
+        rfc3339(*now)
+    )]
     Expired { exp: i64, now: i64, leeway: i64 },
-    #[error("the JWT is not valid before {nbf} (now {now}, leeway {leeway} s)")]
+    #[error(
+        "the JWT is not valid before {} (now {}, leeway {leeway} s): check the clocks of the identity provider and fedgate",
+        rfc3339(*nbf),
+        rfc3339(*now)
+    )]
     NotYetValid { nbf: i64, now: i64, leeway: i64 },
-    #[error("the JWT was issued in the future at {iat} (now {now}, leeway {leeway} s)")]
+    #[error(
+        "the JWT was issued in the future at {} (now {}, leeway {leeway} s): check the clocks of the identity provider and fedgate",
+        rfc3339(*iat),
+        rfc3339(*now)
+    )]
     IssuedInFuture { iat: i64, now: i64, leeway: i64 },
     #[error("the JWT lives {lifetime} s (exp - {from}); this issuer accepts at most {max} s")]
     LifetimeTooLong {
@@ -174,6 +190,24 @@ pub enum ValidationError {
     InvalidJti,
 }
 
+/// A NumericDate as people read it: RFC 3339 in UTC (the number itself when
+/// it is out of range).
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// `"k1"`, or `none` when a header member is absent.
+fn or_none(v: Option<&str>) -> String {
+    v.map(|s| format!("{:?}", excerpt(s, 64)))
+        .unwrap_or_else(|| "none".into())
+}
+
 impl ValidationError {
     /// RFC 6749 §5.2 code: `invalid_request` when the request is malformed
     /// (size, not a JWS, bad base64/UTF-8/JSON), `invalid_grant` when a
@@ -184,6 +218,7 @@ impl ValidationError {
             TooLarge { .. }
             | Jwe
             | NotCompact(_)
+            | ApiKey
             | Base64 { .. }
             | Utf8 { .. }
             | Json { .. }
@@ -221,7 +256,7 @@ impl ValidationError {
         use ValidationError::*;
         match self {
             TooLarge { .. } => "size",
-            Jwe | NotCompact(_) | TokenMismatch => "format",
+            Jwe | NotCompact(_) | ApiKey | TokenMismatch => "format",
             Base64 { part } | Utf8 { part } | Json { part, .. } | Duplicate { part, .. } => part,
             MissingAlg | AlgNone | SymmetricAlg(_) | UnsupportedAlg(_) | AlgNotAllowed { .. } => {
                 "alg"
@@ -325,6 +360,9 @@ pub fn peek_traced(token: &str, trace: &mut Trace) -> Result<Unverified, Validat
         "size",
         format_args!("{} bytes (max {MAX_TOKEN_BYTES})", token.len()),
     );
+    if token.starts_with(crate::secrets::API_KEY_PREFIX) {
+        return fail(trace, E::ApiKey);
+    }
     let parts: Vec<&str> = token.split('.').collect();
     let &[h64, p64, s64] = parts.as_slice() else {
         return fail(
@@ -367,7 +405,11 @@ pub fn peek_traced(token: &str, trace: &mut Trace) -> Result<Unverified, Validat
     let typ = optional_string(&header, "typ").or_else(|e| fail(trace, e))?;
     trace.push_ok(
         "header",
-        format_args!("kid {kid:?}, typ {typ:?}; no jku, x5u or jwk"),
+        format_args!(
+            "kid {}, typ {}; no jku, x5u or jwk",
+            or_none(kid.as_deref()),
+            or_none(typ.as_deref())
+        ),
     );
 
     let claims = decode_object(p64, "payload").or_else(|e| fail(trace, e))?;
@@ -622,7 +664,15 @@ pub fn verify(
     }
     trace.push_ok(
         "key",
-        format_args!("{} key {:?} fits {:?}", key.family.name(), key.kid, u.alg),
+        format_args!(
+            "{} key {} fits {:?}",
+            key.family.name(),
+            key.kid
+                .as_deref()
+                .map(|k| format!("{:?}", excerpt(k, 64)))
+                .unwrap_or_else(|| "(no kid)".into()),
+            u.alg
+        ),
     );
     let (message, signature) = token.split_at(u.signing_input_len);
     let signature = signature.strip_prefix('.').unwrap_or(signature);
@@ -651,7 +701,11 @@ pub fn verify(
     };
     trace.push_ok(
         "exp",
-        format_args!("exp {exp}, now {now}, leeway {leeway} s"),
+        format_args!(
+            "expires at {}, now {}, leeway {leeway} s",
+            rfc3339(exp),
+            rfc3339(now)
+        ),
     );
     let nbf = numeric_date(&u.claims, "nbf", true).or_else(|e| fail(trace, e))?;
     match nbf {
@@ -660,7 +714,11 @@ pub fn verify(
         }
         Some(nbf) => trace.push_ok(
             "nbf",
-            format_args!("nbf {nbf}, now {now}, leeway {leeway} s"),
+            format_args!(
+                "not before {}, now {}, leeway {leeway} s",
+                rfc3339(nbf),
+                rfc3339(now)
+            ),
         ),
         None => trace.push_ok("nbf", "absent"),
     }
@@ -671,7 +729,11 @@ pub fn verify(
         }
         Some(iat) => trace.push_ok(
             "iat",
-            format_args!("iat {iat}, now {now}, leeway {leeway} s"),
+            format_args!(
+                "issued at {}, now {}, leeway {leeway} s",
+                rfc3339(iat),
+                rfc3339(now)
+            ),
         ),
         None => trace.push_ok("iat", "absent"),
     }
@@ -1092,9 +1154,20 @@ mod tests {
             Ok(())
         );
         let e = run(&rs256(&with(claims(), "exp", json!(NOW - 100))), &k).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("the JWT expired at {} (now {NOW}, leeway 60 s)", NOW - 100)
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "the JWT expired at {} (now {}, leeway 60 s)",
+                rfc3339(NOW - 100),
+                rfc3339(NOW)
+            )),
+            "{text}"
+        );
+        assert!(text.contains("request a new token"), "{text}");
+        assert!(rfc3339(NOW).ends_with('Z') && rfc3339(NOW).contains('T'));
+        assert!(
+            !text.contains(&NOW.to_string()),
+            "no raw NumericDate: {text}"
         );
     }
 

@@ -5,13 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use serde::Deserialize;
 
 use crate::http::api::attribution_headers;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Auth, Body, MaybeAuth, P, Q};
 use crate::service::RequestCtx;
-use crate::service::traces::{self, NewTrace};
+use crate::service::traces::{self, NewTrace, TraceQuery};
 use crate::state::AppState;
 
 #[utoipa::path(
@@ -37,22 +36,11 @@ pub async fn create_trace(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// Paging of `GET …/traces`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct TraceQuery {
-    /// The `next` of the previous page.
-    after: Option<String>,
-    /// Page size, 1-1000 (default 100).
-    limit: Option<i64>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/projects/{entity}/{project}/traces",
     tag = "platform",
-    summary = "The calls of a project's traces, a page at a time, oldest first",
+    summary = "The calls of a project's traces (or of one trace), a page at a time, oldest first",
     params(("entity" = String, Path, description = "team name"), ("project" = String, Path, description = "project name"), TraceQuery),
     responses((status = 200, description = "success", body = crate::service::traces::TracePage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
@@ -65,15 +53,6 @@ pub async fn list_traces(
     Q(q): Q<TraceQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let p = a.as_ref().map(|a| &a.principal);
-    let page = traces::list_traces(
-        &app,
-        &ctx,
-        p,
-        &entity,
-        &project,
-        q.after.as_deref(),
-        q.limit,
-    )
-    .await?;
+    let page = traces::list_traces(&app, &ctx, p, &entity, &project, q).await?;
     Ok(Json(page))
 }

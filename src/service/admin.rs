@@ -605,6 +605,9 @@ pub struct NewTeamSa {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub subject_pattern: Option<String>,
+    /// Values: strings (exact or glob), numbers or booleans.
+    #[serde(default, deserialize_with = "crate::federation::policy::scalar_claims")]
+    #[schema(value_type = Option<Object>)]
     pub claims: Option<std::collections::BTreeMap<String, String>>,
     pub max_token_lifetime_s: Option<i64>,
 }

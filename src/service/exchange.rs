@@ -171,6 +171,15 @@ impl ExchangeRequest {
         } else {
             target
         };
+        if let Some(t) = target.as_deref().filter(|t| !is_account_name(t)) {
+            return Err(OAuthError::new(
+                "invalid_target",
+                format!(
+                    "audience {:?} does not name a service account: use sa:<org>/<team>/<name> (e.g. sa:default/vision/gh-train) or the account's id (sa_…)",
+                    truncate(t, 100)
+                ),
+            ));
+        }
         Ok(ExchangeRequest {
             grant_type: grant_type.to_string(),
             token: token.trim().to_string(),
@@ -212,6 +221,16 @@ fn client_assertion<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<&'a st
 /// RFC 7523 §2.2: `client_id` names the account the assertion is for, as
 /// `audience` does for the other grants (`sa:<org>/<team>/<name>` or the
 /// account's id). Naming two different accounts is refused.
+/// Whether `target` has the form of an account: `sa:<org>/<team>/<name>`
+/// or an account id (`sa_…`).
+pub fn is_account_name(target: &str) -> bool {
+    if let Some(path) = target.strip_prefix("sa:") {
+        let parts: Vec<&str> = path.split('/').collect();
+        return parts.len() == 3 && parts.iter().all(|p| !p.is_empty());
+    }
+    target.len() > 3 && target.starts_with("sa_") && !target.contains(['/', ':', ' '])
+}
+
 fn client_target(
     client_id: Option<&str>,
     audience: Option<String>,
@@ -420,8 +439,25 @@ pub async fn evaluate(
         configs.retain(|c| &c.org_name == org);
     }
     if configs.is_empty() {
+        // Whether an unknown `iss` is registered is already visible from
+        // this very error, so naming a near miss reveals nothing more.
+        let near = app
+            .index
+            .near_iss(&u.iss)
+            .filter(|n| {
+                opts.org_id.is_none_or(|org| {
+                    app.index.issuers_for(n).iter().any(|c| c.org_id == org)
+                })
+            })
+            .map(|n| {
+                format!(
+                    "; a registered issuer nearly matches: {:?} (issuers must match exactly, including any trailing slash)",
+                    truncate(&n, 200)
+                )
+            })
+            .unwrap_or_default();
         let e = OAuthError::grant(format!(
-            "issuer {:?} is not a trusted issuer{}",
+            "issuer {:?} is not a trusted issuer{}{near}",
             truncate(&u.iss, 200),
             if opts.org_id.is_some() {
                 " of this organization"
@@ -783,10 +819,15 @@ pub async fn exchange(
     let scopes = match scope.as_deref() {
         None => Scopes::FULL,
         Some(s) => Scopes::parse(s).ok_or_else(|| {
+            let hint = if s.contains(',') {
+                "; scopes are space-separated (RFC 6749 §3.3), e.g. \"read write\""
+            } else {
+                ""
+            };
             OAuthError::new(
                 "invalid_scope",
                 format!(
-                    "scope {:?} is not a subset of \"read write\"",
+                    "scope {:?} is not a subset of \"read write\"{hint}",
                     truncate(s, 80)
                 ),
             )

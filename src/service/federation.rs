@@ -198,15 +198,23 @@ pub async fn reload_account(app: &App, sa_id: &str) -> ServiceResult<()> {
 
 /// Finds the org's trusted issuer named by id or exact issuer URL.
 pub async fn issuer_of_org(app: &App, org: &OrgRow, key: &str) -> ServiceResult<IssuerRow> {
-    let issuers = app.store.issuers_of_org(&org.id).await?;
-    issuers.into_iter().find(|i| i.id == key || i.issuer == key).ok_or_else(|| {
-        ServiceError::BadRequest(format!(
-            "issuer {:?} is not a trusted issuer of organization \"{}\": register it first (POST /api/v1/orgs/{}/issuers)",
-            truncate(key, 200),
-            org.name,
-            org.name
-        ))
-    })
+    let mut issuers = app.store.issuers_of_org(&org.id).await?;
+    if let Some(found) = issuers.iter().position(|i| i.id == key || i.issuer == key) {
+        return Ok(issuers.swap_remove(found));
+    }
+    let near = crate::federation::near_match(key, issuers.iter().map(|i| i.issuer.as_str()))
+        .map(|n| {
+            format!(
+                "; a registered issuer nearly matches: {n:?} (issuers must match exactly, including any trailing slash): use that, or"
+            )
+        })
+        .unwrap_or_else(|| ":".into());
+    Err(ServiceError::BadRequest(format!(
+        "issuer {:?} is not a trusted issuer of organization \"{}\"{near} register it first (POST /api/v1/orgs/{}/issuers)",
+        truncate(key, 200),
+        org.name,
+        org.name
+    )))
 }
 
 /// Validates and compiles the binding of a new external account (octo-sts

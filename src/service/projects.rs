@@ -687,14 +687,25 @@ pub async fn add_project_member(
             }
         },
         (None, Some(name)) => {
+            // The name, or the id that creating the account returned.
+            let by_id = || async {
+                match app.store.service_account_by_id(name).await {
+                    Ok(Some(sa)) if sa.org_id == p.org_id => Ok(Some(sa)),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            };
             let sa = match app.store.service_account_by_name(&p.org_id, name).await? {
                 Some(sa) => sa,
-                None => {
-                    return Err(ServiceError::BadRequest(format!(
-                        "service account \"{}\" does not exist in this organization",
-                        truncate(name, 64)
-                    )));
-                }
+                None => match by_id().await? {
+                    Some(sa) => sa,
+                    None => {
+                        return Err(ServiceError::BadRequest(format!(
+                            "service account \"{}\" does not exist in this organization (give its name or its id)",
+                            truncate(name, 64)
+                        )));
+                    }
+                },
             };
             if req.role == Role::Admin {
                 return Err(ServiceError::BadRequest(format!(

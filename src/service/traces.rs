@@ -245,24 +245,44 @@ pub async fn create_trace(
     })
 }
 
+/// Which calls of a project to list: a page after a cursor, optionally of
+/// one trace.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    /// Only the calls of this trace.
+    pub trace_id: Option<String>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<i64>,
+}
+
 /// A page of the calls of a project the caller may read, oldest first.
-/// `after` is the `next` of the previous page.
 pub async fn list_traces(
     app: &App,
     ctx: &RequestCtx,
     p: Option<&Principal>,
     entity_name: &str,
     project: &str,
-    after: Option<&str>,
-    limit: Option<i64>,
+    q: TraceQuery,
 ) -> ServiceResult<TracePage> {
+    let TraceQuery {
+        trace_id,
+        after,
+        limit,
+    } = q;
+    if let Some(t) = &trace_id {
+        check_trace_id(t)?;
+    }
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(bad(format!(
             "limit must be between 1 and {MAX_PAGE}, got {limit}"
         )));
     }
-    let after = match after {
+    let after = match after.as_deref() {
         None => 0,
         Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
             bad(format!(
@@ -272,7 +292,10 @@ pub async fn list_traces(
         })?,
     };
     let (v, team) = readable_project(app, ctx, p, entity_name, project).await?;
-    let mut rows = app.store.traces_of_project(&v.id, after, limit + 1).await?;
+    let mut rows = app
+        .store
+        .traces_of_project(&v.id, trace_id.as_deref(), after, limit + 1)
+        .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if more {

@@ -343,10 +343,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_trace(&self, trace: &TraceRow) -> StoreResult<()>;
     /// One call of a project by id (a new call's parent).
     async fn trace_call(&self, project_id: &str, id: &str) -> StoreResult<Option<TraceRow>>;
-    /// A page of a project's calls after `after_seq`, oldest first.
+    /// A page of a project's calls after `after_seq`, oldest first; only
+    /// those of one trace when `trace_id` is given.
     async fn traces_of_project(
         &self,
         project_id: &str,
+        trace_id: Option<&str>,
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<TraceRow>>;

@@ -36,9 +36,38 @@ impl PgStore {
     /// Every replica runs the migrations at start; sqlx serialises them with
     /// a PostgreSQL advisory lock, so replicas starting together are safe.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let mut opts: PgConnectOptions = url.parse()?;
+        let mut opts: PgConnectOptions = url.parse().map_err(|e| {
+            anyhow::anyhow!("the store URL is not a PostgreSQL URL ({e}): use postgres://USER@HOST:PORT/DATABASE")
+        })?;
         if opts.get_application_name().is_none() {
             opts = opts.application_name(APPLICATION_NAME);
+        }
+        // One direct connection first: the pool would only report "pool
+        // timed out", while this names the cause (refused, unknown host,
+        // authentication, missing database).
+        let target = format!(
+            "PostgreSQL at {}:{} (database {:?}, user {:?})",
+            opts.get_host(),
+            opts.get_port(),
+            opts.get_database().unwrap_or("postgres"),
+            opts.get_username()
+        );
+        let check = |cause: String| {
+            anyhow::anyhow!(
+                "cannot connect to {target}: {cause}; check that the server is running and reachable from here, and the URL in --database-url (FEDGATE_DATABASE_URL)"
+            )
+        };
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            sqlx::ConnectOptions::connect(&opts),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => return Err(check(e.to_string())),
+            Err(_) => return Err(check("no answer within 10 s".into())),
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)

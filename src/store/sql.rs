@@ -381,12 +381,20 @@ macro_rules! impl_sql_store {
                     .fetch_optional(&self.pool)
                     .await?)
             }
-            async fn traces_of_project(&self, project_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<TraceRow>> {
+            async fn traces_of_project(
+                &self,
+                project_id: &str,
+                trace_id: Option<&str>,
+                after_seq: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<TraceRow>> {
                 Ok(sqlx::query_as(
-                    "SELECT * FROM traces WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    "SELECT * FROM traces WHERE project_id = $1 AND seq > $2 AND ($3 IS NULL OR trace_id = $3)
+                     ORDER BY seq LIMIT $4",
                 )
                 .bind(project_id)
                 .bind(after_seq)
+                .bind(trace_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?)

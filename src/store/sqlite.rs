@@ -31,18 +31,43 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing, mode 0600) the database at `url` and migrates it.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)?
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the store URL {url:?} is not a SQLite URL ({e}): use sqlite://PATH"
+                )
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let path = opts.get_filename().to_path_buf();
+        // SQLite creates the file, not its folder; say so instead of its
+        // "(code: 14) unable to open database file".
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !folder.is_dir() {
+            anyhow::bail!(
+                "cannot open the SQLite store {}: the folder {} does not exist; create it, or set --database-url (FEDGATE_DATABASE_URL) to a file in an existing folder",
+                path.display(),
+                folder.display()
+            );
+        }
         secure_file(opts.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
-            .await?;
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the SQLite store {}: {e}; check that the file and its folder are writable by this user",
+                    path.display()
+                )
+            })?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore {
             pool,

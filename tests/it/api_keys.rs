@@ -177,9 +177,12 @@ async fn key_check_validates_offline() {
 
     let (code, out) = key_check(&["not-a-key"], None).await;
     assert_eq!(code, 1, "{out}");
+    // A usage error (no key) is clap's 2, distinct from every answer.
+    let (code, _) = key_check(&[], None).await;
+    assert_eq!(code, 2);
 
     let legacy = format!("fgk_{}", fedgate::secrets::random_base62(36));
     let (code, out) = key_check(&[&legacy], None).await;
-    assert_eq!(code, 2, "{out}");
+    assert_eq!(code, 11, "{out}");
     assert!(out.contains("legacy"), "{out}");
 }

@@ -14,14 +14,14 @@ use crate::support::idp::TestIdp;
 const GH_SUB: &str = "repo:acme/vision-train:ref:refs/heads/main";
 
 /// One run of the binary.
-struct Out {
-    ok: bool,
-    stdout: Value,
-    stderr: String,
+pub(crate) struct Out {
+    pub ok: bool,
+    pub stdout: Value,
+    pub stderr: String,
 }
 
 /// Runs `fedgate <args>` with only `vars` (plus `HOME`) in its environment.
-async fn fedgate(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> Out {
+pub(crate) async fn fedgate(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> Out {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
         .args(args)
         .env_clear()
@@ -504,50 +504,24 @@ async fn log_trace_takes_the_same_variables_as_log_run() {
     assert_eq!(b["traces"].as_array().unwrap().len(), 2, "{b}");
 
     // What the server refuses is reported, and bad flags before any call.
-    let out = fedgate(
-        home.path(),
-        &[("WANDB_BASE_URL", &app.base), ("WANDB_API_KEY", &key)],
-        &[
-            "log-trace",
-            "--op-name",
-            "x",
-            "--entity",
-            "nlp",
-            "--project",
-            "n-team",
-        ],
-    )
-    .await;
-    assert!(!out.ok);
-    assert!(out.stderr.contains("403"), "{}", out.stderr);
-    let out = fedgate(
-        home.path(),
-        &[("WANDB_BASE_URL", &app.base), ("WANDB_API_KEY", &key)],
-        &["log-trace", "--op-name", "x"],
-    )
-    .await;
-    assert!(!out.ok);
-    assert!(out.stderr.contains("no project"), "{}", out.stderr);
-    let out = fedgate(
-        home.path(),
-        &[("WANDB_BASE_URL", &app.base), ("WANDB_API_KEY", &key)],
-        &[
-            "log-trace",
-            "--op-name",
-            "x",
-            "--project",
-            "p",
-            "--inputs",
-            "[1]",
-        ],
-    )
-    .await;
-    assert!(!out.ok);
-    assert!(
-        out.stderr.contains("--inputs must be a JSON object"),
-        "{}",
-        out.stderr
-    );
+    let key_env = [
+        ("WANDB_BASE_URL", app.base.as_str()),
+        ("WANDB_API_KEY", &key),
+    ];
+    for (args, needle) in [
+        (&["--entity", "nlp", "--project", "n-team"][..], "403"),
+        (&[][..], "no project"),
+        (
+            &["--project", "p", "--inputs", "[1]"][..],
+            "--inputs must be a JSON object",
+        ),
+    ] {
+        let mut all = vec!["log-trace", "--op-name", "x"];
+        all.extend_from_slice(args);
+        let out = fedgate(home.path(), &key_env, &all).await;
+        assert!(!out.ok, "{args:?}");
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
 }
 
 // ------------------------------------------------------------------ GraphQL

@@ -937,63 +937,51 @@ async fn users_follow_team_and_project_rules(app: Seed) {
     assert_eq!(s, StatusCode::CREATED);
 }
 
-/// Runs each scenario as one test per combination, in a module named after it.
-macro_rules! suite {
-    ($($scenario:ident: [$($case:ident => ($cred:ident, $object:ident)),+ $(,)?];)+) => {
-        $(mod $scenario {
+/// `scenarios!([cases] scenario, …)`: each scenario becomes a module named
+/// after it with one test per case (`case => (Cred, Object)`).
+macro_rules! scenarios {
+    (@one $scenario:ident [$($case:ident => ($cred:ident, $object:ident)),+ $(,)?]) => {
+        mod $scenario {
             use super::*;
             $(#[tokio::test]
             async fn $case() {
                 super::$scenario(Seed::new(Cred::$cred, Object::$object).await).await;
             })+
-        })+
+        }
+    };
+    ($cases:tt $($scenario:ident),+ $(,)?) => {
+        $(scenarios!(@one $scenario $cases);)+
     };
 }
 
 // Writes and reads: runs and traces, with keys and with tokens.
-suite! {
-    team_scoped_account_reaches_its_team_and_open_projects_elsewhere: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
-    ];
-    restricted_projects_need_an_explicit_membership: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
-    ];
-    attribution_applies_only_to_members_of_the_right_team: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
-    ];
-    nothing_crosses_organizations: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
-    ];
-    users_follow_team_and_project_rules: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
-    ];
-    disabled_accounts_are_refused_at_once: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-        trace_api_key => (ApiKey, Trace), trace_token => (Token, Trace),
-    ];
-    no_service_account_has_admin: [
-        run_api_key => (ApiKey, Run), run_token => (Token, Run),
-    ];
-    who_may_create_service_accounts: [
-        api_key => (ApiKey, Run), token => (Token, Run),
-    ];
-}
+scenarios!(
+    [
+        run_api_key => (ApiKey, Run),
+        run_token => (Token, Run),
+        trace_api_key => (ApiKey, Trace),
+        trace_token => (Token, Trace),
+    ]
+    team_scoped_account_reaches_its_team_and_open_projects_elsewhere,
+    restricted_projects_need_an_explicit_membership,
+    attribution_applies_only_to_members_of_the_right_team,
+    nothing_crosses_organizations,
+    users_follow_team_and_project_rules,
+    disabled_accounts_are_refused_at_once,
+);
 
-// Org-scoped accounts have API keys only: external accounts are team-scoped
-// (DESIGN §1), so there is no token form of this scenario.
-suite! {
-    org_scoped_account_needs_a_default_team_and_reaches_every_team: [
-        run_api_key => (ApiKey, Run), trace_api_key => (ApiKey, Trace),
-    ];
-}
+// Administration writes no object: keys and tokens.
+scenarios!(
+    [api_key => (ApiKey, Run), token => (Token, Run)]
+    no_service_account_has_admin,
+    who_may_create_service_accounts,
+);
 
-// About API keys themselves.
-suite! {
-    revoking_one_key_leaves_the_others: [run_api_key => (ApiKey, Run), trace_api_key => (ApiKey, Trace)];
-    api_keys_work_as_bearer_and_as_basic_auth: [api_key => (ApiKey, Run)];
-}
+// Org-scoped accounts have API keys only (external accounts are
+// team-scoped, DESIGN §1); and what is about API keys themselves.
+scenarios!(
+    [run_api_key => (ApiKey, Run), trace_api_key => (ApiKey, Trace)]
+    org_scoped_account_needs_a_default_team_and_reaches_every_team,
+    revoking_one_key_leaves_the_others,
+);
+scenarios!([api_key => (ApiKey, Run)] api_keys_work_as_bearer_and_as_basic_auth);

@@ -262,7 +262,7 @@ async fn anonymous_probes_cannot_tell_which_projects_exist() {
         "nlp/no-such-project",
         "no-such-team/secret-merger",
     ] {
-        for suffix in ["", "/runs"] {
+        for suffix in ["", "/runs", "/traces"] {
             let (s, b) = app
                 .get(&format!("/api/v1/projects/{path}{suffix}"), None)
                 .await;

@@ -73,6 +73,31 @@ async fn calls_nest_into_traces() {
         .get("/api/v1/projects/vision/v-team/traces", Some(&key))
         .await;
     assert_eq!(page["traces"].as_array().unwrap().len(), 4, "{page}");
+    // One trace's calls: the root and its two descendants, in order.
+    let (s, page) = app
+        .get(
+            &format!(
+                "/api/v1/projects/vision/v-team/traces?trace_id={}",
+                root["trace_id"].as_str().unwrap()
+            ),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let ops: Vec<&str> = page["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["op_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["agent.run", "llm", "tool"]);
+    let (s, _) = app
+        .get(
+            "/api/v1/projects/vision/v-team/traces?trace_id=a%20b",
+            Some(&key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
