@@ -30,11 +30,6 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// API keys: `check` validates one offline.
-    Key {
-        #[command(subcommand)]
-        command: ApiKeyCommand,
-    },
     /// Client: exchange the identity token in WANDB_IDENTITY_TOKEN_FILE (or
     /// check WANDB_API_KEY) at WANDB_BASE_URL, cache the access token in
     /// WANDB_CREDENTIALS_FILE, print who you are (JSON).
@@ -46,6 +41,10 @@ pub enum Command {
     /// Client: log a run (POST /api/v1/runs); prints the created run as JSON.
     #[command(after_help = CLIENT_ENV_HELP)]
     LogRun(LogRunArgs),
+    /// The admin's commands (team, sa, key, issuer, explain, audit, plan,
+    /// apply, export): an HTTP client of FEDGATE_URL with FEDGATE_API_KEY.
+    #[command(flatten)]
+    Admin(crate::admin_cli::AdminCommand),
     /// Client: log one call of an LLM trace (POST /api/v1/traces), with the
     /// same WANDB_* variables as log-run; prints the created call as JSON.
     #[command(after_help = CLIENT_ENV_HELP)]
@@ -177,23 +176,6 @@ pub struct BackupArgs {
     pub db: DbArgs,
     /// The file to write (must not exist yet); created mode 0600.
     pub out: PathBuf,
-}
-
-/// `fedgate key …`: API keys.
-#[derive(Debug, Subcommand)]
-pub enum ApiKeyCommand {
-    /// Validate an API key offline (shape and checksum; nothing is sent
-    /// anywhere). Exit status: 0 a valid key, 1 not a fedgate key (or a
-    /// failed checksum), 11 a legacy key without a checksum (only the server
-    /// can tell whether it is real).
-    Check {
-        /// The key, or "-" to read it from standard input (keeps it out of
-        /// the shell history).
-        key: String,
-        /// Print JSON instead of a sentence.
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 /// Where the store is.

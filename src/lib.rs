@@ -6,6 +6,7 @@
 //! platform's authorization rules treat exactly like a built-in service
 //! account's API key. See `docs/architecture.md`.
 
+pub mod admin_cli;
 pub mod apikey;
 pub mod audit;
 pub mod authz;

@@ -1,7 +1,7 @@
 //! `fedgate`: parse the command line, set up logging, hand over to the library.
 
 use clap::{CommandFactory, FromArgMatches};
-use fedgate::config::{ApiKeyCommand, Cli, Command, KeysCommand, ServeArgs};
+use fedgate::config::{Cli, Command, KeysCommand, ServeArgs};
 
 /// mimalloc instead of glibc's malloc: an exchange allocates a few hundred
 /// small, short-lived objects (HTTP buffers, claims, JSON), and glibc's
@@ -20,7 +20,13 @@ async fn main() -> std::process::ExitCode {
         // Colour codes only on a terminal, not in CI logs or files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(parse()).await {
+    let cli = parse();
+    if let Command::Admin(cmd) = cli.command {
+        let mut io = fedgate::admin_cli::output::Io::stdio();
+        let code = fedgate::admin_cli::run(cmd, &mut io).await;
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fedgate: {e:#}");
@@ -98,28 +104,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Key {
-            command: ApiKeyCommand::Check { key, json },
-        } => {
-            let key = if key == "-" {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                line
-            } else {
-                key
-            };
-            let (status, text, out) = fedgate::apikey::report(&key);
-            if json {
-                println!("{}", serde_json::to_string(&out)?);
-            } else {
-                println!("{text}");
-            }
-            if status != 0 {
-                // The status is the answer (0 valid, 1 invalid, 11 legacy).
-                std::process::exit(i32::from(status));
-            }
-            Ok(())
-        }
         Command::Login(x) => print_json(client(x)?.login().await?),
         Command::Whoami(x) => print_json(client(x)?.whoami().await?),
         Command::LogRun(args) => print_json(
@@ -132,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?,
         ),
+        Command::Admin(_) => Ok(()),
         Command::LogTrace(args) => print_json(
             client(args.exchange)?
                 .log_trace(&fedgate::client::TraceOptions {

@@ -419,6 +419,10 @@ impl Api {
             reason: transport_reason(e),
         })?;
         let json: Option<Value> = serde_json::from_str(&text).ok();
+        // 204 No Content (a DELETE, a revoke): success with nothing to read.
+        if status == StatusCode::NO_CONTENT || (status.is_success() && text.trim().is_empty()) {
+            return Ok(Value::Null);
+        }
         let not_fedgate = || ClientError::NotFedgate {
             url: url.clone(),
             base_url: self.base_url.clone(),

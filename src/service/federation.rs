@@ -276,6 +276,11 @@ pub struct IssuerOut {
     pub key_source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// The static JWK Set (public keys) when the key source is static, so
+    /// `fedgate export` can write it back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
     pub audiences: Vec<String>,
     pub allowed_algs: Vec<String>,
     pub max_token_age_s: i64,
@@ -336,16 +341,17 @@ async fn issuer_changed(
 }
 
 fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
-    let (key_source, jwks_uri) = match &cfg.key_source {
-        KeySource::Discovery => ("discovery", None),
-        KeySource::JwksUri(u) => ("jwks_uri", Some(u.clone())),
-        KeySource::Static(_) => ("static", None),
+    let (key_source, jwks_uri, jwks) = match &cfg.key_source {
+        KeySource::Discovery => ("discovery", None, None),
+        KeySource::JwksUri(u) => ("jwks_uri", Some(u.clone()), None),
+        KeySource::Static(set) => ("static", None, serde_json::to_value(set).ok()),
     };
     IssuerOut {
         id: cfg.id.clone(),
         issuer: cfg.issuer.clone(),
         key_source,
         jwks_uri,
+        jwks,
         audiences: cfg.audiences.clone(),
         allowed_algs: cfg.allowed_algs.iter().map(|a| alg_name(*a)).collect(),
         max_token_age_s: cfg.max_token_age_s,

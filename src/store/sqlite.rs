@@ -57,27 +57,37 @@ impl SqliteStore {
             );
         }
         secure_file(opts.get_filename())?;
+        let cannot_open = |e: String| {
+            anyhow::anyhow!(
+                "cannot open the SQLite store {}: {e}; check that the file and its folder are writable by this user",
+                path.display()
+            )
+        };
+        // The first connection creates the file and switches it to WAL,
+        // which fsyncs and can take seconds on a busy disk: it gets its own,
+        // longer bound (the pool's 5 s is for requests waiting on a
+        // connection), and the migrations run on it.
+        let mut first = tokio::time::timeout(
+            Duration::from_secs(60),
+            sqlx::ConnectOptions::connect(&opts),
+        )
+        .await
+        .map_err(|_| cannot_open("no answer within 60 s".into()))?
+        .map_err(|e| cannot_open(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
+            .await?;
+        let _ = sqlx::Connection::close(first).await;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot open the SQLite store {}: {e}; check that the file and its folder are writable by this user",
-                    path.display()
-                )
-            })?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            .map_err(|e| cannot_open(e.to_string()))?;
         Ok(SqliteStore {
             pool,
             origin: crate::secrets::new_id("proc"),
         })
-    }
-
-    /// The pool (for `fedgate backup`).
-    pub fn pool(&self) -> &sqlx::SqlitePool {
-        &self.pool
     }
 }
 

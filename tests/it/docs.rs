@@ -382,6 +382,12 @@ const MARK: &str = "@@doc-step";
 /// Runs every step of `run.doc` against a fresh `fedgate serve` and checks
 /// every shown answer; returns the server, still running.
 async fn run_doc(run: DocRun<'_>) -> Ran {
+    run_doc_with(run, |_| {}).await
+}
+
+/// [`run_doc`], calling `before` with the server's URL before the doc's
+/// commands run (to hand them what a CI system would, e.g. a token file).
+async fn run_doc_with(run: DocRun<'_>, before: impl FnOnce(&str)) -> Ran {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let md = std::fs::read_to_string(root.join(run.doc)).unwrap();
     let steps = steps(&md);
@@ -394,6 +400,7 @@ async fn run_doc(run: DocRun<'_>) -> Ran {
     let port = free_port();
     let (server, printed, key) = serve(dir.path(), port).await;
     let base = format!("http://127.0.0.1:{port}");
+    before(&base);
 
     let mut subs: Vec<(String, String)> = run
         .subs
@@ -428,9 +435,18 @@ async fn run_doc(run: DocRun<'_>) -> Ran {
         .arg(&script)
         .current_dir(dir.path())
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // `fedgate` (the client commands of the guides) is the binary under test.
+        .env("PATH", {
+            let bin = PathBuf::from(env!("CARGO_BIN_EXE_fedgate"));
+            let dir = bin.parent().unwrap().display().to_string();
+            format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
+        })
         .env("HOME", dir.path())
-        .envs(run.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(
+            run.env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.replace("{base}", &base))),
+        )
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await
@@ -469,7 +485,15 @@ async fn run_doc(run: DocRun<'_>) -> Ran {
     for (i, step) in steps.iter().enumerate() {
         let actual = if step.serve { &printed } else { &outs[i] };
         for e in &step.expects {
-            let (status, body) = split_status(&e.text);
+            // The same hosts stand in on both sides.
+            let text = subs.iter().fold(e.text.clone(), |t, (from, to)| {
+                if from.starts_with("ADMIN=") {
+                    t
+                } else {
+                    t.replace(from.as_str(), to)
+                }
+            });
+            let (status, body) = split_status(&text);
             if let Some(code) = status {
                 let last = errs[i]
                     .lines()
@@ -850,4 +874,197 @@ async fn the_client_guides_quoted_messages_are_what_the_binary_prints() {
         assert!(help.contains(var), "login --help lists {var}: {help}");
         assert!(md.contains(var), "client.md documents {var}");
     }
+}
+
+/// The name of the account an exchange of `token` at `base` becomes, or
+/// the refusal.
+async fn who(base: &str, token: &str) -> String {
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/oidc/token"))
+        .form(&[
+            ("grant_type", crate::support::JWT_BEARER),
+            ("assertion", token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let Some(at) = body["access_token"].as_str() else {
+        return format!("refused: {body}");
+    };
+    let v: Value = client
+        .get(format!("{base}/api/v1/viewer"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// Creates every external account a guide shows as JSON, on `issuer`, in `team`.
+async fn create_accounts(ran: &Ran, doc: &str, team: &str, issuer: &str) -> Vec<String> {
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let mut names = Vec::new();
+    for mut a in account_blocks(&md) {
+        a["issuer"] = json!(issuer);
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/teams/{team}/service-accounts", ran.base))
+            .bearer_auth(&ran.admin_key)
+            .json(&a)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{doc}: {a}: {}", r.text().await.unwrap());
+        names.push(a["name"].as_str().unwrap().to_string());
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_gitlab_guide_runs_with_the_test_idp_as_gitlab() {
+    let idp = TestIdp::start().await;
+    let ran = run_doc(DocRun {
+        doc: "docs/guides/gitlab-ci.md",
+        subs: vec![
+            ("https://gitlab.com".into(), idp.issuer()),
+            ("https://fedgate.example.com".into(), "{base}".into()),
+        ],
+        env: vec![],
+    })
+    .await;
+    let names = create_accounts(&ran, "docs/guides/gitlab-ci.md", "nlp", &idp.issuer()).await;
+    assert_eq!(names, ["gl-release"]);
+    let mint = |overrides: Value| {
+        idp.mint(TestIdp::fixture_with(
+            "gitlab-ci",
+            crate::support::idp::merge(json!({"aud": ran.base}), overrides),
+        ))
+    };
+    assert_eq!(who(&ran.base, &mint(json!({}))).await, "gl-eval");
+    let tag = mint(
+        json!({"sub": "project_path:acme/nlp:ref_type:tag:ref:v1.2.0",
+                          "ref": "v1.2.0", "ref_type": "tag"}),
+    );
+    assert_eq!(who(&ran.base, &tag).await, "gl-release");
+    // An unprotected branch is refused, naming the condition.
+    let unprotected = mint(json!({"ref_protected": "false"}));
+    assert!(who(&ran.base, &unprotected).await.contains("ref_protected"));
+
+    // The job's script, as .gitlab-ci.yml runs it.
+    let home = tempfile::tempdir().unwrap();
+    let tf = home.path().join("token");
+    std::fs::write(&tf, mint(json!({}))).unwrap();
+    let vars = [
+        ("WANDB_BASE_URL", ran.base.as_str()),
+        ("WANDB_IDENTITY_TOKEN_FILE", tf.to_str().unwrap()),
+        ("WANDB_PROJECT", "eval"),
+    ];
+    let out = crate::client::fedgate(home.path(), &vars, &["login"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout["viewer"]["name"], "gl-eval");
+    let out = crate::client::fedgate(
+        home.path(),
+        &vars,
+        &["log-run", "--name", "gl-1-2", "--config", r#"{"f1": 0.91}"#],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout["entity"], "nlp");
+    assert_eq!(out.stdout["project"], "eval");
+}
+
+#[tokio::test]
+async fn the_kubernetes_guide_runs_with_the_test_idp_as_the_cluster() {
+    let idp = TestIdp::start().await;
+    let ran = run_doc(DocRun {
+        doc: "docs/guides/kubernetes.md",
+        subs: vec![
+            (
+                "https://oidc.eks.eu-west-1.amazonaws.com/id/4F1C…".into(),
+                idp.issuer(),
+            ),
+            (
+                "https://kubernetes.default.svc.cluster.local".into(),
+                idp.issuer(),
+            ),
+            ("https://fedgate.example.com".into(), "{base}".into()),
+        ],
+        env: vec![],
+    })
+    .await;
+    // The pod's projected token, and `fedgate whoami` as the guide runs it.
+    let token = idp.mint(TestIdp::fixture_with(
+        "kubernetes",
+        json!({"aud": ran.base}),
+    ));
+    let home = tempfile::tempdir().unwrap();
+    let tf = home.path().join("token");
+    std::fs::write(&tf, &token).unwrap();
+    let vars = [
+        ("WANDB_BASE_URL", ran.base.as_str()),
+        ("WANDB_IDENTITY_TOKEN_FILE", tf.to_str().unwrap()),
+    ];
+    let out = crate::client::fedgate(home.path(), &vars, &["whoami"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let md = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/guides/kubernetes.md"),
+    )
+    .unwrap();
+    let shown = md
+        .lines()
+        .find(|l| l.starts_with("# {\"kind\":\"service_account\",\"name\":\"k8s-trainer\""))
+        .expect("the guide shows whoami's answer");
+    assert!(
+        shows(shown.trim_start_matches("# "), &out.stdout.to_string()),
+        "{shown} vs {}",
+        out.stdout
+    );
+    // Another service account of the namespace is not the trainer.
+    let other = idp.mint(TestIdp::fixture_with(
+        "kubernetes",
+        json!({"aud": ran.base, "sub": "system:serviceaccount:ml:default"}),
+    ));
+    assert!(who(&ran.base, &other).await.starts_with("refused"));
+}
+
+#[tokio::test]
+async fn the_generic_oidc_guide_runs_with_the_test_idp_as_keycloak() {
+    let idp = TestIdp::start_with_path("/realms/ml").await;
+    let keycloak = idp.issuer().trim_end_matches("/realms/ml").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let tf = dir.path().join("token");
+    // What Keycloak's client-credentials grant returns for `trainer`.
+    let token = |aud: &str| {
+        idp.mint(
+            json!({"sub": "5e2c6a0e-7d1b-4f3a-9e84-2b1f0c9d7a61", "azp": "trainer",
+                        "aud": aud, "typ": "Bearer"}),
+        )
+    };
+    let ran = run_doc_with(
+        DocRun {
+            doc: "docs/guides/generic-oidc.md",
+            subs: vec![
+                ("https://keycloak.acme.internal".into(), keycloak.clone()),
+                ("https://fedgate.example.com".into(), "{base}".into()),
+            ],
+            env: vec![
+                ("WANDB_BASE_URL".into(), "{base}".into()),
+                (
+                    "WANDB_IDENTITY_TOKEN_FILE".into(),
+                    tf.to_str().unwrap().to_string(),
+                ),
+            ],
+        },
+        // The token's audience is the server's URL, known once it runs.
+        |base| std::fs::write(&tf, token(base)).unwrap(),
+    )
+    .await;
+    // Another client of the realm is not the trainer.
+    let other = idp.mint(json!({"sub": "5e2c6a0e-7d1b-4f3a-9e84-2b1f0c9d7a61",
+                                "azp": "notebook", "aud": ran.base}));
+    assert!(who(&ran.base, &other).await.contains("azp"));
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admin_cli;
 mod api_keys;
 mod attacks;
 mod authz_table;
