@@ -254,6 +254,10 @@ pub struct ServeArgs {
     /// Do not create org "default" and its admin on an empty store.
     #[arg(long, env = "FEDGATE_NO_BOOTSTRAP")]
     pub no_bootstrap: bool,
+    /// Longest a request may take, body upload included, before it is
+    /// answered 503 and its work dropped (1 to 300) [default: 30].
+    #[arg(long, env = "FEDGATE_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
     /// Settings (snake_case) whose value came from their `FEDGATE_*`
     /// variable rather than the flag: errors name the place to fix.
     #[arg(skip)]
@@ -272,6 +276,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FEDGATE_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
 }
+
+/// Default `--request-timeout`: far above any legitimate request (a JWKS
+/// fetch gives up after 5 s), short enough that a slow upload or a stuck
+/// dependency cannot hold a connection and its memory for long.
+pub const DEFAULT_REQUEST_TIMEOUT_S: u64 = 30;
 
 /// Default embedded store.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://fedgate.db";
@@ -294,6 +303,7 @@ struct FileConfig {
     trusted_proxies: Option<String>,
     key_encryption_key_file: Option<PathBuf>,
     shutdown_timeout: Option<u64>,
+    request_timeout: Option<u64>,
 }
 
 /// Resolved configuration of a running gateway.
@@ -322,6 +332,8 @@ pub struct ServeConfig {
     pub key_encryption_key_file: Option<PathBuf>,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_timeout_s: u64,
+    /// Every route's time limit, in seconds.
+    pub request_timeout_s: u64,
 }
 
 impl ServeArgs {
@@ -339,12 +351,27 @@ impl ServeArgs {
 
     /// Merges flags/environment with the optional file and the defaults.
     pub fn resolve(self) -> anyhow::Result<ServeConfig> {
-        let file: FileConfig = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+        let text =
+            match &self.config {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
                     anyhow::anyhow!("cannot read config file {}: {e}", path.display())
-                })?;
-                toml::from_str(&text)
+                })?),
+                None => None,
+            };
+        self.resolve_with_file(text.as_deref())
+    }
+
+    /// [`ServeArgs::resolve`] with the file's text already read: any text
+    /// gives a configuration or an error that says why, never a panic
+    /// (generated-input tested).
+    pub fn resolve_with_file(self, text: Option<&str>) -> anyhow::Result<ServeConfig> {
+        let file: FileConfig = match text {
+            Some(text) => {
+                let path = self
+                    .config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("(config)"));
+                toml::from_str(text)
                     .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
@@ -402,6 +429,15 @@ impl ServeArgs {
                 "{rate_at} must be between 0 and 1000000 per second, got {exchange_rate_limit}"
             );
         }
+        let request_timeout = self
+            .request_timeout
+            .or(file.request_timeout)
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_S);
+        if !(1..=300).contains(&request_timeout) {
+            anyhow::bail!(
+                "--request-timeout must be between 1 and 300 seconds, got {request_timeout}"
+            );
+        }
         let allow_insecure_issuers =
             self.allow_insecure_issuers || file.allow_insecure_issuers.unwrap_or(false);
         let private_at = self.origin(
@@ -447,6 +483,7 @@ impl ServeArgs {
                 .shutdown_timeout
                 .or(file.shutdown_timeout)
                 .unwrap_or(10),
+            request_timeout_s: request_timeout,
         })
     }
 }
@@ -506,5 +543,119 @@ mod tests {
             err.contains("--allow-private-issuers") && err.contains("\"intranet\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn file_values_are_checked_like_flags() {
+        let ok = ServeArgs::default()
+            .resolve_with_file(Some("token_ttl = 600\nrequest_timeout = 5\n"))
+            .unwrap();
+        assert_eq!((ok.token_ttl_s, ok.request_timeout_s), (600, 5));
+        assert_eq!(
+            ServeArgs::default()
+                .resolve_with_file(None)
+                .unwrap()
+                .request_timeout_s,
+            DEFAULT_REQUEST_TIMEOUT_S
+        );
+        for (text, want) in [
+            (
+                "request_timeout = 0",
+                "--request-timeout must be between 1 and 300",
+            ),
+            (
+                "request_timeout = 301",
+                "--request-timeout must be between 1 and 300",
+            ),
+            ("token_ttl = 5", "--token-ttl must be between 60 and 43200"),
+            ("nope = 1", "unknown field `nope`"),
+            ("token_ttl = -1", "config file (config)"),
+            ("public_url = \"::\"", "--public-url"),
+        ] {
+            let e = ServeArgs::default()
+                .resolve_with_file(Some(text))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+}
+
+/// Generated inputs (issue 10): any file text and any flag values give a
+/// configuration or an error, never a panic, and what is accepted is in range.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod generated {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "\"[ -~]{0,40}\"",
+            Just("\"127.0.0.1:0\"".to_string()),
+            Just("\"http://[::1]:8080/\"".to_string()),
+            Just("\"10.0.0.0/8,::1/128\"".to_string()),
+            Just("\"10.0.0.0/33\"".to_string()),
+            Just("[1, 2]".to_string()),
+            Just("{ a = 1 }".to_string()),
+            Just("1.5e300".to_string()),
+        ]
+    }
+
+    fn file() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("database_url"),
+            Just("listen"),
+            Just("public_url"),
+            Just("token_ttl"),
+            Just("allow_insecure_issuers"),
+            Just("signing_alg"),
+            Just("jwks_refresh_cooldown"),
+            Just("exchange_rate_limit"),
+            Just("no_bootstrap"),
+            Just("request_timeout"),
+            Just("allow_private_issuers"),
+            Just("metrics_listen"),
+            Just("unknown"),
+        ];
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec((key, value()), 0..8).prop_map(|kv| {
+                kv.into_iter()
+                    .map(|(k, v)| format!("{k} = {v}\n"))
+                    .collect()
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_file_resolves_or_is_refused(
+            text in file(),
+            token_ttl in proptest::option::of(any::<u64>()),
+            request_timeout in proptest::option::of(any::<u64>()),
+            signing_alg in proptest::option::of("[A-Za-z0-9]{0,8}"),
+            public_url in proptest::option::of("[ -~]{0,30}"),
+        ) {
+            let args = ServeArgs {
+                token_ttl,
+                request_timeout,
+                signing_alg,
+                public_url,
+                ..ServeArgs::default()
+            };
+            if let Ok(c) = args.resolve_with_file(Some(&text)) {
+                prop_assert!((60..=43_200).contains(&c.token_ttl_s));
+                prop_assert!((1..=300).contains(&c.request_timeout_s));
+                prop_assert!(matches!(c.signing_alg.as_str(), "ES256" | "EdDSA"));
+                prop_assert!(!c.public_url.ends_with('/'));
+            }
+        }
     }
 }

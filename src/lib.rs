@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod federation;
+pub mod form;
 pub mod http;
 pub mod kek;
 pub mod metrics;

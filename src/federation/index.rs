@@ -158,6 +158,15 @@ impl FederationIndex {
         self.read().accounts.get(sa_id).cloned()
     }
 
+    /// Whether any registered issuer accepts `aud` (a new organization's
+    /// name must not be one: it would become reserved to that organization).
+    pub fn audience_in_use(&self, aud: &str) -> bool {
+        self.read()
+            .issuers
+            .values()
+            .any(|i| i.audiences.iter().any(|a| a == aud))
+    }
+
     /// Counts, for metrics and readiness.
     pub fn sizes(&self) -> (usize, usize) {
         let inner = self.read();

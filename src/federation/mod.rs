@@ -75,6 +75,18 @@ pub const DEFAULT_ALGS: &[Algorithm] = &[
 pub const DEFAULT_MAX_TOKEN_AGE_S: i64 = 24 * 3600;
 /// Default clock leeway (DESIGN §3).
 pub const DEFAULT_LEEWAY_S: i64 = 60;
+/// Largest clock leeway an issuer may be given.
+pub const MAX_LEEWAY_S: i64 = 300;
+
+/// Until when a single-use `jti` must be remembered: the last second at
+/// which any registration of its issuer could still accept the token.
+/// `exp` plus the largest leeway an issuer may have, not the issuer's
+/// current one: an admin may raise the leeway after the record was written,
+/// and the record must outlive every acceptance window (issue 10: a record
+/// kept until `exp` let the token be exchanged again inside the leeway).
+pub fn jti_horizon(exp: i64) -> i64 {
+    exp.saturating_add(MAX_LEEWAY_S)
+}
 
 /// At most `max` characters of `s`, with `…` when cut: claim values and
 /// header fields quoted in error descriptions and traces stay short, so an

@@ -1,6 +1,6 @@
 //! Bindings of external service accounts, octo-sts style: the stored
 //! [`BindingSpec`] is compiled once when saved ([`compile`], which refuses
-//! patterns that would trust a whole shared issuer) and the result is
+//! patterns that would reach beyond one owner of a shared issuer) and the result is
 //! checked on every exchange ([`CompiledBinding::check`]).
 
 use std::collections::BTreeMap;
@@ -14,8 +14,32 @@ use super::excerpt;
 
 /// Most claim conditions in one binding: enough for real policies, bounded work per exchange.
 pub const MAX_CLAIM_CONDITIONS: usize = 32;
-/// Literal characters required before the first wildcard of a subject pattern.
-pub const MIN_PATTERN_PREFIX: usize = 3;
+/// Subject shapes whose leading segments name a kind of subject, not an
+/// owner: after them comes the owner segment, which a pattern must write
+/// whole, with the delimiter that ends it.
+pub const SUBJECT_SHAPES: &[(&str, char, &str)] = &[
+    // GitHub Actions: repo:OWNER/REPO:…
+    ("repo:", '/', "repo:acme/*"),
+    // GitHub Actions with a customized `sub` template (include_claim_keys).
+    ("repository:", '/', "repository:acme/*"),
+    ("repository_owner:", ':', "repository_owner:acme:*"),
+    (
+        "repository_owner_id:",
+        ':',
+        "repository_owner_id:84215903:*",
+    ),
+    ("repository_id:", ':', "repository_id:703518824:*"),
+    // GitLab CI: project_path:GROUP/PROJECT:…
+    ("project_path:", '/', "project_path:acme/*"),
+    // Kubernetes: system:serviceaccount:NAMESPACE:NAME
+    ("system:serviceaccount:", ':', "system:serviceaccount:ci:*"),
+    // Buildkite, Terraform Cloud: organization:ORG:…
+    ("organization:", ':', "organization:acme:*"),
+    // CircleCI: org/ORG_ID/project/…
+    ("org/", '/', "org/5e4b…/*"),
+];
+/// Segment delimiters of subjects of any other shape.
+const DELIMITERS: &[char] = &[':', '/'];
 /// Claims checked by `validate` for every token; conditions on them would only mislead.
 pub const RESERVED_CLAIMS: &[&str] = &["iss", "exp", "iat", "nbf", "aud"];
 const MAX_NAME_LEN: usize = 256;
@@ -32,6 +56,19 @@ pub struct BindingSpec {
     /// Claim (top-level name or dotted path) → exact value or glob.
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
+    /// An org admin's explicit, audited opt-in to a `subject_pattern` wider
+    /// than one owner (see [`check_subject_pattern`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_broad_subject_pattern: bool,
+}
+
+/// Who is saving a binding: the opt-in to a broad pattern is an org
+/// admin's alone. `Stored` re-compiles what was saved (and checked) before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Author {
+    OrgAdmin,
+    TeamAdmin,
+    Stored,
 }
 
 /// Reads claim conditions (`{"name": value}`) whose values may be JSON
@@ -148,13 +185,22 @@ impl fmt::Display for Mismatch {
 
 impl std::error::Error for Mismatch {}
 
-/// Validates a spec when it is saved, so a bad binding is refused with a
-/// reason instead of silently matching nothing (or everything) later.
+/// Validates a spec when it is saved (and again when it is loaded), so a
+/// bad binding is refused with a reason instead of silently matching
+/// nothing (or everything) later. Every path that saves a binding goes
+/// through here with its [`Author`].
 pub fn compile(
     sa_id: &str,
     issuer_id: &str,
     spec: &BindingSpec,
+    author: Author,
 ) -> Result<CompiledBinding, String> {
+    if spec.allow_broad_subject_pattern && author == Author::TeamAdmin {
+        return Err(
+            "allow_broad_subject_pattern is an org admin's decision: a team admin cannot trust subjects beyond one owner"
+                .into(),
+        );
+    }
     if spec.subject.trim().is_empty() {
         return Err("subject must not be empty".into());
     }
@@ -164,7 +210,7 @@ pub fn compile(
     let subject_pattern = match spec.subject_pattern.as_deref() {
         None => None,
         Some(p) => {
-            check_subject_pattern(p)?;
+            check_subject_pattern(p, spec.allow_broad_subject_pattern)?;
             Some(Matcher::new(p))
         }
     };
@@ -204,23 +250,61 @@ pub fn compile(
     })
 }
 
-fn check_subject_pattern(p: &str) -> Result<(), String> {
+/// A subject pattern may not reach beyond one owner: its literal prefix
+/// (up to the first `*` or `?`) must contain a whole owner segment and the
+/// delimiter that ends it. A shared issuer such as GitHub Actions signs
+/// tokens for every repository in the world: `repo:*` would trust all of
+/// them and `repo:acme*` also `repo:acme-evil/…`. For the shapes in
+/// [`SUBJECT_SHAPES`] the owner comes after the kind (`repo:acme/*`,
+/// `project_path:acme/*`, `system:serviceaccount:ci:*`); any other subject
+/// needs its first segment whole (`tenant-7:*`, not `tenant*`). Wider
+/// patterns only with `allow_broad_subject_pattern` (org admins, audited).
+pub fn check_subject_pattern(p: &str, allow_broad: bool) -> Result<(), String> {
     if p.is_empty() || p.len() > MAX_VALUE_LEN {
         return Err(format!(
             "subject_pattern must be 1 to {MAX_VALUE_LEN} bytes"
         ));
     }
-    let prefix = p.find(['*', '?']).map_or(p, |i| &p[..i]);
-    if is_glob(p) && prefix.chars().count() < MIN_PATTERN_PREFIX {
-        return Err(format!(
-            "subject_pattern {:?} is too broad: it needs at least {MIN_PATTERN_PREFIX} literal characters before the \
-             first wildcard. A shared issuer such as GitHub Actions signs tokens for every repository in the world, \
-             so a pattern like \"*\" would let any of them act as this account; anchor it, e.g. \
-             \"repo:my-org/my-repo:*\"",
-            excerpt(p, 100)
-        ));
+    let Some(first_wildcard) = p.find(['*', '?']) else {
+        return Ok(());
+    };
+    if allow_broad {
+        return Ok(());
     }
-    Ok(())
+    let prefix = &p[..first_wildcard];
+    let refuse = |example: &str, why: &str| {
+        Err(format!(
+            "subject_pattern {:?} is too broad: {why}. A shared issuer such as GitHub Actions signs tokens for \
+             every repository in the world, so the literal text before the first wildcard must name one owner \
+             whole, with its delimiter (e.g. {example:?}); an org admin may opt in to a wider pattern with \
+             \"allow_broad_subject_pattern\": true",
+            excerpt(p, 100)
+        ))
+    };
+    if prefix.is_empty() {
+        return refuse("repo:acme/*", "it starts with a wildcard");
+    }
+    for (kind, delimiter, example) in SUBJECT_SHAPES {
+        if let Some(rest) = prefix.strip_prefix(kind) {
+            return match rest.find(*delimiter) {
+                Some(i) if i > 0 => Ok(()),
+                _ => refuse(
+                    example,
+                    &format!("after {kind:?} the owner and its {delimiter:?} must be written out"),
+                ),
+            };
+        }
+        if kind.starts_with(prefix) {
+            return refuse(example, &format!("it stops inside {kind:?}"));
+        }
+    }
+    match prefix.find(DELIMITERS) {
+        Some(i) if i > 0 => Ok(()),
+        _ => refuse(
+            "tenant-7:*",
+            "its first segment and the ':' or '/' that ends it must be written out",
+        ),
+    }
 }
 
 impl CompiledBinding {
@@ -314,7 +398,12 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            allow_broad_subject_pattern: false,
         }
+    }
+
+    fn compile(sa: &str, iss: &str, spec: &BindingSpec) -> Result<CompiledBinding, String> {
+        super::compile(sa, iss, spec, Author::OrgAdmin)
     }
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -534,6 +623,7 @@ mod tests {
         refuse(spec("x", Some("**?"), &[]), "too broad");
         refuse(spec("x", Some("re*"), &[]), "GitHub Actions");
         refuse(spec("x", Some("r?po:acme/*"), &[]), "too broad");
+        refuse(spec("x", Some("rep*"), &[]), "too broad");
         refuse(spec("x", Some(""), &[]), "subject_pattern");
         refuse(spec("x", None, &[("", "v")]), "malformed");
         refuse(spec("x", None, &[("a..b", "v")]), "malformed");
@@ -547,9 +637,111 @@ mod tests {
             subject: "x".into(),
             subject_pattern: None,
             claims: many.into_iter().collect(),
+            allow_broad_subject_pattern: false,
         };
         refuse(s, "at most 32");
-        assert!(compile("sa", "i", &spec("x", Some("rep*"), &[])).is_ok());
+    }
+
+    /// Issue 10: `repo:*` let any repository in the world act as the account.
+    #[test]
+    fn patterns_stop_at_an_owner_boundary() {
+        for p in [
+            "repo:*",
+            "repo:ac*",
+            "repo:acme*",
+            "repo:acme?*",
+            "repo:/*",
+            "repo:?cme/*",
+            "repo*",
+            "rep?:acme/*",
+            "project_path:*",
+            "project_path:acme*",
+            "project_path?acme/*",
+            "system:serviceaccount:*",
+            "system:serviceaccount:ci*",
+            "system:*",
+            "system:service*",
+            "tenant*",
+            "repository_owner_id:*",
+            "repository_owner:acme*",
+            "repository:acme*",
+            "organization:*",
+            "org/*",
+            ":*",
+            "/*",
+            "*:x",
+        ] {
+            let e = compile("sa", "i", &spec("x", Some(p), &[])).unwrap_err();
+            assert!(
+                e.contains("too broad") && e.contains("allow_broad_subject_pattern"),
+                "{p}: {e}"
+            );
+        }
+        for p in [
+            "repo:acme/*",
+            "repo:acme/app:*",
+            "repo:acme/ap?:ref:*",
+            "project_path:acme/*",
+            "project_path:acme/sub/*",
+            "system:serviceaccount:ci:*",
+            "system:serviceaccount:ci:trainer-?",
+            "tenant-7:*",
+            "org/acme/*",
+            "repository_owner_id:84215903:*",
+            "repository:acme/*",
+            "organization:acme:pipeline:*",
+            "exact-subject",
+        ] {
+            compile("sa", "i", &spec("x", Some(p), &[])).unwrap();
+        }
+        // What the accepted ones cannot reach.
+        let none = Map::new();
+        let b = compile("sa", "i", &spec("x", Some("repo:acme/*"), &[])).unwrap();
+        b.check("repo:acme/app:ref:refs/heads/main", &none).unwrap();
+        b.check("repo:acme-evil/app:ref:refs/heads/main", &none)
+            .unwrap_err();
+        let k = compile(
+            "sa",
+            "i",
+            &spec("x", Some("system:serviceaccount:ci:*"), &[]),
+        )
+        .unwrap();
+        k.check("system:serviceaccount:cix:bot", &none).unwrap_err();
+    }
+
+    #[test]
+    fn broad_patterns_are_an_org_admins_opt_in() {
+        let mut broad = spec("x", Some("repo:*"), &[]);
+        broad.allow_broad_subject_pattern = true;
+        let b = super::compile("sa", "i", &broad, Author::OrgAdmin).unwrap();
+        b.check("repo:anyone/anything:ref:x", &Map::new()).unwrap();
+        // Loading what an org admin saved keeps working.
+        super::compile("sa", "i", &broad, Author::Stored).unwrap();
+        let e = super::compile("sa", "i", &broad, Author::TeamAdmin).unwrap_err();
+        assert!(e.contains("org admin's decision"), "{e}");
+        // Even a narrow pattern with the flag is an org admin's.
+        let mut narrow = spec("x", Some("repo:acme/*"), &[]);
+        narrow.allow_broad_subject_pattern = true;
+        super::compile("sa", "i", &narrow, Author::TeamAdmin).unwrap_err();
+        // Without the flag nobody saves or loads a broad pattern.
+        for author in [Author::OrgAdmin, Author::TeamAdmin, Author::Stored] {
+            super::compile("sa", "i", &spec("x", Some("repo:*"), &[]), author).unwrap_err();
+        }
+        // The flag round-trips and is absent when false.
+        let json = serde_json::to_string(&broad).unwrap();
+        assert!(
+            json.contains("\"allow_broad_subject_pattern\":true"),
+            "{json}"
+        );
+        assert!(
+            !serde_json::to_string(&narrow_off())
+                .unwrap()
+                .contains("allow_broad")
+        );
+    }
+
+    fn narrow_off() -> BindingSpec {
+        spec("x", Some("repo:acme/*"), &[])
     }
 
     #[test]
@@ -561,5 +753,72 @@ mod tests {
         let back: BindingSpec =
             serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
         assert_eq!(back, full);
+    }
+}
+
+/// Generated inputs (issue 10): any pattern compiles or is refused with a
+/// reason, never a panic; an accepted narrow pattern always names one
+/// owner whole (checked here by an independent reading of the rule).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod generated {
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    use super::*;
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(
+                prop_oneof![
+                    Just("repo:"),
+                    Just("project_path:"),
+                    Just("system:"),
+                    Just("serviceaccount:"),
+                    Just("acme"),
+                    Just("/"),
+                    Just(":"),
+                    Just("*"),
+                    Just("?"),
+                    Just("-"),
+                    Just("é"),
+                ],
+                0..12
+            )
+            .prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_pattern_compiles_or_is_refused(p in pattern(), sub in any::<String>()) {
+            let spec = BindingSpec {
+                subject: "s".into(),
+                subject_pattern: Some(p.clone()),
+                claims: BTreeMap::new(),
+                allow_broad_subject_pattern: false,
+            };
+            match compile("sa", "iss", &spec, Author::TeamAdmin) {
+                Ok(b) => {
+                    let _ = b.check(&sub, &Map::new());
+                    if let Some(i) = p.find(['*', '?']) {
+                        let prefix = &p[..i];
+                        let owner = SUBJECT_SHAPES
+                            .iter()
+                            .find_map(|(kind, d, _)| prefix.strip_prefix(kind).map(|r| (r, *d)));
+                        let whole = match owner {
+                            Some((rest, d)) => rest.find(d).is_some_and(|j| j > 0),
+                            None => prefix.find([':', '/']).is_some_and(|j| j > 0)
+                                && !SUBJECT_SHAPES.iter().any(|(k, _, _)| k.starts_with(prefix)),
+                        };
+                        prop_assert!(whole, "accepted {:?}", p);
+                    }
+                }
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+        }
     }
 }

@@ -1405,3 +1405,56 @@ mod tests {
         assert_eq!(E::InvalidDate("iat").check_name(), "iat");
     }
 }
+
+/// Generated inputs (issue 10): the peek reads anything an anonymous
+/// caller can send, so any text, and any compact JWS built from arbitrary
+/// header and payload bytes, is refused with a reason or peeked, never a
+/// panic.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod generated {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    use super::peek;
+
+    fn json_ish() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..256),
+            "\\{(\"(alg|kid|iss|typ|crit|jku|sub)\": ?(\"(RS256|ES256|none|HS256|x)\"|[0-9]{1,3}|null|\\[\\]|\\{\\}),? ?){0,6}\\}"
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_is_peeked_or_refused(token in any::<String>()) {
+            let _ = peek(&token);
+        }
+
+        #[test]
+        fn any_compact_jws_is_peeked_or_refused(
+            header in json_ish(),
+            payload in json_ish(),
+            sig in prop::collection::vec(any::<u8>(), 0..80),
+            dots in 0usize..4,
+        ) {
+            let mut token = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(&header),
+                URL_SAFE_NO_PAD.encode(&payload),
+                URL_SAFE_NO_PAD.encode(&sig)
+            );
+            token.push_str(&".".repeat(dots));
+            if let Ok(u) = peek(&token) {
+                // What the peek promises the exchange: an asymmetric alg
+                // and the payload's `iss`, exactly.
+                prop_assert!(u.alg.family() != jsonwebtoken::AlgorithmFamily::Hmac);
+                prop_assert_eq!(u.claims.get("iss").and_then(|v| v.as_str()), Some(u.iss.as_str()));
+            }
+        }
+    }
+}

@@ -4,14 +4,20 @@
 //! The SDK's `Viewer` selects `viewer { id entity username email flags teams
 //! { edges { node { name } } } }`; `GetDefaultEntity` selects `viewer {
 //! entity }`. fedgate answers from the caller's principal and returns exactly
-//! the fields the query selected (aliases honoured; fields fedgate does not
-//! know, such as `flags`, are `null` rather than an error, so a newer SDK
-//! selecting one more field still logs in). A missing or bad credential is
-//! `{"data":{"viewer":null}}` with 200, as W&B answers. Any other operation
-//! is a GraphQL error. An anonymous query whose only root field is `viewer`
-//! is answered like `Viewer`.
+//! the fields the query selected (aliases honoured). A missing or bad
+//! credential is `{"data":{"viewer":null}}` with 200, as W&B answers.
+//!
+//! The selection is validated against the small schema fedgate serves
+//! ([`SCHEMA`]) before anything else happens, the caller's credential
+//! included: an operation named `Viewer` that selects anything else is
+//! refused, whatever its name. The work of one query is bounded up front
+//! (GraphQL spec §5 validation, the usual "query cost" guard): the body is
+//! at most [`MAX_BODY_BYTES`], every field, alias, fragment spread and
+//! inline fragment costs one unit of [`MAX_COST`], a named fragment may be
+//! spread once per operation (so expansion never multiplies) and a cycle
+//! of spreads is refused. The answer is therefore linear in the body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
@@ -20,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::http::MAX_BODY_BYTES;
 use crate::http::extract::credential;
 use crate::model::{Principal, PrincipalKind};
 use crate::service::RequestCtx;
@@ -29,9 +34,44 @@ use crate::state::AppState;
 /// The operations fedgate answers.
 const OPERATIONS: [&str; 2] = ["Viewer", "GetDefaultEntity"];
 
-/// Deepest selection nesting (and fragment expansion) accepted: bounds the
-/// parser's recursion on hostile input.
+/// Largest `/graphql` body: the SDK's queries are a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Deepest selection nesting accepted: bounds the parser's recursion.
 const MAX_DEPTH: usize = 16;
+
+/// Work units one operation may cost: each field, alias, fragment spread and
+/// inline fragment is one. The SDK's `Viewer` costs 10; the whole schema
+/// selected once with a `__typename` everywhere is under 30.
+pub const MAX_COST: usize = 64;
+
+/// The schema fedgate serves: (type, field) → the field's type, `None` for
+/// a scalar. Lists are transparent (an `edges` value is a list of objects).
+const SCHEMA: &[(&str, &str, Option<&str>)] = &[
+    ("Query", "viewer", Some("User")),
+    ("User", "id", None),
+    ("User", "entity", None),
+    ("User", "username", None),
+    ("User", "name", None),
+    ("User", "email", None),
+    ("User", "flags", None),
+    ("User", "teams", Some("EntityConnection")),
+    ("EntityConnection", "edges", Some("EntityEdge")),
+    ("EntityEdge", "node", Some("Entity")),
+    ("Entity", "name", None),
+];
+
+/// A field's type in [`SCHEMA`]: `Some(None)` a scalar, `Some(Some(t))` an
+/// object of type `t`, `None` no such field. `__typename` exists everywhere.
+fn field_type(ty: &str, field: &str) -> Option<Option<&'static str>> {
+    if field == "__typename" {
+        return Some(None);
+    }
+    SCHEMA
+        .iter()
+        .find(|(t, f, _)| *t == ty && *f == field)
+        .map(|(_, _, of)| *of)
+}
 
 /// A GraphQL-over-HTTP request body.
 #[derive(Debug, Deserialize)]
@@ -58,14 +98,23 @@ fn gql_error(status: StatusCode, message: impl Into<String>) -> Response {
     tag = "platform",
     summary = "The W&B SDK's Viewer and GetDefaultEntity queries; `viewer: null` for a bad credential",
     request_body = serde_json::Value,
-    responses((status = 200, description = "success", body = serde_json::Value), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody)),
+    responses(
+        (status = 200, description = "success, or an operation fedgate does not answer (GraphQL error)", body = serde_json::Value),
+        (status = 400, description = "bad input: syntax, a field outside the schema, over the work budget (the message says what)", body = serde_json::Value),
+        (status = 413, description = "body over 16 KiB", body = serde_json::Value),
+    ),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn graphql(State(app): State<AppState>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return gql_error(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+        Err(_) => {
+            return gql_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is too large: /graphql takes at most {MAX_BODY_BYTES} bytes"),
+            );
+        }
     };
     let request: GraphqlRequest = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
@@ -86,6 +135,11 @@ pub async fn graphql(State(app): State<AppState>, req: Request) -> Response {
         Ok(op) => op,
         Err(e) => return gql_error(StatusCode::OK, e),
     };
+    // Validated and costed before the credential is even looked at.
+    let plan = match plan(op, &doc.fragments) {
+        Ok(p) => p,
+        Err(e) => return gql_error(StatusCode::BAD_REQUEST, e),
+    };
     // A credential that is absent, malformed or refused is simply no viewer.
     let principal = match credential(&parts) {
         Ok(Some(cred)) => {
@@ -104,10 +158,7 @@ pub async fn graphql(State(app): State<AppState>, req: Request) -> Response {
         "__typename": "Query",
         "viewer": principal.as_ref().map(viewer_value).unwrap_or(Value::Null),
     });
-    match project(&root, &op.selection, &doc.fragments, 0) {
-        Ok(data) => Json(json!({ "data": data })).into_response(),
-        Err(e) => gql_error(StatusCode::BAD_REQUEST, e),
-    }
+    Json(json!({ "data": project(&root, &plan) })).into_response()
 }
 
 /// Everything fedgate can say about the caller, in the W&B schema's shape.
@@ -134,72 +185,167 @@ fn viewer_value(p: &Principal) -> Value {
         "username": p.name,
         "name": p.name,
         "email": email,
+        "flags": null,
         "teams": {"__typename": "EntityConnection", "edges": edges},
     })
 }
 
-/// Builds the answer for `selection` from `value`: selected fields only,
-/// under their aliases; unknown fields are `null`.
-fn project(
-    value: &Value,
-    selection: &[Selection],
-    fragments: &HashMap<String, Vec<Selection>>,
-    depth: usize,
-) -> Result<Value, String> {
-    if depth > MAX_DEPTH {
-        return Err("query is nested too deeply".into());
-    }
-    match value {
-        Value::Null => Ok(Value::Null),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| project(v, selection, fragments, depth + 1))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        Value::Object(_) => {
-            let mut out = Map::new();
-            collect(value, selection, fragments, depth, &mut out)?;
-            Ok(Value::Object(out))
+/// One field of a validated operation, fragments already merged in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Planned {
+    /// The key in the answer (alias or name).
+    key: String,
+    name: String,
+    /// Empty for a scalar.
+    selection: Vec<Planned>,
+}
+
+/// Validates `op` against [`SCHEMA`] and the work budget, and merges its
+/// fragments into one tree of fields: the only thing execution walks.
+fn plan(op: &Operation, fragments: &HashMap<String, Fragment>) -> Result<Vec<Planned>, String> {
+    let mut p = Planner {
+        fragments,
+        cost: 0,
+        spread: HashSet::new(),
+        active: Vec::new(),
+    };
+    let mut out = Vec::new();
+    p.walk("Query", &op.selection, &mut out)?;
+    Ok(out)
+}
+
+struct Planner<'a> {
+    fragments: &'a HashMap<String, Fragment>,
+    cost: usize,
+    /// Named fragments spread so far in this operation.
+    spread: HashSet<&'a str>,
+    /// The spreads being expanded (for the cycle message).
+    active: Vec<&'a str>,
+}
+
+impl<'a> Planner<'a> {
+    fn charge(&mut self, units: usize) -> Result<(), String> {
+        self.cost += units;
+        if self.cost > MAX_COST {
+            return Err(format!(
+                "query is too expensive: more than {MAX_COST} selections (each field, alias, fragment spread and inline fragment counts one)"
+            ));
         }
-        other => Ok(other.clone()),
+        Ok(())
+    }
+
+    fn type_condition(ty: &str, on: Option<&str>) -> Result<(), String> {
+        match on {
+            Some(on) if on != ty => Err(format!(
+                "a fragment on \"{}\" cannot be spread where \"{ty}\" is expected",
+                short(on)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn walk(
+        &mut self,
+        ty: &'static str,
+        selection: &'a [Selection],
+        out: &mut Vec<Planned>,
+    ) -> Result<(), String> {
+        for s in selection {
+            match s {
+                Selection::Field {
+                    alias,
+                    name,
+                    selection,
+                } => {
+                    self.charge(1 + usize::from(alias.is_some()))?;
+                    let of = field_type(ty, name).ok_or_else(|| {
+                        format!(
+                            "cannot query field \"{}\" on type \"{ty}\": fedgate serves only viewer {{ id entity username name email flags teams {{ edges {{ node {{ name }} }} }} }}",
+                            short(name)
+                        )
+                    })?;
+                    let mut sub = Vec::new();
+                    match (of, selection.is_empty()) {
+                        (None, true) => {}
+                        (None, false) => {
+                            return Err(format!(
+                                "field \"{}\" is a scalar: it takes no selection",
+                                short(name)
+                            ));
+                        }
+                        (Some(t), true) => {
+                            return Err(format!(
+                                "field \"{}\" of type \"{t}\" needs a selection of subfields",
+                                short(name)
+                            ));
+                        }
+                        (Some(t), false) => self.walk(t, selection, &mut sub)?,
+                    }
+                    out.push(Planned {
+                        key: alias.clone().unwrap_or_else(|| name.clone()),
+                        name: name.clone(),
+                        selection: sub,
+                    });
+                }
+                Selection::Inline { on, selection } => {
+                    self.charge(1)?;
+                    Self::type_condition(ty, on.as_deref())?;
+                    self.walk(ty, selection, out)?;
+                }
+                Selection::Spread(name) => {
+                    self.charge(1)?;
+                    let (name, fragment) = self
+                        .fragments
+                        .get_key_value(name.as_str())
+                        .ok_or_else(|| format!("unknown fragment \"{}\"", short(name)))?;
+                    if self.active.contains(&name.as_str()) {
+                        return Err(format!(
+                            "fragment \"{}\" spreads itself (through {}): cyclic fragments are refused",
+                            short(name),
+                            self.active
+                                .iter()
+                                .map(|n| short(n))
+                                .collect::<Vec<_>>()
+                                .join(" → ")
+                        ));
+                    }
+                    if !self.spread.insert(name.as_str()) {
+                        return Err(format!(
+                            "fragment \"{}\" is spread more than once: each fragment may be used once per query",
+                            short(name)
+                        ));
+                    }
+                    Self::type_condition(ty, Some(&fragment.on))?;
+                    self.active.push(name.as_str());
+                    self.walk(ty, &fragment.selection, out)?;
+                    self.active.pop();
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-fn collect(
-    value: &Value,
-    selection: &[Selection],
-    fragments: &HashMap<String, Vec<Selection>>,
-    depth: usize,
-    out: &mut Map<String, Value>,
-) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err("query is nested too deeply".into());
-    }
-    for s in selection {
-        match s {
-            Selection::Field {
-                alias,
-                name,
-                selection,
-            } => {
-                let field = value.get(name).unwrap_or(&Value::Null);
-                let v = if selection.is_empty() {
+/// Builds the answer for `plan` from `value`: selected fields only, under
+/// their keys. Linear in the plan times the data (a handful of teams).
+fn project(value: &Value, plan: &[Planned]) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(|v| project(v, plan)).collect()),
+        Value::Object(_) => {
+            let mut out = Map::new();
+            for f in plan {
+                let field = value.get(&f.name).unwrap_or(&Value::Null);
+                let v = if f.selection.is_empty() {
                     field.clone()
                 } else {
-                    project(field, selection, fragments, depth + 1)?
+                    project(field, &f.selection)
                 };
-                out.insert(alias.clone().unwrap_or_else(|| name.clone()), v);
+                out.insert(f.key.clone(), v);
             }
-            Selection::Inline(selection) => collect(value, selection, fragments, depth + 1, out)?,
-            Selection::Spread(name) => {
-                let selection = fragments
-                    .get(name)
-                    .ok_or_else(|| format!("unknown fragment \"{name}\""))?;
-                collect(value, selection, fragments, depth + 1, out)?;
-            }
+            Value::Object(out)
         }
+        other => other.clone(),
     }
-    Ok(())
 }
 
 // ------------------------------------------------------------------ parsing
@@ -213,7 +359,10 @@ enum Selection {
         selection: Vec<Selection>,
     },
     /// `... on T { … }` or `... { … }`: merged into the enclosing object.
-    Inline(Vec<Selection>),
+    Inline {
+        on: Option<String>,
+        selection: Vec<Selection>,
+    },
     /// `...Name`: a named fragment.
     Spread(String),
 }
@@ -226,11 +375,18 @@ struct Operation {
     selection: Vec<Selection>,
 }
 
+/// A named fragment: its type condition and selection.
+#[derive(Clone, Debug)]
+struct Fragment {
+    on: String,
+    selection: Vec<Selection>,
+}
+
 /// A parsed document: its operations and named fragments.
 #[derive(Debug, Default)]
 struct Document {
     operations: Vec<Operation>,
-    fragments: HashMap<String, Vec<Selection>>,
+    fragments: HashMap<String, Fragment>,
 }
 
 impl Document {
@@ -261,18 +417,14 @@ impl Document {
                 op.kind
             ));
         }
-        let viewer_only = op
-            .selection
-            .iter()
-            .all(|s| matches!(s, Selection::Field { name, .. } if name == "viewer" || name == "__typename"));
+        // An anonymous query is answered like `Viewer`: the schema check in
+        // [`plan`] keeps it to what `Viewer` may select.
         match &op.name {
-            Some(n) if OPERATIONS.contains(&n.as_str()) => Ok(op),
-            None if viewer_only => Ok(op),
-            Some(n) => Err(format!(
+            Some(n) if !OPERATIONS.contains(&n.as_str()) => Err(format!(
                 "operation \"{}\" is not supported: {supported}",
                 short(n)
             )),
-            None => Err(format!("this query is not supported: {supported}")),
+            _ => Ok(op),
         }
     }
 }
@@ -450,9 +602,12 @@ impl Parser {
                     match self.peek() {
                         Some(Token::Name(n)) if n == "on" => {
                             self.next();
-                            self.name()?;
+                            let on = self.name()?;
                             self.skip_directives()?;
-                            out.push(Selection::Inline(self.selection_set(depth + 1)?));
+                            out.push(Selection::Inline {
+                                on: Some(on),
+                                selection: self.selection_set(depth + 1)?,
+                            });
                         }
                         Some(Token::Name(_)) => {
                             let name = self.name()?;
@@ -461,7 +616,10 @@ impl Parser {
                         }
                         _ => {
                             self.skip_directives()?;
-                            out.push(Selection::Inline(self.selection_set(depth + 1)?));
+                            out.push(Selection::Inline {
+                                on: None,
+                                selection: self.selection_set(depth + 1)?,
+                            });
                         }
                     }
                 }
@@ -491,6 +649,14 @@ impl Parser {
         self.expect('}')?;
         Ok(out)
     }
+}
+
+/// Parses, picks, validates and costs a query as the endpoint does, without
+/// a caller: the entry point of the generated-input tests and benches.
+pub fn validate_query(src: &str, operation_name: Option<&str>) -> Result<(), String> {
+    let doc = parse(src)?;
+    let op = doc.pick(operation_name)?;
+    plan(op, &doc.fragments).map(|_| ())
 }
 
 /// Parses the executable parts of a GraphQL document that fedgate needs.
@@ -528,10 +694,14 @@ fn parse(src: &str) -> Result<Document, String> {
                     Some(Token::Name(on)) if on == "on" => {}
                     _ => return Err("expected \"on\" after the fragment name".into()),
                 }
-                p.name()?;
+                let on = p.name()?;
                 p.skip_directives()?;
                 let selection = p.selection_set(0)?;
-                doc.fragments.insert(name, selection);
+                // GraphQL spec §5.5.1.1: fragment names are unique.
+                if doc.fragments.contains_key(&name) {
+                    return Err(format!("fragment \"{}\" is defined twice", short(&name)));
+                }
+                doc.fragments.insert(name, Fragment { on, selection });
             }
             _ => return Err("expected an operation or a fragment definition".into()),
         }
@@ -578,7 +748,7 @@ mod tests {
     fn run(query: &str, op: Option<&str>) -> Result<Value, String> {
         let doc = parse(query)?;
         let op = doc.pick(op)?;
-        project(&sample(), &op.selection, &doc.fragments, 0)
+        Ok(project(&sample(), &plan(op, &doc.fragments)?))
     }
 
     #[test]
@@ -630,7 +800,10 @@ mod tests {
         let e = run("query Viewer { viewer { id } }", Some("Other")).unwrap_err();
         assert!(e.contains("unknown operation"), "{e}");
         let e = run("{ models { id } }", None).unwrap_err();
-        assert!(e.contains("not supported"), "{e}");
+        assert!(
+            e.contains("cannot query field \"models\" on type \"Query\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -651,12 +824,177 @@ mod tests {
         ] {
             assert!(run(q, None).is_err(), "{q:?}");
         }
-        // A fragment that spreads itself is bounded by the depth limit.
-        let e = run(
+    }
+
+    /// Issue 10: an anonymous 727-byte `query Viewer { ...F0 }` whose fifteen
+    /// fragments each spread the next three times took 931 ms (3^15 expansions).
+    fn fan_out(fragments: usize, width: usize) -> String {
+        let mut q = String::from("query Viewer { ...F0 }");
+        for i in 0..fragments {
+            let next = if i + 1 < fragments {
+                format!("...F{} ", i + 1).repeat(width)
+            } else {
+                "viewer { id }".into()
+            };
+            q.push_str(&format!(" fragment F{i} on Query {{ {next} }}"));
+        }
+        q
+    }
+
+    #[test]
+    fn fragment_fan_out_is_refused_before_any_work() {
+        let q = fan_out(15, 3);
+        assert!(q.len() < 800, "{}", q.len());
+        let e = run(&q, None).unwrap_err();
+        // Expansion is depth first: the last fragment is the first repeated.
+        assert!(
+            e.contains("fragment \"F14\" is spread more than once"),
+            "{e}"
+        );
+        // Every variant of repetition: same fragment in two places, twice in one set.
+        for q in [
+            "query Viewer { viewer { ...A ...A } } fragment A on User { id }",
+            "query Viewer { viewer { ...A teams { edges { node { ...B } } } } } fragment A on User { id } fragment B on Entity { ...C } fragment C on Entity { name }",
+            "query Viewer { a: viewer { ...A } b: viewer { ...A } } fragment A on User { id }",
+        ] {
+            let r = run(q, None);
+            if q.contains("...B") {
+                assert!(r.is_ok(), "distinct fragments are fine: {r:?}");
+            } else {
+                assert!(r.unwrap_err().contains("spread more than once"), "{q}");
+            }
+        }
+    }
+
+    #[test]
+    fn cyclic_spreads_are_refused() {
+        for q in [
             "query Viewer { viewer { ...F } } fragment F on User { ...F }",
-            None,
-        )
-        .unwrap_err();
-        assert!(e.contains("too deeply"), "{e}");
+            "query Viewer { viewer { ...F } } fragment F on User { id ...G } fragment G on User { ... on User { ...F } }",
+        ] {
+            let e = run(q, None).unwrap_err();
+            assert!(e.contains("spreads itself") && e.contains("cyclic"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_selection_costs_and_the_budget_holds() {
+        // Aliases are fields too: 60 aliased ids cost 120.
+        let many: String = (0..60).map(|i| format!("a{i}: id ")).collect();
+        let e = run(&format!("query Viewer {{ viewer {{ {many} }} }}"), None).unwrap_err();
+        assert!(e.contains("too expensive"), "{e}");
+        // Inline fragments count: 40 of them, each with one field.
+        let inl = "... on User { __typename } ".repeat(40);
+        let e = run(&format!("query Viewer {{ viewer {{ {inl} }} }}"), None).unwrap_err();
+        assert!(e.contains("more than 64 selections"), "{e}");
+        // The SDK's query is well within it; 30 plain fields are fine.
+        let ok: String = "id ".repeat(30);
+        run(&format!("query Viewer {{ viewer {{ {ok} }} }}"), None).unwrap();
+    }
+
+    #[test]
+    fn a_viewer_operation_selects_only_what_is_served() {
+        for (q, want) in [
+            (
+                "query Viewer { project(name: \"x\") { id } }",
+                "cannot query field \"project\" on type \"Query\"",
+            ),
+            (
+                "query Viewer { viewer { id } models { id } }",
+                "cannot query field \"models\"",
+            ),
+            (
+                "query Viewer { viewer { apiKeys { id } } }",
+                "cannot query field \"apiKeys\" on type \"User\"",
+            ),
+            (
+                "query GetDefaultEntity { viewer { teams { edges { node { members } } } } }",
+                "on type \"Entity\"",
+            ),
+            ("query Viewer { viewer }", "needs a selection"),
+            ("query Viewer { viewer { id { x } } }", "is a scalar"),
+            (
+                "query Viewer { viewer { ... on Project { id } } }",
+                "cannot be spread",
+            ),
+            (
+                "query Viewer { viewer { ...F } } fragment F on Query { __typename }",
+                "cannot be spread",
+            ),
+            (
+                "query Viewer { viewer { id } } fragment F on User { id } fragment F on User { name }",
+                "defined twice",
+            ),
+        ] {
+            let e = run(q, None).unwrap_err();
+            assert!(e.contains(want), "{q}: {e}");
+        }
+    }
+}
+
+/// Generated inputs (issue 10): any document is answered or refused with
+/// a message, never a panic, and an accepted one stays within the budget.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod generated {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn document() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(
+                prop_oneof![
+                    Just("query"),
+                    Just("Viewer"),
+                    Just("fragment"),
+                    Just("F"),
+                    Just("G"),
+                    Just("on"),
+                    Just("User"),
+                    Just("Query"),
+                    Just("viewer"),
+                    Just("id"),
+                    Just("teams"),
+                    Just("edges"),
+                    Just("node"),
+                    Just("name"),
+                    Just("a:"),
+                    Just("{"),
+                    Just("}"),
+                    Just("("),
+                    Just(")"),
+                    Just("..."),
+                    Just("...F"),
+                    Just("...G"),
+                    Just("@include(if: true)"),
+                    Just("\""),
+                    Just("\"\"\""),
+                    Just("#"),
+                    Just("\n"),
+                ],
+                0..200
+            )
+            .prop_map(|t| t.join(" ")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_document_is_answered_or_refused(q in document(), op in proptest::option::of("[A-Za-z]{0,12}")) {
+            if let Ok(doc) = parse(&q)
+                && let Ok(op) = doc.pick(op.as_deref())
+                && let Ok(plan) = plan(op, &doc.fragments)
+            {
+                fn size(p: &[Planned]) -> usize {
+                    p.iter().map(|f| 1 + size(&f.selection)).sum()
+                }
+                prop_assert!(size(&plan) <= MAX_COST);
+                let _ = project(&json!({"viewer": {"id": "x", "teams": {"edges": [{"node": {"name": "t"}}]}}}), &plan);
+            }
+        }
     }
 }

@@ -158,6 +158,9 @@ async fn render_metrics(State(app): State<AppState>) -> Response {
 ///   set stays bounded);
 /// - the client's address: the peer, or behind `--trusted-proxies` the
 ///   rightmost untrusted `X-Forwarded-For` hop (`crate::proxy`).
+/// - the request timeout (`--request-timeout`): body upload and handler
+///   together; past it the handler's future is dropped and the caller gets
+///   503 `request_timeout` with `Retry-After`.
 async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
@@ -186,7 +189,12 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
         req.extensions_mut().insert(ClientAddr(client));
     }
     let ids = crate::audit::RequestIds { own: id, client };
-    let mut resp = crate::audit::REQUEST_IDS.scope(ids, next.run(req)).await;
+    let limit = std::time::Duration::from_secs(app.config.request_timeout_s);
+    let run = crate::audit::REQUEST_IDS.scope(ids, next.run(req));
+    let mut resp = match tokio::time::timeout(limit, run).await {
+        Ok(resp) => resp,
+        Err(_) => timed_out(limit),
+    };
     if let Ok(v) = header {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -197,6 +205,21 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
         start.elapsed(),
     );
     resp
+}
+
+fn timed_out(limit: std::time::Duration) -> Response {
+    tracing::warn!(limit_s = limit.as_secs(), "request timed out");
+    // A 503 carries `Retry-After: 1` (ApiError's answer).
+    ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: "request_timeout",
+        message: format!(
+            "the request took longer than {} s (--request-timeout); retry",
+            limit.as_secs()
+        ),
+        rule: None,
+    }
+    .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::form::Form;
 use crate::http::extract::Auth;
 use crate::service::RequestCtx;
 use crate::service::exchange::{self, ExchangeRequest, OAuthError};
@@ -47,8 +48,8 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// Reads an `application/x-www-form-urlencoded` body as ordered pairs.
-async fn form_pairs(req: Request, state: &AppState) -> Result<Vec<(String, String)>, OAuthError> {
+/// Reads an `application/x-www-form-urlencoded` body as a [`Form`].
+async fn form_pairs(req: Request, state: &AppState) -> Result<Form, OAuthError> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -69,60 +70,7 @@ async fn form_pairs(req: Request, state: &AppState) -> Result<Vec<(String, Strin
                 OAuthError::new("invalid_request", "the request body could not be read")
             }
         })?;
-    Ok(parse_form(&bytes))
-}
-
-/// `application/x-www-form-urlencoded` parsing as the WHATWG URL standard
-/// (and `serde_urlencoded`) does it: `&`-separated, empty parts skipped,
-/// split at the first `=`, `+` is a space, `%XX` decoded, invalid UTF-8
-/// replaced. A part without `+` or `%` (a JWT: base64url and dots) is
-/// copied once instead of decoded byte by byte: the assertion is most of
-/// the body of every exchange.
-pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    body.split(|&b| b == b'&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (name, value) = match part.iter().position(|&b| b == b'=') {
-                Some(i) => (&part[..i], &part[i + 1..]),
-                None => (part, &[][..]),
-            };
-            (form_decode(name), form_decode(value))
-        })
-        .collect()
-}
-
-fn form_decode(s: &[u8]) -> String {
-    if !s.contains(&b'%') && !s.contains(&b'+') {
-        return utf8_lossy(s.to_vec());
-    }
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                s.get(i + 1).and_then(|&b| hex(b)),
-                s.get(i + 2).and_then(|&b| hex(b)),
-            ) {
-                (Some(h), Some(l)) => {
-                    // Two hex digits make one byte: the cast cannot truncate.
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    utf8_lossy(out)
-}
-
-/// `String::from_utf8_lossy` with the fast validation first: the lossy
-/// scan is several times slower on the valid text it nearly always gets.
-fn utf8_lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    crate::form::parse_form(&bytes).map_err(|e| OAuthError::new("invalid_request", e))
 }
 
 #[utoipa::path(
@@ -227,38 +175,9 @@ pub async fn introspect(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let Some((_, token)) = pairs.iter().find(|(k, _)| k == "token") else {
+    let Some(token) = pairs.get("token") else {
         return OAuthError::new("invalid_request", "missing token (RFC 7662 §2.1)").into_response();
     };
     let out = exchange::introspect(&app, &ctx, &caller.principal, token).await;
     no_store(Json(out).into_response())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::parse_form;
-
-    #[test]
-    fn form_parsing_matches_serde_urlencoded() {
-        for body in [
-            "",
-            "&&",
-            "a=1&b=2",
-            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=eyJh.eyJi.c2ln",
-            "a+b=c+d&e",
-            "x=%41%4a%4A%zz%4&y=%",
-            "k=%C3%A9t%C3%A9&bad=%FF%FE",
-            "=v&k=",
-            "a=b=c",
-        ] {
-            let ours = parse_form(body.as_bytes());
-            let theirs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(body.as_bytes()).unwrap();
-            assert_eq!(ours, theirs, "{body:?}");
-        }
-        let raw = b"a=\xff\xfe&b=ok";
-        let theirs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw).unwrap();
-        assert_eq!(parse_form(raw), theirs);
-    }
 }

@@ -605,6 +605,9 @@ pub struct NewTeamSa {
     pub issuer: Option<String>,
     pub subject: Option<String>,
     pub subject_pattern: Option<String>,
+    /// Org admins only: accept a `subject_pattern` wider than one owner
+    /// (audited with the pattern).
+    pub allow_broad_subject_pattern: Option<bool>,
     /// Values: strings (exact or glob), numbers or booleans.
     #[serde(default, deserialize_with = "crate::federation::policy::scalar_claims")]
     #[schema(value_type = Option<Object>)]
@@ -769,6 +772,7 @@ pub async fn create_team_sa(
             if req.issuer.is_some()
                 || req.subject.is_some()
                 || req.subject_pattern.is_some()
+                || req.allow_broad_subject_pattern.is_some()
                 || req.claims.is_some()
             {
                 return Err(ServiceError::BadRequest(
@@ -777,7 +781,7 @@ pub async fn create_team_sa(
             }
             None
         }
-        "external" => Some(crate::service::federation::binding_for(app, &org, &id, &req).await?),
+        "external" => Some(crate::service::federation::binding_for(app, p, &org, &id, &req).await?),
         other => {
             return Err(ServiceError::BadRequest(format!(
                 "auth must be \"builtin\" or \"external\", got {:?}",
@@ -818,7 +822,13 @@ pub async fn create_team_sa(
         p,
         "service_account.create",
         &format!("service_account:{}", row.name),
-        json!({"scope": "team", "team": team.name, "auth": row.auth}),
+        json!({
+            "scope": "team",
+            "team": team.name,
+            "auth": row.auth,
+            "subject_pattern": req.subject_pattern,
+            "allow_broad_subject_pattern": req.allow_broad_subject_pattern.unwrap_or(false),
+        }),
     )
     .await?;
     tx.commit().await?;
@@ -1101,6 +1111,15 @@ pub async fn bootstrap(
     check_name("organization", org).map_err(ServiceError::BadRequest)?;
     check_name("user", username).map_err(ServiceError::BadRequest)?;
     check_email(email).map_err(ServiceError::BadRequest)?;
+    // An organization's name (and its URL form) picks it as a token
+    // audience; one another organization already accepts stays theirs.
+    for aud in crate::federation::tenant::reserved_audiences(org, &app.config.public_url) {
+        if app.index.audience_in_use(&aud) {
+            return Err(ServiceError::Conflict(format!(
+                "organization name \"{org}\" is already an audience another organization's trusted issuer accepts ({aud:?}); an organization's name is reserved to it as an audience, so choose another name"
+            )));
+        }
+    }
     let now = app.clock.now_ms();
     let org_row = OrgRow {
         id: new_id("org"),

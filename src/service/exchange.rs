@@ -90,24 +90,10 @@ pub struct ExchangeRequest {
 }
 
 impl ExchangeRequest {
-    /// Parses the form pairs. RFC 6749 §3.2: a parameter must not repeat.
-    pub fn from_form(pairs: &[(String, String)]) -> Result<ExchangeRequest, OAuthError> {
-        let mut seen: Vec<&str> = Vec::new();
-        for (k, _) in pairs {
-            if seen.contains(&k.as_str()) {
-                return Err(OAuthError::request(format!(
-                    "parameter \"{}\" is repeated (RFC 6749 §3.2)",
-                    truncate(k, 40)
-                )));
-            }
-            seen.push(k);
-        }
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+    /// Reads the token request's parameters (the form parser has already
+    /// refused repeated names, RFC 6749 §3.2, and bounded their number).
+    pub fn from_form(form: &crate::form::Form) -> Result<ExchangeRequest, OAuthError> {
+        let get = |name: &str| form.get(name);
         let grant_type =
             get("grant_type").ok_or_else(|| OAuthError::request("missing grant_type"))?;
         let token = match grant_type {
@@ -562,7 +548,11 @@ pub async fn evaluate(
             return Err(said.refuse(e, "jti", &cfg));
         };
         if opts.consume_jti {
-            match app.store.use_jti(&cfg.id, jti, claims.exp, now).await {
+            // Keyed by the `iss` URL, not this registration: the token is
+            // single-use wherever its issuer is trusted, and stays so if the
+            // issuer is deleted and registered again.
+            let horizon = crate::federation::jti_horizon(claims.exp);
+            match app.store.use_jti(&cfg.issuer, jti, horizon, now).await {
                 Ok(true) => trace.push_ok("jti", "first use"),
                 Ok(false) => {
                     let e = OAuthError::grant(

@@ -15,10 +15,10 @@ use crate::federation::fetch::check_url;
 use crate::federation::index::BoundAccount;
 use crate::federation::jwks::KeyStatus;
 use crate::federation::keys::VerifyingKey;
-use crate::federation::policy::{BindingSpec, compile};
+use crate::federation::policy::{Author, BindingSpec, compile};
 use crate::federation::tenant;
 use crate::federation::{
-    DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource,
+    DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource, MAX_LEEWAY_S,
 };
 use crate::model::{Principal, truncate};
 use crate::secrets::new_id;
@@ -28,7 +28,6 @@ use crate::state::{App, Change};
 use crate::store::{BindingRow, IssuerRow, OrgRow, SaRow};
 
 const MAX_TOKEN_AGE_CEILING_S: i64 = 7 * 24 * 3600;
-const MAX_LEEWAY_S: i64 = 300;
 
 fn alg_name(a: Algorithm) -> String {
     format!("{a:?}")
@@ -81,7 +80,7 @@ pub fn bound_account(
     let spec: BindingSpec =
         serde_json::from_str(&binding.spec).map_err(|e| format!("binding spec: {e}"))?;
     Ok(BoundAccount {
-        binding: compile(&sa.id, &binding.issuer_id, &spec)?,
+        binding: compile(&sa.id, &binding.issuer_id, &spec, Author::Stored)?,
         sa_id: sa.id.clone(),
         name: sa.name.clone(),
         org_id: sa.org_id.clone(),
@@ -221,6 +220,7 @@ pub async fn issuer_of_org(app: &App, org: &OrgRow, key: &str) -> ServiceResult<
 /// style: checked once, when saved, never parsed on an exchange).
 pub async fn binding_for(
     app: &App,
+    p: &Principal,
     org: &OrgRow,
     sa_id: &str,
     req: &NewTeamSa,
@@ -240,8 +240,14 @@ pub async fn binding_for(
         subject,
         subject_pattern: req.subject_pattern.clone(),
         claims: req.claims.clone().unwrap_or_default(),
+        allow_broad_subject_pattern: req.allow_broad_subject_pattern.unwrap_or(false),
     };
-    compile(sa_id, &issuer.id, &spec)
+    let author = if p.is_org_admin() {
+        Author::OrgAdmin
+    } else {
+        Author::TeamAdmin
+    };
+    compile(sa_id, &issuer.id, &spec, author)
         .map_err(|e| ServiceError::BadRequest(format!("binding refused: {e}")))?;
     let spec = serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
     Ok(BindingRow {

@@ -353,10 +353,12 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<TraceRow>>;
 
-    /// Records a single-use `jti`; false when it was seen before (replay).
+    /// Records a single-use `jti` of the issuer whose `iss` is `issuer`
+    /// (the URL, stored in the `issuer_id` column), kept until
+    /// `expires_at`; false when it was seen before (replay).
     async fn use_jti(
         &self,
-        issuer_id: &str,
+        issuer: &str,
         jti: &str,
         expires_at: i64,
         now: i64,

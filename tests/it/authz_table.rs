@@ -869,3 +869,202 @@ fn design_example_denial() {
         d.reason
     );
 }
+
+// ---------------------------------------------------------------------------
+// `decide_admin` (DESIGN §2 "Who may administer"): every admin action ×
+// every principal kind, verdicts and rules written by hand.
+// ---------------------------------------------------------------------------
+
+use fedgate::authz::{AdminTarget, decide_admin};
+
+/// What an admin action is aimed at: the table's columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AdminCol {
+    /// The org itself: users, teams, issuers, org-scoped accounts, audit.
+    Org,
+    /// Team "vision" (the home team of the cast).
+    TeamHome,
+    /// Team "nlp".
+    TeamOther,
+    /// A team-scoped account of "vision": its keys, disable/enable.
+    SaHome,
+    /// A team-scoped account of "nlp".
+    SaOther,
+    /// An org-scoped account (default team "vision").
+    SaOrg,
+}
+
+/// Every administrative action fedgate has, with the column it decides on
+/// (the `action` names of `require_org_admin` / `require_team_admin` /
+/// the service-account checks in `service::admin` and `service::federation`).
+const ADMIN_ACTIONS: &[(&str, AdminCol)] = &[
+    ("user.create", AdminCol::Org),
+    ("api_key.manage (another user's keys)", AdminCol::Org),
+    ("team.create", AdminCol::Org),
+    ("service_account.create (org-scoped)", AdminCol::Org),
+    ("service_account.list (org)", AdminCol::Org),
+    ("issuer.create", AdminCol::Org),
+    ("issuer.list", AdminCol::Org),
+    ("issuer.update", AdminCol::Org),
+    ("issuer.delete", AdminCol::Org),
+    ("issuer.refresh", AdminCol::Org),
+    ("audit.read", AdminCol::Org),
+    ("federation.explain", AdminCol::Org),
+    ("team.member.add", AdminCol::TeamHome),
+    ("team.member.add (another team)", AdminCol::TeamOther),
+    ("service_account.create (team-scoped)", AdminCol::TeamHome),
+    ("service_account.create (another team)", AdminCol::TeamOther),
+    ("service_account.list (team)", AdminCol::TeamHome),
+    ("api_key.create", AdminCol::SaHome),
+    ("api_key.list", AdminCol::SaHome),
+    ("api_key.revoke", AdminCol::SaHome),
+    ("service_account.disable", AdminCol::SaHome),
+    ("service_account.enable", AdminCol::SaHome),
+    ("api_key.create (another team's account)", AdminCol::SaOther),
+    (
+        "service_account.disable (another team's account)",
+        AdminCol::SaOther,
+    ),
+    ("api_key.create (org-scoped account)", AdminCol::SaOrg),
+    ("api_key.revoke (org-scoped account)", AdminCol::SaOrg),
+    (
+        "service_account.disable (org-scoped account)",
+        AdminCol::SaOrg,
+    ),
+];
+
+/// One row per principal kind: (verdict, rule) for the columns
+/// [Org, TeamHome, TeamOther, SaHome, SaOther, SaOrg].
+type AdminRow = (Kind, [(Verdict, &'static str); 6]);
+
+const SA_NO: (Verdict, &str) = (F, "admin.service_account");
+const NOT_ORG: (Verdict, &str) = (F, "admin.not_org_admin");
+const NOT_TEAM: (Verdict, &str) = (F, "admin.not_team_admin");
+const ORG_OK: (Verdict, &str) = (A, "admin.org_admin");
+const TEAM_OK: (Verdict, &str) = (A, "admin.team_admin");
+
+#[rustfmt::skip]
+const ADMIN_TABLE: &[AdminRow] = &[
+    //            Org      TeamHome  TeamOther SaHome    SaOther   SaOrg
+    (OrgSa,      [SA_NO,   SA_NO,    SA_NO,    SA_NO,    SA_NO,    SA_NO]),
+    (TeamSa,     [SA_NO,   SA_NO,    SA_NO,    SA_NO,    SA_NO,    SA_NO]),
+    (ExtSa,      [SA_NO,   SA_NO,    SA_NO,    SA_NO,    SA_NO,    SA_NO]),
+    (TeamMember, [NOT_ORG, NOT_TEAM, NOT_TEAM, NOT_TEAM, NOT_TEAM, NOT_ORG]),
+    (TeamAdmin,  [NOT_ORG, TEAM_OK,  NOT_TEAM, TEAM_OK,  NOT_TEAM, NOT_ORG]),
+    (OrgAdmin,   [ORG_OK,  ORG_OK,   ORG_OK,   ORG_OK,   ORG_OK,   ORG_OK]),
+    (OrgMember,  [NOT_ORG, NOT_TEAM, NOT_TEAM, NOT_TEAM, NOT_TEAM, NOT_ORG]),
+];
+
+fn admin_decide(p: &Principal, col: AdminCol) -> Decision {
+    let (v, n) = (vision(), nlp());
+    let home = SaScope::Team { team: vision() };
+    let other = SaScope::Team { team: nlp() };
+    let org = SaScope::Org {
+        default_team: vision(),
+    };
+    let target = match col {
+        AdminCol::Org => AdminTarget::Org {
+            org_id: ORG_ID,
+            org_name: ORG_NAME,
+        },
+        AdminCol::TeamHome => AdminTarget::Team {
+            org_id: ORG_ID,
+            team: &v,
+        },
+        AdminCol::TeamOther => AdminTarget::Team {
+            org_id: ORG_ID,
+            team: &n,
+        },
+        AdminCol::SaHome => AdminTarget::ServiceAccount {
+            org_id: ORG_ID,
+            name: "vision-bot",
+            scope: &home,
+        },
+        AdminCol::SaOther => AdminTarget::ServiceAccount {
+            org_id: ORG_ID,
+            name: "nlp-bot",
+            scope: &other,
+        },
+        AdminCol::SaOrg => AdminTarget::ServiceAccount {
+            org_id: ORG_ID,
+            name: "org-bot",
+            scope: &org,
+        },
+    };
+    decide_admin(p, target)
+}
+
+const ADMIN_COLS: [AdminCol; 6] = [
+    AdminCol::Org,
+    AdminCol::TeamHome,
+    AdminCol::TeamOther,
+    AdminCol::SaHome,
+    AdminCol::SaOther,
+    AdminCol::SaOrg,
+];
+
+#[test]
+fn decide_admin_matches_the_hand_written_table() {
+    let kinds: Vec<Kind> = ADMIN_TABLE.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        KINDS
+            .iter()
+            .copied()
+            .filter(|k| *k != Anonymous)
+            .collect::<Vec<_>>(),
+        "one row per principal kind (an anonymous caller never reaches decide_admin)"
+    );
+    let mut wrong = Vec::new();
+    for (kind, row) in ADMIN_TABLE {
+        let p = principal(*kind).unwrap();
+        for (action, col) in ADMIN_ACTIONS {
+            let i = ADMIN_COLS.iter().position(|c| c == col).unwrap();
+            let (want, rule) = row[i];
+            let d = admin_decide(&p, *col);
+            if (d.verdict, d.rule) != (want, rule) {
+                wrong.push(format!(
+                    "{kind:?} {action}: got {:?} {} ({}), want {want:?} {rule}",
+                    d.verdict, d.rule, d.reason
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn decide_admin_read_only_and_foreign_principals() {
+    for kind in KINDS.iter().copied().filter(|k| *k != Anonymous) {
+        let is_sa = matches!(kind, OrgSa | TeamSa | ExtSa);
+        for col in ADMIN_COLS {
+            // A read-only credential administers nothing; a service account
+            // is refused for what it is first.
+            let d = admin_decide(&read_only(kind).unwrap(), col);
+            let want = if is_sa {
+                SA_NO
+            } else {
+                (F, "credential.scope")
+            };
+            assert_eq!((d.verdict, d.rule), want, "read-only {kind:?} {col:?}");
+            // Another org's principal learns nothing: not found.
+            let d = admin_decide(&foreign(kind).unwrap(), col);
+            assert_eq!(
+                (d.verdict, d.rule),
+                (N, "tenant.isolation"),
+                "foreign {kind:?} {col:?}"
+            );
+        }
+    }
+    // The reasons name who and what.
+    let d = admin_decide(&principal(TeamAdmin).unwrap(), AdminCol::SaOrg);
+    assert_eq!(
+        d.reason,
+        "user \"bob\" cannot administer service account \"org-bot\": it takes an org admin"
+    );
+    let d = admin_decide(&principal(TeamMember).unwrap(), AdminCol::TeamHome);
+    assert_eq!(
+        d.reason,
+        "user \"alice\" cannot administer team \"vision\": it takes an admin of team \"vision\" or an org admin"
+    );
+}

@@ -985,3 +985,130 @@ scenarios!(
     revoking_one_key_leaves_the_others,
 );
 scenarios!([api_key => (ApiKey, Run)] api_keys_work_as_bearer_and_as_basic_auth);
+
+/// `tenant.isolation` on projects that exist and that the caller could
+/// reach if the org boundary were not there: a public, open project of
+/// another org is "not found" exactly like a missing entity, and the
+/// decision names the rule.
+#[tokio::test]
+async fn tenant_isolation_hides_real_projects_of_another_org() {
+    let app = world().await;
+    let (_, sa_key) = app.team_sa("vision", "ci-bot").await;
+    let acme = fedgate::service::admin::bootstrap(&app.state, "acme", "acme-admin", "root@acme.io")
+        .await
+        .unwrap()
+        .api_key;
+    let (s, b) = app
+        .post(
+            "/api/v1/orgs/acme/teams",
+            Some(&acme),
+            json!({"name": "acme-ml"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    for (name, vis) in [("pub", "public"), ("open", "open")] {
+        let (s, b) = app
+            .post(
+                "/api/v1/teams/acme-ml/projects",
+                Some(&acme),
+                json!({"name": name, "visibility": vis}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    // Control: the projects exist and are readable, even anonymously.
+    let (s, _) = app.get("/api/v1/projects/acme-ml/pub", Some(&acme)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = app.get("/api/v1/projects/acme-ml/pub", None).await;
+    assert_eq!(s, StatusCode::OK, "public to the world: {b}");
+
+    // Org default's admin and its account: not found, the rule named.
+    for key in [&app.admin_key, &sa_key] {
+        for project in ["pub", "open"] {
+            let (s, b) = app
+                .get(&format!("/api/v1/projects/acme-ml/{project}"), Some(key))
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{project}: {b}");
+            assert_eq!(message(&b), "entity \"acme-ml\" not found");
+            let (s, b) = app
+                .run(key, json!({"entity": "acme-ml", "project": project}))
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{project}: {b}");
+            assert_eq!(message(&b), "entity \"acme-ml\" not found");
+            for action in ["read", "write"] {
+                let (s, b) = app
+                    .post(
+                        "/api/v1/authz/check",
+                        Some(key),
+                        json!({"action": action, "entity": "acme-ml", "project": project}),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK);
+                assert_eq!(
+                    b,
+                    json!({"allowed": false, "rule": "tenant.isolation", "reason": "entity \"acme-ml\" not found"}),
+                    "{action} {project}"
+                );
+            }
+        }
+        // Indistinguishable from an entity that does not exist anywhere.
+        let (s, b) = app
+            .get("/api/v1/projects/no-such-team/pub", Some(key))
+            .await;
+        assert_eq!(
+            (s, message(&b)),
+            (
+                StatusCode::NOT_FOUND,
+                "entity \"no-such-team\" not found".into()
+            )
+        );
+    }
+}
+
+/// Admin refusals over HTTP (issue 10): a member minting a key for another
+/// user, and a team admin acting on an org-scoped account.
+#[tokio::test]
+async fn admin_refusals_name_their_rule() {
+    let app = world().await;
+    let alice = app.user("alice", "member").await;
+    app.user("bob", "member").await;
+    let lead = app.user("lead", "member").await;
+    app.member("vision", "lead", "admin").await;
+    let (org_sa, _) = app.org_sa("org-bot", "vision").await;
+
+    let (s, b) = app
+        .post("/api/v1/users/bob/api-keys", Some(&alice), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["rule"], "admin.not_org_admin");
+    assert_eq!(
+        message(&b),
+        "user \"alice\" cannot administer organization \"default\": it takes an org admin"
+    );
+    // Her own key she may mint.
+    let (s, b) = app
+        .post("/api/v1/users/alice/api-keys", Some(&alice), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    for (method, path) in [
+        (
+            "POST",
+            format!("/api/v1/service-accounts/{org_sa}/api-keys"),
+        ),
+        ("GET", format!("/api/v1/service-accounts/{org_sa}/api-keys")),
+        ("POST", format!("/api/v1/service-accounts/{org_sa}/disable")),
+    ] {
+        let (s, b) = if method == "GET" {
+            app.get(&path, Some(&lead)).await
+        } else {
+            app.post(&path, Some(&lead), json!({})).await
+        };
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path}: {b}");
+        assert_eq!(b["error"]["rule"], "admin.not_org_admin", "{path}");
+        assert_eq!(
+            message(&b),
+            "user \"lead\" cannot administer service account \"org-bot\": it takes an org admin"
+        );
+    }
+}

@@ -164,6 +164,25 @@ async fn another_org_cannot_break_or_capture_an_exchange() {
     assert_eq!(becomes(&app, &a_token()).await.unwrap(), "default/trainer");
 }
 
+/// An organization cannot be created under a name another organization
+/// already accepts as an audience: the name would become reserved to it and
+/// take that organization's tokens.
+#[tokio::test]
+async fn a_new_organization_cannot_take_an_audience_in_use() {
+    let app = TestApp::start().await;
+    let idp = TestIdp::start().await;
+    app.trust_with(json!({"issuer": idp.issuer(), "audiences": ["gamma"]}))
+        .await;
+    let err = fedgate::service::admin::bootstrap(&app.state, "gamma", "g-admin", "g@gamma.io")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, fedgate::service::ServiceError::Conflict(m) if m.contains("already an audience")),
+        "{err}"
+    );
+    org(&app, "delta").await;
+}
+
 /// Shared (non-reserved) audiences: the organization that registered the
 /// issuer first keeps a token several accept; the URL form of an
 /// organization's name works like the name.

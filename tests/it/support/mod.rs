@@ -34,10 +34,38 @@ pub struct TestApp {
 
 static SCHEMA_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// `FEDGATE_TEST_DATABASE_URL`: unset (or empty) is the SQLite pass, a
+/// `postgres://` / `postgresql://` URL the PostgreSQL pass; anything else
+/// is a mistake that would quietly test SQLite instead, so it stops the test.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("FEDGATE_TEST_DATABASE_URL") {
+        Err(std::env::VarError::NotPresent) => None,
+        Ok(u) if u.is_empty() => None,
+        Ok(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Some(u),
+        Ok(u) => panic!(
+            "FEDGATE_TEST_DATABASE_URL={u:?} is not a postgres:// URL; unset it for SQLite, \
+             or set e.g. postgres://postgres@127.0.0.1:5432/test"
+        ),
+        Err(e) => panic!("FEDGATE_TEST_DATABASE_URL: {e}"),
+    }
+}
+
+/// For the tests that need PostgreSQL (they are `#[ignore]`d, so a plain
+/// `cargo test` lists them as ignored, not passed): its URL, or a failure
+/// that says how to run them.
+pub fn require_postgres() -> String {
+    postgres_url().unwrap_or_else(|| {
+        panic!(
+            "this test needs PostgreSQL: FEDGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test \
+             cargo test --test it -- --include-ignored (scripts/test.sh does)"
+        )
+    })
+}
+
 /// A database URL for one test: a temp SQLite file or a new PostgreSQL schema.
 pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
-    match std::env::var("FEDGATE_TEST_DATABASE_URL") {
-        Ok(pg) if pg.starts_with("postgres") => {
+    match postgres_url() {
+        Some(pg) => {
             let schema = format!(
                 "t_{}_{}_{}",
                 std::process::id(),
@@ -58,7 +86,7 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
                 None,
             )
         }
-        _ => {
+        None => {
             let dir = tempfile::tempdir().expect("tempdir");
             let url = format!("sqlite://{}", dir.path().join("fedgate.db").display());
             (url, Some(dir))
@@ -73,6 +101,7 @@ pub struct Options {
     pub signing_alg: &'static str,
     pub token_ttl_s: i64,
     pub exchange_rate_limit: u32,
+    pub request_timeout_s: u64,
     /// `--allow-insecure-issuers`: http:// issuers on loopback hosts (the test IdP).
     pub insecure_issuers: bool,
     /// `--allow-private-issuers`: the test IdP listens on 127.0.0.1, which
@@ -90,6 +119,7 @@ impl Default for Options {
             signing_alg: "ES256",
             token_ttl_s: 3600,
             exchange_rate_limit: 1000,
+            request_timeout_s: 30,
             insecure_issuers: true,
             private_issuers: "127.0.0.1/32",
             metrics_listener: false,
@@ -134,6 +164,7 @@ impl TestApp {
             trusted_proxies: Default::default(),
             key_encryption_key_file: None,
             shutdown_timeout_s: 10,
+            request_timeout_s: opts.request_timeout_s,
         };
         let built = fedgate::build(config).await.expect("build app");
         let admin_key = built
