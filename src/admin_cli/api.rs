@@ -126,19 +126,48 @@ impl AdminApi {
         Ok(org)
     }
 
+    /// A whole paged list: follows `next_after` until the last page (one
+    /// request per page of up to 1,000; servers without paging answer one).
+    pub async fn list_all(&self, path: &str, field: &str) -> CliResult<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page_path = match &next {
+                None => path.to_string(),
+                Some(after) => format!(
+                    "{path}{}after={}",
+                    if path.contains('?') { '&' } else { '?' },
+                    url::form_urlencoded::byte_serialize(after.as_bytes()).collect::<String>()
+                ),
+            };
+            let v = self.get(&page_path).await?;
+            out.extend(list_field(&v, field).ok_or_else(|| self.no_list(path, field))?);
+            match v.get("next_after").and_then(Value::as_str) {
+                Some(a) if next.as_deref() != Some(a) => next = Some(a.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    fn no_list(&self, path: &str, field: &str) -> CliError {
+        CliError::Client(ClientError::BadResponse {
+            url: format!("{}{path}", self.base_url()),
+            reason: format!("no \"{field}\" list in the answer"),
+        })
+    }
+
     /// A list field (`{"<field>": [...]}`) of a GET answer.
     pub async fn list(&self, path: &str, field: &str) -> CliResult<Vec<Value>> {
         let v = self.get(path).await?;
-        match v.get(field).and_then(Value::as_array) {
-            Some(a) => Ok(a.clone()),
-            None => match v {
-                Value::Array(a) => Ok(a),
-                _ => Err(CliError::Client(ClientError::BadResponse {
-                    url: format!("{}{path}", self.base_url()),
-                    reason: format!("no \"{field}\" list in the answer"),
-                })),
-            },
-        }
+        list_field(&v, field).ok_or_else(|| self.no_list(path, field))
+    }
+}
+
+/// `{"<field>": [...]}` or a bare array.
+fn list_field(v: &Value, field: &str) -> Option<Vec<Value>> {
+    match v.get(field).and_then(Value::as_array) {
+        Some(a) => Some(a.clone()),
+        None => v.as_array().cloned(),
     }
 }
 

@@ -70,6 +70,10 @@ pub enum CliError {
     /// Something local failed: reading a file, writing output (exit 1).
     #[error("{0}")]
     Local(String),
+    /// An error with a hint more precise than its kind's, e.g. the id of
+    /// the issuer a duplicate registration collided with.
+    #[error("{error}")]
+    Hinted { error: Box<CliError>, hint: String },
 }
 
 /// Result alias of the admin commands.
@@ -80,6 +84,7 @@ impl CliError {
     pub fn status(&self) -> Option<u16> {
         match self {
             CliError::Client(ClientError::Api { status, .. }) => Some(*status),
+            CliError::Hinted { error, .. } => error.status(),
             _ => None,
         }
     }
@@ -92,6 +97,7 @@ impl CliError {
             CliError::NotFound(_) => EXIT_NOT_FOUND,
             CliError::Unavailable(_) => EXIT_UNAVAILABLE,
             CliError::Local(_) => EXIT_FAILURE,
+            CliError::Hinted { error, .. } => error.exit_code(),
             CliError::Client(e) => match e {
                 ClientError::Config(_) => EXIT_USAGE,
                 ClientError::TokenFile(_) | ClientError::CredentialsFile(_) => EXIT_USAGE,
@@ -132,6 +138,7 @@ impl CliError {
                 "the cached keys (if any) keep serving; check that the issuer's discovery document and JWKS are reachable from fedgate, then retry"
             }
             CliError::Local(_) => return None,
+            CliError::Hinted { hint, .. } => hint,
             CliError::Client(e) => match e {
                 ClientError::Transport { .. } | ClientError::GaveUp { .. } => {
                     "is fedgate running at that address? Set FEDGATE_URL (or --url) to its base URL"
@@ -173,6 +180,11 @@ impl CliError {
 
     /// The error as scripts read it with `--json` (on stderr).
     pub fn to_json(&self) -> Value {
+        if let CliError::Hinted { error, hint } = self {
+            let mut v = error.to_json();
+            v["error"]["hint"] = json!(hint);
+            return v;
+        }
         let mut err = json!({
             "message": self.to_string(),
             "exit_code": self.exit_code(),
@@ -196,7 +208,18 @@ impl CliError {
 
     /// The error as a person reads it.
     pub fn to_text(&self) -> String {
-        let mut out = match self {
+        let mut out = self.head();
+        if let Some(h) = self.hint() {
+            out.push_str("\nhint: ");
+            out.push_str(&h);
+        }
+        out
+    }
+
+    /// The first line(s) of [`CliError::to_text`]: what went wrong.
+    fn head(&self) -> String {
+        match self {
+            CliError::Hinted { error, .. } => error.head(),
             CliError::Client(ClientError::Api {
                 method,
                 url,
@@ -209,12 +232,7 @@ impl CliError {
                 url, status, what, ..
             }) => format!("error: {url} answered {status} with {what}, not fedgate's JSON"),
             other => format!("error: {other}"),
-        };
-        if let Some(h) = self.hint() {
-            out.push_str("\nhint: ");
-            out.push_str(&h);
         }
-        out
     }
 }
 

@@ -9,6 +9,7 @@ use crate::admin_cli::error::{CliError, CliResult};
 use crate::admin_cli::output::{Printer, Table, cell, s};
 use crate::admin_cli::sa::confirm;
 use crate::admin_cli::{Conn, read_input};
+use crate::client::ClientError;
 
 /// `fedgate issuer …`.
 #[derive(Debug, Args)]
@@ -131,6 +132,22 @@ pub async fn list_issuers(api: &mut AdminApi) -> CliResult<Vec<Value>> {
 
 /// Finds an issuer by id or exact URL (a trailing slash is significant, as in `iss`).
 pub async fn find_issuer(api: &mut AdminApi, reference: &str) -> CliResult<Value> {
+    if reference.starts_with("iss_") {
+        let org = api.org().await?;
+        match api
+            .get(&path(&["api", "v1", "orgs", &org, "issuers", reference]))
+            .await
+        {
+            Ok(v) => return Ok(v),
+            // A server without the endpoint: look in the list instead.
+            Err(CliError::Client(ClientError::Api {
+                status: 404 | 405,
+                message,
+                ..
+            })) if message.contains("endpoint") => {}
+            Err(e) => return Err(e),
+        }
+    }
     let list = list_issuers(api).await?;
     let found = list
         .iter()
@@ -227,12 +244,31 @@ pub async fn run(a: IssuerArgs, p: &mut Printer<'_>) -> CliResult<()> {
             let org = api.org().await?;
             let mut body = flags.body()?;
             body.insert("issuer".into(), json!(issuer));
-            let out = api
+            let out = match api
                 .post(
                     &path(&["api", "v1", "orgs", &org, "issuers"]),
                     &Value::Object(body),
                 )
-                .await?;
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if e.status() == Some(409) => {
+                    // Already registered: name it, and how to change it instead.
+                    return Err(match find_issuer(&mut api, &issuer).await {
+                        Ok(existing) => CliError::Hinted {
+                            error: Box::new(e),
+                            hint: format!(
+                                "it is registered as {}: change it with `fedgate issuer edit {} …`, or look at it with `fedgate issuer show {}`",
+                                s(&existing, "id"),
+                                s(&existing, "id"),
+                                s(&existing, "id")
+                            ),
+                        },
+                        Err(_) => e,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             p.json(&out)?;
             p.say(&format!(
                 "Trusted issuer {} ({}); its keys were fetched and checked.",

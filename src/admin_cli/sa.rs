@@ -64,6 +64,9 @@ pub enum SaCommand {
         /// Ceiling of the lifetime of tokens minted for it, in seconds (60-43200).
         #[arg(long, value_name = "SECONDS")]
         max_token_lifetime: Option<i64>,
+        /// What the account is for, shown to admins.
+        #[arg(long)]
+        description: Option<String>,
         #[command(flatten)]
         binding: BindingFlags,
     },
@@ -97,6 +100,12 @@ pub enum SaCommand {
         /// New default team of an org-scoped account.
         #[arg(long)]
         default_team: Option<String>,
+        /// Rename the account (unique in the organization).
+        #[arg(long, value_name = "NAME")]
+        new_name: Option<String>,
+        /// New description.
+        #[arg(long)]
+        description: Option<String>,
     },
     /// Disable an account: every key and token of it is refused at once.
     Disable {
@@ -140,7 +149,7 @@ pub async fn find_sa(api: &mut AdminApi, reference: &str) -> CliResult<Value> {
     }
     let org = api.org().await?;
     let all = api
-        .list(
+        .list_all(
             &path(&["api", "v1", "orgs", &org, "service-accounts"]),
             "service_accounts",
         )
@@ -213,6 +222,7 @@ pub async fn run(a: SaArgs, p: &mut Printer<'_>) -> CliResult<()> {
             team,
             default_team,
             max_token_lifetime,
+            description,
             binding,
         } => {
             create(
@@ -222,6 +232,7 @@ pub async fn run(a: SaArgs, p: &mut Printer<'_>) -> CliResult<()> {
                 team,
                 default_team,
                 max_token_lifetime,
+                description,
                 binding,
             )
             .await
@@ -229,7 +240,7 @@ pub async fn run(a: SaArgs, p: &mut Printer<'_>) -> CliResult<()> {
         SaCommand::List { team } => {
             let list = match &team {
                 Some(t) => {
-                    api.list(
+                    api.list_all(
                         &path(&["api", "v1", "teams", t, "service-accounts"]),
                         "service_accounts",
                     )
@@ -237,7 +248,7 @@ pub async fn run(a: SaArgs, p: &mut Printer<'_>) -> CliResult<()> {
                 }
                 None => {
                     let org = api.org().await?;
-                    api.list(
+                    api.list_all(
                         &path(&["api", "v1", "orgs", &org, "service-accounts"]),
                         "service_accounts",
                     )
@@ -298,9 +309,17 @@ pub async fn run(a: SaArgs, p: &mut Printer<'_>) -> CliResult<()> {
             remove_claims,
             max_token_lifetime,
             default_team,
+            new_name,
+            description,
         } => {
             let sa = find_sa(&mut api, &account).await?;
             let mut body = serde_json::Map::new();
+            if let Some(v) = new_name {
+                body.insert("name".into(), json!(v));
+            }
+            if let Some(v) = description {
+                body.insert("description".into(), json!(v));
+            }
             if let Some(v) = max_token_lifetime {
                 body.insert("max_token_lifetime_s".into(), json!(v));
             }
@@ -342,7 +361,7 @@ pub async fn run(a: SaArgs, p: &mut Printer<'_>) -> CliResult<()> {
             }
             if body.is_empty() {
                 return Err(CliError::Usage(
-                    "nothing to change: give at least one of --issuer, --subject, --subject-pattern, --clear-subject-pattern, --claim, --remove-claim, --mode, --max-token-lifetime, --default-team".into(),
+                    "nothing to change: give at least one of --issuer, --subject, --subject-pattern, --clear-subject-pattern, --claim, --remove-claim, --mode, --max-token-lifetime, --default-team, --new-name, --description".into(),
                 ));
             }
             let out = api
@@ -412,6 +431,7 @@ async fn create(
     team: Option<String>,
     default_team: Option<String>,
     max_token_lifetime: Option<i64>,
+    description: Option<String>,
     b: BindingFlags,
 ) -> CliResult<()> {
     let external = b.issuer.is_some()
@@ -422,6 +442,9 @@ async fn create(
     let mut body = json!({ "name": name });
     if let Some(v) = max_token_lifetime {
         body["max_token_lifetime_s"] = json!(v);
+    }
+    if let Some(v) = description {
+        body["description"] = json!(v);
     }
     let out = match (team, default_team) {
         (Some(team), _) => {
@@ -451,7 +474,8 @@ async fn create(
                 &path(&["api", "v1", "teams", &team, "service-accounts"]),
                 &body,
             )
-            .await?
+            .await
+            .map_err(|e| name_taken(e, &name))?
         }
         (None, Some(default_team)) => {
             if external {
@@ -466,7 +490,8 @@ async fn create(
                 &path(&["api", "v1", "orgs", &org, "service-accounts"]),
                 &body,
             )
-            .await?
+            .await
+            .map_err(|e| name_taken(e, &name))?
         }
         (None, None) => {
             return Err(CliError::Usage(
@@ -496,6 +521,19 @@ async fn create(
         p.say(key)?;
     }
     Ok(())
+}
+
+/// A 409 on create: the name is taken in the organization.
+fn name_taken(e: CliError, name: &str) -> CliError {
+    if e.status() != Some(409) {
+        return e;
+    }
+    CliError::Hinted {
+        error: Box::new(e),
+        hint: format!(
+            "names are unique in the organization: look at the existing one with `fedgate sa show {name}`, change it with `fedgate sa edit {name}`, or pick another name"
+        ),
+    }
 }
 
 async fn set_disabled(
@@ -544,6 +582,9 @@ fn show(
     }
     row("auth", s(sa, "auth").into());
     row("status", status(sa).into());
+    if !s(sa, "description").is_empty() {
+        row("description", s(sa, "description").into());
+    }
     row(
         "max token lifetime",
         format!(
@@ -558,10 +599,13 @@ fn show(
             .and_then(|b| b.get("issuer_id"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let issuer = issuers
-            .get(issuer_id)
-            .cloned()
-            .unwrap_or_else(|| issuer_id.to_string());
+        let issuer = match s(b, "issuer") {
+            "" => issuers
+                .get(issuer_id)
+                .cloned()
+                .unwrap_or_else(|| issuer_id.to_string()),
+            url => url.to_string(),
+        };
         row("issuer", issuer);
         row("subject", s(b, "subject").into());
         if let Some(pat) = b.get("subject_pattern").and_then(Value::as_str) {

@@ -567,53 +567,61 @@ async fn explain_shows_every_check_and_the_binding() {
 async fn issuers_are_linted_when_saved_and_show_their_key_cache() {
     let app = TestApp::start().await;
     let idp = TestIdp::start().await;
-    // Trailing-slash mismatch with discovery.
-    let (s, b) = app
-        .post(
-            "/api/v1/orgs/default/issuers",
-            Some(&app.admin_key),
+    // Each refusal pinned to its status, code and whole message.
+    let cases = [
+        (
+            "trailing-slash mismatch with discovery",
             json!({"issuer": format!("{}/", idp.issuer())}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    assert!(message(&b).contains("trailing slash"), "{b}");
-    // Unreachable discovery.
-    let (s, b) = app
-        .post(
-            "/api/v1/orgs/default/issuers",
-            Some(&app.admin_key),
+            "issuer \"{issuer}/\" refused: its signing keys cannot be used: the issuer's signing keys are unavailable: \
+             the discovery document at {issuer}/.well-known/openid-configuration says issuer \"{issuer}\" but the \
+             configured issuer is \"{issuer}/\"; they must be equal exactly (OIDC Discovery §4.3: check the trailing \
+             slash and the scheme)",
+        ),
+        (
+            "unreachable discovery",
             json!({"issuer": "http://127.0.0.1:9"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    // Empty key set.
-    let (s, b) = app
-        .post(
-            "/api/v1/orgs/default/issuers",
-            Some(&app.admin_key),
+            // The OS's words for the refused connection follow.
+            "issuer \"http://127.0.0.1:9\" refused: its signing keys cannot be used: the issuer's signing keys are \
+             unavailable: request to http://127.0.0.1:9/.well-known/openid-configuration failed: error sending request \
+             for url (http://127.0.0.1:9/.well-known/openid-configuration): client error (Connect): tcp connect error: …",
+        ),
+        (
+            "empty key set",
             json!({"issuer": "https://k8s.internal", "jwks": {"keys": []}}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    // Not https, not loopback.
-    let (s, b) = app
-        .post(
-            "/api/v1/orgs/default/issuers",
-            Some(&app.admin_key),
+            "jwks has no usable signature key (keys must be RSA ≥ 2048 bits, EC P-256/P-384 or Ed25519, with use \
+             \"sig\" or no use)",
+        ),
+        (
+            "not https, not loopback",
             json!({"issuer": "http://idp.example.com"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    assert!(message(&b).contains("https"), "{b}");
-    // Symmetric algorithms cannot be allowed.
-    let (s, b) = app
-        .post(
-            "/api/v1/orgs/default/issuers",
-            Some(&app.admin_key),
+            "issuer: http://idp.example.com is not https (plain http is allowed only for loopback hosts with \
+             --allow-insecure-issuers)",
+        ),
+        (
+            "symmetric algorithm",
             json!({"issuer": idp.issuer(), "allowed_algs": ["HS256"]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+            "algorithm \"HS256\" is not allowed: use asymmetric algorithms only (RS256/384/512, PS256/384/512, \
+             ES256/384, EdDSA; RFC 8725 §3.1)",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, body, want) in cases {
+        let (s, b) = app
+            .post("/api/v1/orgs/default/issuers", Some(&app.admin_key), body)
+            .await;
+        let want = want.replace("{issuer}", &idp.issuer());
+        let got = message(&b);
+        let same = match want.strip_suffix('…') {
+            Some(prefix) => got.starts_with(prefix) && got.len() > prefix.len(),
+            None => got == want,
+        };
+        if (s, b["error"]["code"].as_str(), same)
+            != (StatusCode::BAD_REQUEST, Some("bad_request"), true)
+        {
+            wrong.push(format!("{name}: {s} {b}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
     let id = app.trust(&idp).await;
     let (s, b) = app

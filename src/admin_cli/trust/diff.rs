@@ -34,23 +34,56 @@ pub struct IssuerState {
     pub users: bool,
 }
 
-/// A binding as the API shows it.
+/// A binding as the API shows it: flat (`{issuer_id, issuer, subject, …,
+/// mode}`), or with its conditions under `spec` as older servers answer.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(from = "RawBinding")]
 pub struct BindingState {
     pub issuer_id: String,
-    pub spec: SpecState,
-    pub mode: Option<String>,
-}
-
-/// A binding's conditions.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SpecState {
     pub subject: String,
     pub subject_pattern: Option<String>,
     pub claims: BTreeMap<String, String>,
     pub mode: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+struct SpecFields {
+    subject: String,
+    subject_pattern: Option<String>,
+    claims: BTreeMap<String, Value>,
+    mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawBinding {
+    issuer_id: String,
+    spec: Option<SpecFields>,
+    #[serde(flatten)]
+    flat: SpecFields,
+}
+
+impl From<RawBinding> for BindingState {
+    fn from(r: RawBinding) -> Self {
+        let mode = r.flat.mode.clone();
+        let s = r.spec.unwrap_or(r.flat);
+        BindingState {
+            issuer_id: r.issuer_id,
+            subject: s.subject,
+            subject_pattern: s.subject_pattern,
+            // Conditions are text; a number or boolean stands for its text.
+            claims: s
+                .claims
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => (k, s),
+                    other => (k, other.to_string()),
+                })
+                .collect(),
+            mode: s.mode.or(mode),
+        }
+    }
 }
 
 /// A service account as the API shows it.
@@ -74,7 +107,7 @@ impl SaState {
     pub fn mode(&self) -> String {
         self.binding
             .as_ref()
-            .and_then(|b| b.mode.clone().or_else(|| b.spec.mode.clone()))
+            .and_then(|b| b.mode.clone())
             .or_else(|| self.mode.clone())
             .unwrap_or_else(|| "enforce".into())
     }
@@ -420,9 +453,9 @@ fn diff_sa(d: &SaDecl, cur: &SaState, current: &Current) -> Option<Change> {
             "issuer",
             json!(current.issuer_url(&b.issuer_id).unwrap_or(&b.issuer_id)),
         ),
-        ("subject", json!(b.spec.subject)),
-        ("subject_pattern", json!(b.spec.subject_pattern)),
-        ("claims", json!(b.spec.claims)),
+        ("subject", json!(b.subject)),
+        ("subject_pattern", json!(b.subject_pattern)),
+        ("claims", json!(b.claims)),
         ("max_token_lifetime_s", json!(cur.max_token_lifetime_s)),
         ("mode", json!(cur.mode())),
     ]);
@@ -753,12 +786,9 @@ claims = {{ repository_id = "1" }}
             max_token_lifetime_s: DEFAULT_SA_MAX_LIFETIME_S,
             binding: Some(BindingState {
                 issuer_id: "iss_1".into(),
-                spec: SpecState {
-                    subject: subject.into(),
-                    claims: BTreeMap::from([("repository_id".into(), "1".into())]),
-                    ..SpecState::default()
-                },
-                mode: None,
+                subject: subject.into(),
+                claims: BTreeMap::from([("repository_id".into(), "1".into())]),
+                ..BindingState::default()
             }),
             ..SaState::default()
         }
@@ -774,6 +804,24 @@ claims = {{ repository_id = "1" }}
                 "vision",
                 "repo:acme/x:ref:refs/heads/main",
             )],
+        }
+    }
+
+    #[test]
+    fn bindings_are_read_flat_or_nested() {
+        let flat: SaState = serde_json::from_value(json!({"name": "a", "binding": {
+            "issuer_id": "iss_1", "issuer": "https://x", "subject": "s",
+            "claims": {"repository_id": "1", "n": 7}, "mode": "shadow"}}))
+        .unwrap();
+        let nested: SaState = serde_json::from_value(json!({"name": "a", "binding": {
+            "issuer_id": "iss_1", "spec": {"subject": "s", "claims": {"repository_id": "1", "n": "7"}},
+            "mode": "shadow"}}))
+        .unwrap();
+        for sa in [flat, nested] {
+            let b = sa.binding.clone().unwrap();
+            assert_eq!((b.issuer_id.as_str(), b.subject.as_str()), ("iss_1", "s"));
+            assert_eq!(b.claims["n"], "7");
+            assert_eq!(sa.mode(), "shadow");
         }
     }
 
@@ -822,7 +870,6 @@ claims = {{ repository_id = "1" }}
             .binding
             .as_mut()
             .unwrap()
-            .spec
             .claims
             .insert("ref".into(), "main".into());
         let p = plan(&f, &cur, false);

@@ -108,13 +108,12 @@ pub fn render(cur: &Current, generated: &str) -> String {
         let _ = writeln!(out, "team = {}", q(a.team.as_deref().unwrap_or_default()));
         let issuer = cur.issuer_url(&b.issuer_id).unwrap_or(&b.issuer_id);
         let _ = writeln!(out, "issuer = {}", q(issuer));
-        let _ = writeln!(out, "subject = {}", q(&b.spec.subject));
-        if let Some(p) = &b.spec.subject_pattern {
+        let _ = writeln!(out, "subject = {}", q(&b.subject));
+        if let Some(p) = &b.subject_pattern {
             let _ = writeln!(out, "subject_pattern = {}", q(p));
         }
-        if !b.spec.claims.is_empty() {
+        if !b.claims.is_empty() {
             let items: Vec<String> = b
-                .spec
                 .claims
                 .iter()
                 .map(|(k, v)| format!("{} = {}", key(k), q(v)))
@@ -157,8 +156,8 @@ pub fn to_json(cur: &Current) -> Value {
             serde_json::json!({
                 "name": a.name, "id": a.id, "team": a.team,
                 "issuer": cur.issuer_url(&b.issuer_id).unwrap_or(&b.issuer_id),
-                "subject": b.spec.subject, "subject_pattern": b.spec.subject_pattern,
-                "claims": b.spec.claims, "max_token_lifetime_s": a.max_token_lifetime_s,
+                "subject": b.subject, "subject_pattern": b.subject_pattern,
+                "claims": b.claims, "max_token_lifetime_s": a.max_token_lifetime_s,
                 "disabled": a.disabled, "mode": a.mode(),
             })
         })
@@ -172,7 +171,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
-    use crate::admin_cli::trust::diff::{BindingState, IssuerState, SaState, SpecState, plan};
+    use crate::admin_cli::trust::diff::{BindingState, IssuerState, SaState, plan};
     use crate::admin_cli::trust::file::parse;
 
     #[test]
@@ -202,12 +201,9 @@ mod tests {
                 max_token_lifetime_s: 900,
                 binding: Some(BindingState {
                     issuer_id: "iss_1".into(),
-                    spec: SpecState {
-                        subject: "system:serviceaccount:ml:trainer".into(),
-                        subject_pattern: Some("system:serviceaccount:ml:*".into()),
-                        claims: BTreeMap::from([("kubernetes.io.namespace".into(), "ml".into())]),
-                        mode: None,
-                    },
+                    subject: "system:serviceaccount:ml:trainer".into(),
+                    subject_pattern: Some("system:serviceaccount:ml:*".into()),
+                    claims: BTreeMap::from([("kubernetes.io.namespace".into(), "ml".into())]),
                     mode: Some("shadow".into()),
                 }),
                 ..SaState::default()

@@ -69,7 +69,7 @@ struct RawSa {
     issuer: Spanned<String>,
     subject: Spanned<String>,
     subject_pattern: Option<Spanned<String>>,
-    claims: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    claims: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     max_token_lifetime_s: Option<Spanned<i64>>,
     disabled: Option<bool>,
     mode: Option<Spanned<String>>,
@@ -361,7 +361,24 @@ pub fn parse(name: &str, text: &str) -> Result<TrustFile, CliError> {
                 if k.get_ref().is_empty() {
                     c.at(k.span(), "a claim name must not be empty");
                 }
-                (k.into_inner(), v.into_inner())
+                // As the API: a number or boolean stands for its text
+                // (`repository_id = 703518824` is "703518824").
+                let text = match v.get_ref() {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => {
+                        c.at(
+                            v.span(),
+                            format!(
+                                "claim condition {:?} must be a string (exact, or a glob with * and ?), a whole number or a boolean",
+                                k.get_ref()
+                            ),
+                        );
+                        String::new()
+                    }
+                };
+                (k.into_inner(), text)
             })
             .collect();
         in_range(
@@ -497,8 +514,13 @@ mode = "shadow"
 
     #[test]
     fn wrong_types_name_the_line() {
-        let m = err(&GOOD.replace("\"703518824\"", "703518824"));
-        assert!(m.starts_with("trust.toml:20:"), "{m}");
+        let m = err(&GOOD.replace("\"703518824\"", "[703518824]"));
+        assert!(
+            m.starts_with("trust.toml:20:") && m.contains("repository_id"),
+            "{m}"
+        );
+        let f = parse("t", &GOOD.replace("\"703518824\"", "703518824")).unwrap();
+        assert_eq!(f.accounts[0].claims["repository_id"], "703518824");
         let m = err(&GOOD.replace("leeway_s = 30", "leeway_s = \"30\""));
         assert!(m.starts_with("trust.toml:12:"), "{m}");
     }

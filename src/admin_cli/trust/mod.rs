@@ -83,7 +83,7 @@ pub async fn current(api: &mut AdminApi) -> CliResult<Current> {
         .list(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
         .await?;
     let accounts = api
-        .list(
+        .list_all(
             &path(&["api", "v1", "orgs", &org, "service-accounts"]),
             "service_accounts",
         )
