@@ -9,8 +9,10 @@
 pub mod admin_cli;
 pub mod apikey;
 pub mod audit;
+pub mod auth_cache;
 pub mod authz;
 pub mod backup;
+pub mod change;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::audit::AuditSink;
+use crate::auth_cache::AuthCache;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServeConfig;
 use crate::federation::fetch::{FetchPolicy, HttpFetcher};
@@ -41,7 +44,6 @@ use crate::federation::index::FederationIndex;
 use crate::federation::jwks::{CachePolicy, KeyCache};
 use crate::federation::netguard::AddressPolicy;
 use crate::service::admin::Bootstrapped;
-use crate::service::auth::AuthCache;
 use crate::state::{App, AppState};
 use crate::tokens::Signer;
 

@@ -21,11 +21,15 @@ use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use crate::kek::Kek;
-use crate::secrets::{Secret, new_id, sha256_hex};
-use crate::service::auth::{Authenticated, Via, check_live, principal_entry};
-use crate::service::{ServiceError, ServiceResult};
-use crate::state::App;
+use crate::secrets::{new_id, sha256_hex};
 use crate::store::{DynStore, SigningKeyRow};
+
+/// Signing failed (a bug or a broken key; never the caller's input).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
 
 /// How long a retired key keeps verifying: longer than any token can live.
 pub const RETIRED_KEY_GRACE_MS: i64 = 13 * 3600 * 1000;
@@ -130,12 +134,12 @@ impl SigningKey {
     }
 
     /// Signs `message` and appends the signature, base64url, to `out`.
-    fn sign_into(&self, message: &[u8], out: &mut String) -> Result<(), ServiceError> {
+    fn sign_into(&self, message: &[u8], out: &mut String) -> Result<(), TokenError> {
         match &self.pair {
             KeyPairKind::Es256(p) => {
                 let sig = p
                     .sign(&SystemRandom::new(), message)
-                    .map_err(|_| ServiceError::Internal("ES256 signing failed".into()))?;
+                    .map_err(|_| TokenError::Sign("ES256".into()))?;
                 URL_SAFE_NO_PAD.encode_string(sig.as_ref(), out);
             }
             KeyPairKind::EdDsa(p) => URL_SAFE_NO_PAD.encode_string(p.sign(message).as_ref(), out),
@@ -206,7 +210,7 @@ pub async fn rotate_with(
         .await?;
     store.retire_signing_keys_except(&row.kid, now).await?;
     if let Err(e) = store
-        .publish_change(&crate::state::Change::SigningKeys.encode())
+        .publish_change(&crate::change::Change::SigningKeys.encode())
         .await
     {
         tracing::warn!(error = %e, "key rotated, but replicas were not notified; they pick it up within a minute");
@@ -333,10 +337,10 @@ impl Signer {
     }
 
     /// Signs `claims` with the current key (`typ: at+jwt`, RFC 9068 §2.1).
-    pub fn mint(&self, claims: &AccessClaims) -> ServiceResult<String> {
+    pub fn mint(&self, claims: &AccessClaims) -> Result<String, TokenError> {
         let key = self.current();
-        let payload = serde_json::to_vec(claims)
-            .map_err(|e| ServiceError::Internal(format!("claims: {e}")))?;
+        let payload =
+            serde_json::to_vec(claims).map_err(|e| TokenError::Sign(format!("claims: {e}")))?;
         // header . payload . signature (≤ 86 base64url characters), one allocation.
         let mut out =
             String::with_capacity(key.header_b64.len() + 2 + payload.len().div_ceil(3) * 4 + 88);
@@ -354,7 +358,8 @@ impl Signer {
 
     /// Verifies a token fedgate minted; cached by the token's hash, so the
     /// signature is checked once per token per replica. Revocation is not
-    /// checked here (see `authenticate_token`).
+    /// checked here: joining a token with its principal's liveness is
+    /// `crate::service::auth`'s job.
     pub async fn verify(
         &self,
         store: &DynStore,
@@ -454,43 +459,4 @@ async fn load_ring(
     }
     let current = current.ok_or_else(|| anyhow::anyhow!("no live signing key"))?;
     Ok(Keyring { current, by_kid })
-}
-
-/// Checks a fedgate access token and returns its principal, through the same
-/// revocation checks as an API key.
-pub async fn authenticate_token(
-    app: &App,
-    ctx: &crate::service::RequestCtx,
-    token: &Secret,
-    now_ms: i64,
-) -> ServiceResult<Authenticated> {
-    let claims = app
-        .signer
-        .verify(&app.store, token.expose(), now_ms.div_euclid(1000))
-        .await
-        .map_err(ServiceError::Unauthenticated)?;
-    let entry = principal_entry(app, &claims.sub).await?;
-    if entry.principal.org_name != claims.org {
-        return Err(ServiceError::Unauthenticated("invalid access token".into()));
-    }
-    check_live(
-        app,
-        ctx,
-        &entry,
-        if claims.iat_ms > 0 {
-            claims.iat_ms
-        } else {
-            claims.iat * 1000
-        },
-        "access token",
-    )
-    .await?;
-    let scopes = crate::model::Scopes::parse(&claims.scope)
-        .ok_or_else(|| ServiceError::Unauthenticated("access token has an unknown scope".into()))?;
-    let mut principal = entry.principal.clone();
-    principal.scopes = scopes;
-    Ok(Authenticated {
-        principal,
-        via: Via::AccessToken { claims },
-    })
 }

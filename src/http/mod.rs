@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod graphql;
+pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
 pub mod serve;
@@ -63,26 +64,49 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::viewer))
         .routes(routes!(api::authz_check))
         .routes(routes!(api::create_run))
-        .routes(routes!(api::get_project, api::patch_project))
+        .routes(routes!(
+            api::get_project,
+            api::patch_project,
+            lifecycle::delete_project
+        ))
         .routes(routes!(api::list_runs))
         .routes(routes!(traces::create_trace))
         .routes(routes!(traces::list_traces))
         .routes(routes!(api::add_project_member))
-        .routes(routes!(api::create_project))
-        .routes(routes!(admin::create_user))
+        .routes(routes!(api::create_project, lifecycle::list_projects))
+        .routes(routes!(lifecycle::remove_project_member))
+        .routes(routes!(admin::create_user, lifecycle::list_users))
+        .routes(routes!(
+            lifecycle::get_user,
+            lifecycle::update_user,
+            lifecycle::delete_user
+        ))
+        .routes(routes!(lifecycle::disable_user))
+        .routes(routes!(lifecycle::enable_user))
         .routes(routes!(admin::create_user_key, admin::list_user_keys))
         .routes(routes!(admin::revoke_user_key))
         .routes(routes!(admin::create_team, admin::list_teams))
         .routes(routes!(admin::add_team_member, admin::list_team_members))
+        .routes(routes!(lifecycle::get_team, lifecycle::delete_team))
+        .routes(routes!(lifecycle::remove_team_member))
         .routes(routes!(admin::create_org_sa, admin::list_org_sas))
         .routes(routes!(admin::create_team_sa, admin::list_team_sas))
         .routes(routes!(admin::create_sa_key, admin::list_sa_keys))
         .routes(routes!(admin::revoke_sa_key))
+        .routes(routes!(
+            lifecycle::get_sa,
+            lifecycle::update_sa,
+            lifecycle::delete_sa
+        ))
         .routes(routes!(admin::disable_sa))
         .routes(routes!(admin::enable_sa))
         .routes(routes!(admin::audit))
         .routes(routes!(admin::create_issuer, admin::list_issuers))
-        .routes(routes!(admin::delete_issuer, admin::update_issuer))
+        .routes(routes!(
+            admin::delete_issuer,
+            admin::update_issuer,
+            lifecycle::get_issuer
+        ))
         .routes(routes!(admin::refresh_issuer))
         .routes(routes!(admin::explain))
         .routes(routes!(ops::healthz))

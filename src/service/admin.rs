@@ -10,9 +10,9 @@ use crate::authz::{AdminTarget, Decision, decide_admin};
 use crate::clock::rfc3339;
 use crate::model::{OrgRole, Principal, Role, SaScope, TeamRef, check_email, check_name};
 use crate::secrets::{Secret, key_prefix, new_api_key, new_id, sha256_hex};
-use crate::service::{RequestCtx, ServiceError, ServiceResult, conflict};
+use crate::service::{Page, RequestCtx, ServiceError, ServiceResult, conflict};
 use crate::state::{App, Change};
-use crate::store::{ApiKeyRow, AuditRow, OrgRow, SaRow, StoreTx, TeamRow, UserRow};
+use crate::store::{ApiKeyRow, AuditRow, OrgRow, SaListRow, SaRow, StoreTx, TeamRow, UserRow};
 
 /// Default and ceiling for a service account's minted-token lifetime.
 pub const DEFAULT_SA_MAX_LIFETIME_S: i64 = 3600;
@@ -179,7 +179,7 @@ pub fn actor(p: &Principal) -> String {
     format!("{}:{}", p.kind_str(), p.name)
 }
 
-fn team_ref(t: &TeamRow) -> TeamRef {
+pub(crate) fn team_ref(t: &TeamRow) -> TeamRef {
     TeamRef {
         id: t.id.clone(),
         name: t.name.clone(),
@@ -207,6 +207,9 @@ pub struct UserOut {
     pub username: String,
     pub email: String,
     pub role: String,
+    /// A disabled person's every credential is refused.
+    pub disabled: bool,
+    pub created_at: String,
 }
 
 impl From<UserRow> for UserOut {
@@ -216,6 +219,8 @@ impl From<UserRow> for UserOut {
             username: u.username,
             email: u.email,
             role: u.role,
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
         }
     }
 }
@@ -239,6 +244,8 @@ pub async fn create_user(
         email: req.email.to_ascii_lowercase(),
         role: req.role.as_str().into(),
         created_at: app.clock.now_ms(),
+        disabled: false,
+        revoked_before: 0,
     };
     let mut tx = app.store.begin().await?;
     tx.insert_user(&row)
@@ -290,7 +297,7 @@ impl From<ApiKeyRow> for KeyInfo {
 }
 
 /// Creates and stores (in `tx`) a key for `owner_id`; returns the secret, once.
-async fn mint_key(
+pub(crate) async fn mint_key(
     app: &App,
     tx: &mut dyn StoreTx,
     owner_id: &str,
@@ -594,6 +601,8 @@ pub struct NewOrgSa {
     pub name: String,
     pub default_team: Option<String>,
     pub max_token_lifetime_s: Option<i64>,
+    /// Free text shown to admins (≤ 512 characters).
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -613,6 +622,11 @@ pub struct NewTeamSa {
     #[schema(value_type = Option<Object>)]
     pub claims: Option<std::collections::BTreeMap<String, String>>,
     pub max_token_lifetime_s: Option<i64>,
+    /// Free text shown to admins (≤ 512 characters).
+    pub description: Option<String>,
+    /// `enforce` (default) or `shadow`: a shadow binding's matches are
+    /// audited (`token.exchange.shadow`) and mint nothing.
+    pub mode: Option<String>,
 }
 
 fn builtin() -> String {
@@ -632,15 +646,60 @@ pub struct SaOut {
     pub auth: String,
     pub disabled: bool,
     pub max_token_lifetime_s: i64,
+    pub description: String,
     pub created_at: String,
+    /// External accounts only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub binding: Option<serde_json::Value>,
+    pub binding: Option<BindingOut>,
     /// Only in the creation answer of a built-in account: shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
 }
 
-fn check_lifetime(v: Option<i64>) -> ServiceResult<i64> {
+/// An external account's binding as admins see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BindingOut {
+    pub issuer_id: String,
+    /// The issuer's URL (`iss`).
+    pub issuer: String,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_pattern: Option<String>,
+    pub claims: std::collections::BTreeMap<String, String>,
+    /// `enforce` or `shadow`.
+    pub mode: String,
+}
+
+/// The binding's answer form; the issuer URL comes from the in-memory index.
+pub fn binding_out(app: &App, issuer_id: &str, spec: &str, mode: &str) -> BindingOut {
+    let spec: crate::federation::policy::BindingSpec =
+        serde_json::from_str(spec).unwrap_or_default();
+    BindingOut {
+        issuer_id: issuer_id.to_string(),
+        issuer: app
+            .index
+            .issuer(issuer_id)
+            .map(|i| i.issuer.clone())
+            .unwrap_or_default(),
+        subject: spec.subject,
+        subject_pattern: spec.subject_pattern,
+        claims: spec.claims,
+        mode: mode.to_string(),
+    }
+}
+
+/// Checks a description: at most 512 characters, no control characters.
+pub(crate) fn check_description(d: Option<String>) -> ServiceResult<String> {
+    let d = d.unwrap_or_default();
+    if d.chars().count() > 512 || d.chars().any(char::is_control) {
+        return Err(ServiceError::BadRequest(
+            "description must be at most 512 characters, without control characters".into(),
+        ));
+    }
+    Ok(d)
+}
+
+pub(crate) fn check_lifetime(v: Option<i64>) -> ServiceResult<i64> {
     let v = v.unwrap_or(DEFAULT_SA_MAX_LIFETIME_S);
     if (60..=MAX_SA_MAX_LIFETIME_S).contains(&v) {
         Ok(v)
@@ -658,30 +717,47 @@ pub async fn sa_out(
     org_name: &str,
     api_key: Option<String>,
 ) -> ServiceResult<SaOut> {
-    let team = app.store.team_by_id(&sa.team_id).await?.map(|t| t.name);
+    let team = app
+        .store
+        .team_by_id(&sa.team_id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_default();
     let binding = if sa.auth == "external" {
-        app.store.binding_of(&sa.id).await?.map(|b| {
-            let spec: serde_json::Value = serde_json::from_str(&b.spec).unwrap_or_default();
-            json!({"issuer_id": b.issuer_id, "spec": spec})
-        })
+        app.store
+            .binding_of(&sa.id)
+            .await?
+            .map(|b| binding_out(app, &b.issuer_id, &b.spec, &b.mode))
     } else {
         None
     };
+    Ok(sa_out_with(sa, org_name, team, binding, api_key))
+}
+
+/// The answer for an account whose team name and binding are known.
+pub fn sa_out_with(
+    sa: &SaRow,
+    org_name: &str,
+    team: String,
+    binding: Option<BindingOut>,
+    api_key: Option<String>,
+) -> SaOut {
     let org_scoped = sa.scope == "org";
-    Ok(SaOut {
+    SaOut {
         id: sa.id.clone(),
         name: sa.name.clone(),
         org: org_name.to_string(),
         scope: sa.scope.clone(),
-        default_team: if org_scoped { team.clone() } else { None },
-        team: if org_scoped { None } else { team },
+        default_team: org_scoped.then(|| team.clone()),
+        team: (!org_scoped).then_some(team),
         auth: sa.auth.clone(),
         disabled: sa.disabled,
         max_token_lifetime_s: sa.max_token_lifetime_s,
+        description: sa.description.clone(),
         created_at: rfc3339(sa.created_at),
         binding,
         api_key,
-    })
+    }
 }
 
 /// Creates an org-scoped built-in account (org admins); it needs a default team.
@@ -713,6 +789,7 @@ pub async fn create_org_sa(
         }
     };
     let lifetime = check_lifetime(req.max_token_lifetime_s)?;
+    let description = check_description(req.description)?;
     let row = SaRow {
         id: new_id("sa"),
         org_id: org.id.clone(),
@@ -724,6 +801,7 @@ pub async fn create_org_sa(
         revoked_before: 0,
         max_token_lifetime_s: lifetime,
         created_at: app.clock.now_ms(),
+        description,
     };
     let mut tx = app.store.begin().await?;
     tx.insert_service_account(&row, None)
@@ -761,6 +839,7 @@ pub async fn create_team_sa(
         .await?;
     check_name("service account", &req.name).map_err(ServiceError::BadRequest)?;
     let lifetime = check_lifetime(req.max_token_lifetime_s)?;
+    let description = check_description(req.description.clone())?;
     let org = app
         .store
         .org_by_id(&team.org_id)
@@ -774,9 +853,10 @@ pub async fn create_team_sa(
                 || req.subject_pattern.is_some()
                 || req.allow_broad_subject_pattern.is_some()
                 || req.claims.is_some()
+                || req.mode.is_some()
             {
                 return Err(ServiceError::BadRequest(
-                    "issuer, subject, subject_pattern and claims are for auth \"external\"; a built-in account uses API keys".into(),
+                    "issuer, subject, subject_pattern, claims and mode are for auth \"external\"; a built-in account uses API keys".into(),
                 ));
             }
             None
@@ -800,6 +880,7 @@ pub async fn create_team_sa(
         revoked_before: 0,
         max_token_lifetime_s: lifetime,
         created_at: app.clock.now_ms(),
+        description,
     };
     let mut tx = app.store.begin().await?;
     tx.insert_service_account(&row, binding.as_ref())
@@ -838,42 +919,80 @@ pub async fn create_team_sa(
     sa_out(app, &row, &org.name, api_key).await
 }
 
-/// Lists the org's accounts (org admins).
+/// One page of accounts and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SaPage {
+    pub service_accounts: Vec<SaOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Builds a page from rows read in one query (no lookup per row).
+fn sa_page(app: &App, org_name: &str, rows: Vec<SaListRow>, limit: i64) -> SaPage {
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.sa.name.clone()))
+        .flatten();
+    let service_accounts = rows
+        .into_iter()
+        .map(|r| {
+            let binding = match (&r.binding_issuer_id, &r.binding_spec) {
+                (Some(i), Some(spec)) => Some(binding_out(
+                    app,
+                    i,
+                    spec,
+                    r.binding_mode.as_deref().unwrap_or("enforce"),
+                )),
+                _ => None,
+            };
+            sa_out_with(&r.sa, org_name, r.team_name, binding, None)
+        })
+        .collect();
+    SaPage {
+        service_accounts,
+        next_after,
+    }
+}
+
+/// Lists the org's accounts by name, a page at a time (org admins).
 pub async fn list_org_sas(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
     org: &str,
-) -> ServiceResult<Vec<SaOut>> {
+    page: &Page,
+) -> ServiceResult<SaPage> {
     let org = app
         .require_org_admin(ctx, p, org, "service_account.list")
         .await?;
-    let mut out = Vec::new();
-    for sa in app.store.service_accounts_of_org(&org.id).await? {
-        out.push(sa_out(app, &sa, &org.name, None).await?);
-    }
-    Ok(out)
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .service_accounts_page(&org.id, None, page.after(), limit)
+        .await?;
+    Ok(sa_page(app, &org.name, rows, limit))
 }
 
-/// Lists a team's team-scoped accounts (team admins, org admins).
+/// Lists a team's team-scoped accounts by name, a page at a time (team admins, org admins).
 pub async fn list_team_sas(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
     team: &str,
-) -> ServiceResult<Vec<SaOut>> {
+    page: &Page,
+) -> ServiceResult<SaPage> {
     let team = app
         .require_team_admin(ctx, p, team, "service_account.list")
         .await?;
-    let mut out = Vec::new();
-    for sa in app.store.service_accounts_of_team(&team.id).await? {
-        out.push(sa_out(app, &sa, &p.org_name, None).await?);
-    }
-    Ok(out)
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .service_accounts_page(&team.org_id, Some(&team.id), page.after(), limit)
+        .await?;
+    Ok(sa_page(app, &p.org_name, rows, limit))
 }
 
 /// Loads an account of the principal's org and checks `p` administers its scope.
-async fn sa_admin_target(
+pub(crate) async fn sa_admin_target(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
@@ -1140,6 +1259,8 @@ pub async fn bootstrap(
         email: email.to_ascii_lowercase(),
         role: "admin".into(),
         created_at: now,
+        disabled: false,
+        revoked_before: 0,
     };
     tx.insert_user(&user)
         .await

@@ -268,6 +268,9 @@ pub struct PrincipalRef {
     pub kind: String,
     pub id: String,
     pub name: String,
+    /// True when the user or service account has been deleted since.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -322,10 +325,23 @@ pub(crate) async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceRes
     } else {
         app.store.service_account_by_id(id).await?.map(|s| s.name)
     };
+    // A deleted principal's runs keep its name.
+    let (name, deleted) = match name {
+        Some(n) => (n, false),
+        None => (
+            app.store
+                .deleted_principal(id)
+                .await?
+                .map(|d| d.name)
+                .unwrap_or_default(),
+            true,
+        ),
+    };
     Ok(PrincipalRef {
         kind: kind.to_string(),
         id: id.to_string(),
-        name: name.unwrap_or_default(),
+        name,
+        deleted,
     })
 }
 
@@ -497,12 +513,14 @@ pub(crate) fn authorship(
         kind: p.kind_str().into(),
         id: p.id.clone(),
         name: p.name.clone(),
+        deleted: false,
     };
     let attributed_to = match attributed_user {
         Some((id, name)) => PrincipalRef {
             kind: "user".into(),
             id,
             name,
+            deleted: false,
         },
         None => created_by.clone(),
     };
@@ -754,6 +772,143 @@ pub async fn add_project_member(
         .await?
         .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
     Ok(v.into())
+}
+
+/// One page of a team's projects the caller may read, and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectPage {
+    pub projects: Vec<ProjectOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Lists a team's projects by name, those the caller may read (`decide`
+/// with `read`, as opening each would): two queries per page, whatever its size.
+pub async fn list_projects(
+    app: &App,
+    p: &Principal,
+    entity_name: &str,
+    page: &crate::service::Page,
+) -> ServiceResult<ProjectPage> {
+    let team = entity(app, Some(p), entity_name).await?;
+    let limit = page.limit()?;
+    let (rows, members) = app
+        .store
+        .projects_page(&team.id, page.after(), limit)
+        .await?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.name.clone()))
+        .flatten();
+    let mut by_project: std::collections::HashMap<String, Vec<ProjectMember>> =
+        std::collections::HashMap::new();
+    for m in members {
+        by_project
+            .entry(m.project_id)
+            .or_default()
+            .push(ProjectMember {
+                principal_id: m.principal_id,
+                role: Role::parse(&m.role).unwrap_or(Role::Member),
+            });
+    }
+    let projects = rows
+        .into_iter()
+        .map(|row| ProjectView {
+            members: by_project.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            org_id: team.org_id.clone(),
+            team: team_ref(&team),
+            name: row.name,
+            visibility: Visibility::parse(&row.visibility).unwrap_or(Visibility::Restricted),
+        })
+        .filter(|v| decide(Some(p), Action::Read, Target::Project(v)).allowed())
+        .map(ProjectOut::from)
+        .collect();
+    Ok(ProjectPage {
+        projects,
+        next_after,
+    })
+}
+
+/// Removes an explicit project member (project admins, team admins, org
+/// admins). `member` is the member's id as listed, a username, or a service
+/// account's name.
+pub async fn remove_project_member(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+    member: &str,
+) -> ServiceResult<ProjectOut> {
+    let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
+    let mut ids = vec![member.to_string()];
+    if let Some(u) = app.store.user_by_username(member).await?
+        && u.org_id == p.org_id
+    {
+        ids.push(u.id);
+    }
+    if let Some(sa) = app.store.service_account_by_name(&p.org_id, member).await? {
+        ids.push(sa.id);
+    }
+    let found: Vec<&ProjectMember> = v
+        .members
+        .iter()
+        .filter(|m| ids.contains(&m.principal_id))
+        .collect();
+    let principal_id = match found.as_slice() {
+        [one] => one.principal_id.clone(),
+        [] => {
+            return Err(ServiceError::NotFound(format!(
+                "\"{}\" is not an explicit member of project \"{}/{}\"",
+                truncate(member, 64),
+                team.name,
+                v.name
+            )));
+        }
+        _ => {
+            return Err(ServiceError::Conflict(format!(
+                "\"{}\" names both a user and a service account that are members: give the member's id instead",
+                truncate(member, 64)
+            )));
+        }
+    };
+    app.store
+        .remove_project_member(&v.id, &principal_id)
+        .await?;
+    app.audit_change(
+        ctx,
+        p,
+        "project.member.remove",
+        &format!("{}/{}", team.name, v.name),
+        json!({"member": member, "principal_id": principal_id}),
+    )
+    .await;
+    let v = find_project(app, &team, &v.name)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
+    Ok(v.into())
+}
+
+/// Deletes a project with its runs and members (project admins, team
+/// admins, org admins).
+pub async fn delete_project(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<()> {
+    let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
+    app.store.delete_project(&v.id).await?;
+    app.audit_change(
+        ctx,
+        p,
+        "project.delete",
+        &format!("{}/{}", team.name, v.name),
+        json!({"id": v.id}),
+    )
+    .await;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -64,6 +64,84 @@ macro_rules! impl_sql_store {
                     .fetch_optional(&self.pool)
                     .await?)
             }
+            async fn users_of_org(&self, org_id: &str, after: &str, limit: i64) -> StoreResult<Vec<UserRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM users WHERE org_id = $1 AND username > $2 ORDER BY username LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+            async fn update_user(&self, id: &str, email: &str, role: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET email = $1, role = $2 WHERE id = $3")
+                    .bind(email)
+                    .bind(role)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            async fn set_user_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
+                if disabled {
+                    sqlx::query("UPDATE users SET disabled = $1, revoked_before = $2 WHERE id = $3")
+                        .bind(true)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                } else {
+                    sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                        .bind(false)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(())
+            }
+            async fn count_enabled_admins(&self, org_id: &str) -> StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'admin' AND disabled = $2",
+                )
+                .bind(org_id)
+                .bind(false)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
+            async fn delete_user(&self, u: &UserRow, now: i64) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&u.id)
+                    .execute(&mut *tx)
+                    .await?;
+                for q in [
+                    "DELETE FROM team_members WHERE user_id = $1",
+                    "DELETE FROM project_members WHERE principal_id = $1",
+                    "DELETE FROM users WHERE id = $1",
+                ] {
+                    sqlx::query(q).bind(&u.id).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at) VALUES ($1, $2, 'user', $3, $4)",
+                )
+                .bind(&u.id)
+                .bind(&u.org_id)
+                .bind(&u.username)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn deleted_principal(&self, id: &str) -> StoreResult<Option<DeletedPrincipalRow>> {
+                Ok(sqlx::query_as("SELECT * FROM deleted_principals WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
 
             async fn insert_team(&self, t: &TeamRow) -> StoreResult<()> {
                 let mut tx = self.begin_tx().await?;
@@ -110,6 +188,89 @@ macro_rules! impl_sql_store {
                 .bind(user_id)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+            async fn remove_team_member(&self, team_id: &str, user_id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+                    .bind(team_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+            async fn team_contents(&self, team_id: &str) -> StoreResult<TeamContents> {
+                let projects: Vec<(String,)> =
+                    sqlx::query_as("SELECT name FROM projects WHERE team_id = $1 ORDER BY name")
+                        .bind(team_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                let accounts: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT name, scope FROM service_accounts WHERE team_id = $1 ORDER BY name",
+                )
+                .bind(team_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = TeamContents {
+                    projects: projects.into_iter().map(|(n,)| n).collect(),
+                    ..TeamContents::default()
+                };
+                for (name, scope) in accounts {
+                    if scope == "org" {
+                        out.org_accounts_defaulting.push(name);
+                    } else {
+                        out.team_accounts.push(name);
+                    }
+                }
+                Ok(out)
+            }
+            async fn delete_team(&self, team_id: &str, now: i64) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                // A write first: SQLite takes the write lock now (waiting up to
+                // its busy timeout) instead of failing to upgrade a read
+                // snapshot that another writer (the audit log) moved past.
+                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
+                    .bind(team_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM service_accounts WHERE team_id = $1 AND scope = 'org'",
+                )
+                .bind(team_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if n > 0 {
+                    return Err(StoreError::Conflict);
+                }
+                const TEAM_SAS: &str = "SELECT id FROM service_accounts WHERE team_id = $1 AND scope = 'team'";
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at)
+                     SELECT id, org_id, 'service_account', name, $2 FROM service_accounts WHERE id IN ({TEAM_SAS})"
+                )))
+                .bind(team_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE revoked_at IS NULL AND owner_id IN ({TEAM_SAS})"
+                )))
+                .bind(team_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                for q in [
+                    format!("DELETE FROM federation_bindings WHERE sa_id IN ({TEAM_SAS})"),
+                    format!("DELETE FROM project_members WHERE principal_id IN ({TEAM_SAS})"),
+                    "DELETE FROM service_accounts WHERE team_id = $1 AND scope = 'team'".to_string(),
+                    "DELETE FROM runs WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
+                    "DELETE FROM traces WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
+                    "DELETE FROM project_members WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
+                    "DELETE FROM projects WHERE team_id = $1".to_string(),
+                    "DELETE FROM team_members WHERE team_id = $1".to_string(),
+                    "DELETE FROM teams WHERE id = $1".to_string(),
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(q)).bind(team_id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
             async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>> {
                 Ok(sqlx::query_as(
@@ -158,6 +319,54 @@ macro_rules! impl_sql_store {
                 $crate::store::StoreTx::upsert_project_member(&mut tx, m).await?;
                 $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
+            }
+
+            async fn remove_project_member(&self, project_id: &str, principal_id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND principal_id = $2")
+                    .bind(project_id)
+                    .bind(principal_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+            async fn delete_project(&self, project_id: &str) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for q in [
+                    "DELETE FROM runs WHERE project_id = $1",
+                    "DELETE FROM traces WHERE project_id = $1",
+                    "DELETE FROM project_members WHERE project_id = $1",
+                    "DELETE FROM projects WHERE id = $1",
+                ] {
+                    sqlx::query(q).bind(project_id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn projects_page(
+                &self,
+                team_id: &str,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<(Vec<ProjectRow>, Vec<ProjectMemberRow>)> {
+                let projects: Vec<ProjectRow> = sqlx::query_as(
+                    "SELECT * FROM projects WHERE team_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+                )
+                .bind(team_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let members: Vec<ProjectMemberRow> = sqlx::query_as(
+                    "SELECT m.* FROM project_members m WHERE m.project_id IN
+                       (SELECT id FROM projects WHERE team_id = $1 AND name > $2 ORDER BY name LIMIT $3)
+                     ORDER BY m.created_at",
+                )
+                .bind(team_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok((projects, members))
             }
 
             async fn insert_issuer(&self, i: &IssuerRow) -> StoreResult<()> {
@@ -228,6 +437,87 @@ macro_rules! impl_sql_store {
                 .bind(team_id)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+            async fn service_accounts_page(
+                &self,
+                org_id: &str,
+                team_id: Option<&str>,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<SaListRow>> {
+                const COLUMNS: &str = "SELECT s.*, t.name AS team_name, b.issuer_id AS binding_issuer_id,
+                        b.spec AS binding_spec, b.mode AS binding_mode
+                     FROM service_accounts s JOIN teams t ON t.id = s.team_id
+                     LEFT JOIN federation_bindings b ON b.sa_id = s.id";
+                let q = match team_id {
+                    None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "{COLUMNS} WHERE s.org_id = $1 AND s.name > $2 ORDER BY s.name LIMIT $3"
+                    )))
+                    .bind(org_id)
+                    .bind(after)
+                    .bind(limit),
+                    Some(team) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "{COLUMNS} WHERE s.org_id = $1 AND s.name > $2 AND s.team_id = $4 AND s.scope = 'team'
+                         ORDER BY s.name LIMIT $3"
+                    )))
+                    .bind(org_id)
+                    .bind(after)
+                    .bind(limit)
+                    .bind(team.to_string()),
+                };
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+            async fn update_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE service_accounts SET name = $1, description = $2, team_id = $3, max_token_lifetime_s = $4
+                     WHERE id = $5",
+                )
+                .bind(&sa.name)
+                .bind(&sa.description)
+                .bind(&sa.team_id)
+                .bind(sa.max_token_lifetime_s)
+                .bind(&sa.id)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(b) = binding {
+                    sqlx::query("UPDATE federation_bindings SET issuer_id = $1, spec = $2, mode = $3 WHERE sa_id = $4")
+                        .bind(&b.issuer_id)
+                        .bind(&b.spec)
+                        .bind(&b.mode)
+                        .bind(&b.sa_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            async fn delete_service_account(&self, sa: &SaRow, now: i64) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&sa.id)
+                    .execute(&mut *tx)
+                    .await?;
+                for q in [
+                    "DELETE FROM federation_bindings WHERE sa_id = $1",
+                    "DELETE FROM project_members WHERE principal_id = $1",
+                    "DELETE FROM service_accounts WHERE id = $1",
+                ] {
+                    sqlx::query(q).bind(&sa.id).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at)
+                     VALUES ($1, $2, 'service_account', $3, $4)",
+                )
+                .bind(&sa.id)
+                .bind(&sa.org_id)
+                .bind(&sa.name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
             }
             async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>> {
                 Ok(sqlx::query_as("SELECT * FROM service_accounts WHERE auth = 'external' ORDER BY id")
@@ -468,7 +758,8 @@ macro_rules! impl_sql_store {
             }
             async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO users (id, org_id, username, email, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO users (id, org_id, username, email, role, created_at, disabled, revoked_before)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&u.id)
                 .bind(&u.org_id)
@@ -476,6 +767,8 @@ macro_rules! impl_sql_store {
                 .bind(&u.email)
                 .bind(&u.role)
                 .bind(u.created_at)
+                .bind(u.disabled)
+                .bind(u.revoked_before)
                 .execute(&mut *self.0)
                 .await?;
                 Ok(())
@@ -627,6 +920,20 @@ macro_rules! impl_sql_store {
                 Ok(done.rows_affected() > 0)
             }
             async fn delete_issuer(&mut self, id: &str) -> StoreResult<bool> {
+                // Starts with a write, not a read: on SQLite a transaction
+                // that starts with a read cannot take the write lock once
+                // another writer (the audit log) has committed, and fails
+                // instead of waiting.
+                let done = sqlx::query(
+                    "DELETE FROM trusted_issuers WHERE id = $1
+                     AND NOT EXISTS (SELECT 1 FROM federation_bindings WHERE issuer_id = $1)",
+                )
+                .bind(id)
+                .execute(&mut *self.0)
+                .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(true);
+                }
                 let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federation_bindings WHERE issuer_id = $1")
                     .bind(id)
                     .fetch_one(&mut *self.0)
@@ -634,17 +941,13 @@ macro_rules! impl_sql_store {
                 if n > 0 {
                     return Err(StoreError::Conflict);
                 }
-                let done = sqlx::query("DELETE FROM trusted_issuers WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *self.0)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                Ok(false)
             }
             async fn insert_service_account(&mut self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
                 sqlx::query(
                     "INSERT INTO service_accounts (id, org_id, name, scope, team_id, auth, disabled, revoked_before,
-                        max_token_lifetime_s, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        max_token_lifetime_s, created_at, description)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&sa.id)
                 .bind(&sa.org_id)
@@ -656,13 +959,15 @@ macro_rules! impl_sql_store {
                 .bind(sa.revoked_before)
                 .bind(sa.max_token_lifetime_s)
                 .bind(sa.created_at)
+                .bind(&sa.description)
                 .execute(&mut *self.0)
                 .await?;
                 if let Some(b) = binding {
-                    sqlx::query("INSERT INTO federation_bindings (sa_id, issuer_id, spec) VALUES ($1, $2, $3)")
+                    sqlx::query("INSERT INTO federation_bindings (sa_id, issuer_id, spec, mode) VALUES ($1, $2, $3, $4)")
                         .bind(&b.sa_id)
                         .bind(&b.issuer_id)
                         .bind(&b.spec)
+                        .bind(&b.mode)
                         .execute(&mut *self.0)
                         .await?;
                 }

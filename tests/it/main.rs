@@ -15,6 +15,7 @@ mod cost;
 mod docs;
 mod edge;
 mod federation;
+mod lifecycle;
 mod messages;
 mod metrics;
 mod openapi;
