@@ -20,6 +20,8 @@ pub struct BoundAccount {
     pub org_name: String,
     pub team_name: String,
     pub disabled: bool,
+    /// A shadow binding's matches are audited and mint nothing.
+    pub shadow: bool,
     pub max_token_lifetime_s: i64,
 }
 

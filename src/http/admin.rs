@@ -204,9 +204,9 @@ pub async fn create_org_sa(
     get,
     path = "/api/v1/orgs/{org}/service-accounts",
     tag = "admin",
-    summary = "The org's service accounts, never secrets (org admins)",
-    params(("org" = String, Path, description = "organization name")),
-    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    summary = "The org's service accounts by name, a page at a time, never secrets; one query per page (org admins)",
+    params(("org" = String, Path, description = "organization name"), crate::service::Page),
+    responses((status = 200, description = "success", body = crate::service::admin::SaPage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn list_org_sas(
@@ -214,9 +214,11 @@ pub async fn list_org_sas(
     ctx: RequestCtx,
     Auth(a): Auth,
     P(org): P<String>,
+    Q(page): Q<crate::service::Page>,
 ) -> ApiResult<impl IntoResponse> {
-    let sas = admin::list_org_sas(&app, &ctx, &a.principal, &org).await?;
-    Ok(Json(json!({ "service_accounts": sas })))
+    Ok(Json(
+        admin::list_org_sas(&app, &ctx, &a.principal, &org, &page).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -246,9 +248,9 @@ pub async fn create_team_sa(
     get,
     path = "/api/v1/teams/{team}/service-accounts",
     tag = "admin",
-    summary = "A team's team-scoped service accounts (team admins, org admins)",
-    params(("team" = String, Path, description = "team name")),
-    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    summary = "A team's team-scoped service accounts by name, a page at a time; one query per page (team admins, org admins)",
+    params(("team" = String, Path, description = "team name"), crate::service::Page),
+    responses((status = 200, description = "success", body = crate::service::admin::SaPage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn list_team_sas(
@@ -256,9 +258,11 @@ pub async fn list_team_sas(
     ctx: RequestCtx,
     Auth(a): Auth,
     P(team): P<String>,
+    Q(page): Q<crate::service::Page>,
 ) -> ApiResult<impl IntoResponse> {
-    let sas = admin::list_team_sas(&app, &ctx, &a.principal, &team).await?;
-    Ok(Json(json!({ "service_accounts": sas })))
+    Ok(Json(
+        admin::list_team_sas(&app, &ctx, &a.principal, &team, &page).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -394,7 +398,7 @@ pub async fn audit(
     summary = "Register a trusted issuer; its keys are fetched and checked before it is saved (org admins)",
     params(("org" = String, Path, description = "organization name")),
     request_body = crate::service::federation::NewIssuer,
-    responses((status = 201, description = "success", body = crate::service::federation::IssuerOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already exists / in use", body = crate::http::openapi::ErrorBody)),
+    responses((status = 201, description = "success", body = crate::service::federation::IssuerOut), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody), (status = 409, description = "already registered: the error carries existing_id and update (the PATCH that changes it)", body = serde_json::Value)),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn create_issuer(
@@ -403,11 +407,26 @@ pub async fn create_issuer(
     Auth(a): Auth,
     P(org): P<String>,
     Body(req): Body<crate::service::federation::NewIssuer>,
-) -> ApiResult<impl IntoResponse> {
-    Ok((
-        StatusCode::CREATED,
-        Json(crate::service::federation::create_issuer(&app, &ctx, &a.principal, &org, req).await?),
-    ))
+) -> ApiResult<axum::response::Response> {
+    match crate::service::federation::create_issuer(&app, &ctx, &a.principal, &org, req).await {
+        Ok(out) => Ok((StatusCode::CREATED, Json(out)).into_response()),
+        // A duplicate names the registration that exists and how to change it.
+        Err(crate::service::ServiceError::Exists {
+            message,
+            existing_id,
+            update,
+        }) => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({"error": {
+                "code": "conflict",
+                "message": message,
+                "existing_id": existing_id,
+                "update": update,
+            }})),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[utoipa::path(

@@ -65,7 +65,9 @@ impl From<ServiceError> for ApiError {
                 (StatusCode::FORBIDDEN, "forbidden", Some(*rule))
             }
             ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
-            ServiceError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+            ServiceError::Conflict(_) | ServiceError::Exists { .. } => {
+                (StatusCode::CONFLICT, "conflict", None)
+            }
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");
                 return ApiError {

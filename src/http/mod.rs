@@ -5,8 +5,10 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod graphql;
+pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
+pub mod serve;
 pub mod token;
 pub mod traces;
 pub mod wellknown;
@@ -23,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
-use crate::http::extract::RequestId;
+use crate::http::extract::{ClientAddr, RequestId};
 use crate::state::AppState;
 
 /// Largest request body accepted anywhere (the token endpoint's form included).
@@ -62,26 +64,49 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::viewer))
         .routes(routes!(api::authz_check))
         .routes(routes!(api::create_run))
-        .routes(routes!(api::get_project, api::patch_project))
+        .routes(routes!(
+            api::get_project,
+            api::patch_project,
+            lifecycle::delete_project
+        ))
         .routes(routes!(api::list_runs))
         .routes(routes!(traces::create_trace))
         .routes(routes!(traces::list_traces))
         .routes(routes!(api::add_project_member))
-        .routes(routes!(api::create_project))
-        .routes(routes!(admin::create_user))
+        .routes(routes!(api::create_project, lifecycle::list_projects))
+        .routes(routes!(lifecycle::remove_project_member))
+        .routes(routes!(admin::create_user, lifecycle::list_users))
+        .routes(routes!(
+            lifecycle::get_user,
+            lifecycle::update_user,
+            lifecycle::delete_user
+        ))
+        .routes(routes!(lifecycle::disable_user))
+        .routes(routes!(lifecycle::enable_user))
         .routes(routes!(admin::create_user_key, admin::list_user_keys))
         .routes(routes!(admin::revoke_user_key))
         .routes(routes!(admin::create_team, admin::list_teams))
         .routes(routes!(admin::add_team_member, admin::list_team_members))
+        .routes(routes!(lifecycle::get_team, lifecycle::delete_team))
+        .routes(routes!(lifecycle::remove_team_member))
         .routes(routes!(admin::create_org_sa, admin::list_org_sas))
         .routes(routes!(admin::create_team_sa, admin::list_team_sas))
         .routes(routes!(admin::create_sa_key, admin::list_sa_keys))
         .routes(routes!(admin::revoke_sa_key))
+        .routes(routes!(
+            lifecycle::get_sa,
+            lifecycle::update_sa,
+            lifecycle::delete_sa
+        ))
         .routes(routes!(admin::disable_sa))
         .routes(routes!(admin::enable_sa))
         .routes(routes!(admin::audit))
         .routes(routes!(admin::create_issuer, admin::list_issuers))
-        .routes(routes!(admin::delete_issuer, admin::update_issuer))
+        .routes(routes!(
+            admin::delete_issuer,
+            admin::update_issuer,
+            lifecycle::get_issuer
+        ))
         .routes(routes!(admin::refresh_issuer))
         .routes(routes!(admin::explain))
         .routes(routes!(ops::healthz))
@@ -155,6 +180,8 @@ async fn render_metrics(State(app): State<AppState>) -> Response {
 ///   the id an operator finds its events by);
 /// - latency by matched route (a template, never the raw path, so the label
 ///   set stays bounded);
+/// - the client's address: the peer, or behind `--trusted-proxies` the
+///   rightmost untrusted `X-Forwarded-For` hop (`crate::proxy`).
 /// - the request timeout (`--request-timeout`): body upload and handler
 ///   together; past it the handler's future is dropped and the caller gets
 ///   503 `request_timeout` with `Retry-After`.
@@ -177,6 +204,14 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
     let id = crate::secrets::new_id("req");
     let header = HeaderValue::from_str(&id);
     req.extensions_mut().insert(RequestId(id.clone()));
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let client = app.config.trusted_proxies.client(peer, req.headers());
+        req.extensions_mut().insert(ClientAddr(client));
+    }
     let ids = crate::audit::RequestIds { own: id, client };
     let limit = std::time::Duration::from_secs(app.config.request_timeout_s);
     let run = crate::audit::REQUEST_IDS.scope(ids, next.run(req));

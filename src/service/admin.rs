@@ -10,9 +10,9 @@ use crate::authz::{AdminTarget, Decision, decide_admin};
 use crate::clock::rfc3339;
 use crate::model::{OrgRole, Principal, Role, SaScope, TeamRef, check_email, check_name};
 use crate::secrets::{Secret, key_prefix, new_api_key, new_id, sha256_hex};
-use crate::service::{RequestCtx, ServiceError, ServiceResult, conflict};
+use crate::service::{Page, RequestCtx, ServiceError, ServiceResult, conflict};
 use crate::state::{App, Change};
-use crate::store::{ApiKeyRow, AuditRow, OrgRow, SaRow, TeamRow, UserRow};
+use crate::store::{ApiKeyRow, AuditRow, OrgRow, SaListRow, SaRow, StoreTx, TeamRow, UserRow};
 
 /// Default and ceiling for a service account's minted-token lifetime.
 pub const DEFAULT_SA_MAX_LIFETIME_S: i64 = 3600;
@@ -52,7 +52,9 @@ impl App {
         Err(ServiceError::from_decision(d))
     }
 
-    /// Records a successful admin change.
+    /// Queues the audit event of an admin action that changes nothing in
+    /// the store (e.g. a key refresh). A change to the store audits in its
+    /// own transaction instead: [`App::audit_change_in`].
     pub async fn audit_change(
         &self,
         ctx: &RequestCtx,
@@ -72,6 +74,37 @@ impl App {
             details: details.to_string(),
         })
         .await;
+    }
+
+    /// Stores a successful admin change's audit event in the change's own
+    /// transaction `tx`: committed together, so no acknowledged change is
+    /// missing from the audit log, even after a crash. Every admin change
+    /// goes through this (exchanges and denials are queued instead).
+    pub async fn audit_change_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        ctx: &RequestCtx,
+        p: &Principal,
+        action: &str,
+        target: &str,
+        mut details: serde_json::Value,
+    ) -> ServiceResult<()> {
+        if let (Some(ip), Some(obj)) = (ctx.client_addr, details.as_object_mut()) {
+            obj.insert("client".into(), json!(ip.to_string()));
+        }
+        let row = AuditEvent {
+            org_id: p.org_id.clone(),
+            actor: actor(p),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: "success".into(),
+            reason: String::new(),
+            request_id: ctx.request_id.clone(),
+            details: details.to_string(),
+        }
+        .stamp(self.clock.now_ms());
+        tx.insert_audit(std::slice::from_ref(&row)).await?;
+        Ok(())
     }
 
     /// The org named `org`, if `p` is one of its admins (404 for another
@@ -146,7 +179,7 @@ pub fn actor(p: &Principal) -> String {
     format!("{}:{}", p.kind_str(), p.name)
 }
 
-fn team_ref(t: &TeamRow) -> TeamRef {
+pub(crate) fn team_ref(t: &TeamRow) -> TeamRef {
     TeamRef {
         id: t.id.clone(),
         name: t.name.clone(),
@@ -174,6 +207,9 @@ pub struct UserOut {
     pub username: String,
     pub email: String,
     pub role: String,
+    /// A disabled person's every credential is refused.
+    pub disabled: bool,
+    pub created_at: String,
 }
 
 impl From<UserRow> for UserOut {
@@ -183,6 +219,8 @@ impl From<UserRow> for UserOut {
             username: u.username,
             email: u.email,
             role: u.role,
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
         }
     }
 }
@@ -206,23 +244,27 @@ pub async fn create_user(
         email: req.email.to_ascii_lowercase(),
         role: req.role.as_str().into(),
         created_at: app.clock.now_ms(),
+        disabled: false,
+        revoked_before: 0,
     };
-    app.store
-        .insert_user(&row)
+    let mut tx = app.store.begin().await?;
+    tx.insert_user(&row)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!(
             "a user named \"{}\" or with that email",
             req.username
         )))?;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "user.create",
         &format!("user:{}", row.username),
         json!({"role": row.role}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(row.into())
 }
 
@@ -254,8 +296,13 @@ impl From<ApiKeyRow> for KeyInfo {
     }
 }
 
-/// Creates and stores a key for `owner_id`; returns the secret, once.
-async fn mint_key(app: &App, owner_id: &str, owner_kind: &str) -> ServiceResult<(String, Secret)> {
+/// Creates and stores (in `tx`) a key for `owner_id`; returns the secret, once.
+pub(crate) async fn mint_key(
+    app: &App,
+    tx: &mut dyn StoreTx,
+    owner_id: &str,
+    owner_kind: &str,
+) -> ServiceResult<(String, Secret)> {
     let secret = new_api_key();
     let row = ApiKeyRow {
         id: new_id("key"),
@@ -267,7 +314,7 @@ async fn mint_key(app: &App, owner_id: &str, owner_kind: &str) -> ServiceResult<
         last_used_at: None,
         revoked_at: None,
     };
-    app.store.insert_api_key(&row).await?;
+    tx.insert_api_key(&row).await?;
     Ok((row.id, secret))
 }
 
@@ -308,15 +355,18 @@ pub async fn create_user_key(
     username: &str,
 ) -> ServiceResult<NewKeyOut> {
     let user = user_key_target(app, ctx, p, username).await?;
-    let (id, secret) = mint_key(app, &user.id, "user").await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    let (id, secret) = mint_key(app, &mut *tx, &user.id, "user").await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "api_key.create",
         &format!("user:{}", user.username),
         json!({"key_id": id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(NewKeyOut {
         id,
         api_key: secret.expose().to_string(),
@@ -368,8 +418,8 @@ async fn revoke_key(
     target: &str,
     key_id: &str,
 ) -> ServiceResult<()> {
-    if !app
-        .store
+    let mut tx = app.store.begin().await?;
+    if !tx
         .revoke_api_key(owner_id, key_id, app.clock.now_ms())
         .await?
     {
@@ -378,9 +428,17 @@ async fn revoke_key(
             crate::model::truncate(key_id, 64)
         )));
     }
+    app.audit_change_in(
+        &mut *tx,
+        ctx,
+        p,
+        "api_key.revoke",
+        target,
+        json!({"key_id": key_id}),
+    )
+    .await?;
+    tx.commit().await?;
     app.changed(Change::ApiKeys).await;
-    app.audit_change(ctx, p, "api_key.revoke", target, json!({"key_id": key_id}))
-        .await;
     Ok(())
 }
 
@@ -416,19 +474,21 @@ pub async fn create_team(
         name: req.name.clone(),
         created_at: app.clock.now_ms(),
     };
-    app.store
-        .insert_team(&row)
+    let mut tx = app.store.begin().await?;
+    tx.insert_team(&row)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("a team named \"{}\"", req.name)))?;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "team.create",
         &format!("team:{}", row.name),
         json!({}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(TeamOut {
         id: row.id,
         name: row.name,
@@ -492,18 +552,20 @@ pub async fn add_team_member(
             )));
         }
     };
-    app.store
-        .upsert_team_member(&team.id, &user.id, req.role.as_str(), app.clock.now_ms())
+    let mut tx = app.store.begin().await?;
+    tx.upsert_team_member(&team.id, &user.id, req.role.as_str(), app.clock.now_ms())
         .await?;
-    app.changed(Change::Principal(user.id.clone())).await;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "team.member.add",
         &format!("team:{}", team.name),
         json!({"username": user.username, "role": req.role.as_str()}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Principal(user.id.clone())).await;
     Ok(MemberOut {
         team: team.name,
         username: user.username,
@@ -539,6 +601,8 @@ pub struct NewOrgSa {
     pub name: String,
     pub default_team: Option<String>,
     pub max_token_lifetime_s: Option<i64>,
+    /// Free text shown to admins (≤ 512 characters).
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -558,6 +622,11 @@ pub struct NewTeamSa {
     #[schema(value_type = Option<Object>)]
     pub claims: Option<std::collections::BTreeMap<String, String>>,
     pub max_token_lifetime_s: Option<i64>,
+    /// Free text shown to admins (≤ 512 characters).
+    pub description: Option<String>,
+    /// `enforce` (default) or `shadow`: a shadow binding's matches are
+    /// audited (`token.exchange.shadow`) and mint nothing.
+    pub mode: Option<String>,
 }
 
 fn builtin() -> String {
@@ -577,15 +646,60 @@ pub struct SaOut {
     pub auth: String,
     pub disabled: bool,
     pub max_token_lifetime_s: i64,
+    pub description: String,
     pub created_at: String,
+    /// External accounts only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub binding: Option<serde_json::Value>,
+    pub binding: Option<BindingOut>,
     /// Only in the creation answer of a built-in account: shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
 }
 
-fn check_lifetime(v: Option<i64>) -> ServiceResult<i64> {
+/// An external account's binding as admins see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BindingOut {
+    pub issuer_id: String,
+    /// The issuer's URL (`iss`).
+    pub issuer: String,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_pattern: Option<String>,
+    pub claims: std::collections::BTreeMap<String, String>,
+    /// `enforce` or `shadow`.
+    pub mode: String,
+}
+
+/// The binding's answer form; the issuer URL comes from the in-memory index.
+pub fn binding_out(app: &App, issuer_id: &str, spec: &str, mode: &str) -> BindingOut {
+    let spec: crate::federation::policy::BindingSpec =
+        serde_json::from_str(spec).unwrap_or_default();
+    BindingOut {
+        issuer_id: issuer_id.to_string(),
+        issuer: app
+            .index
+            .issuer(issuer_id)
+            .map(|i| i.issuer.clone())
+            .unwrap_or_default(),
+        subject: spec.subject,
+        subject_pattern: spec.subject_pattern,
+        claims: spec.claims,
+        mode: mode.to_string(),
+    }
+}
+
+/// Checks a description: at most 512 characters, no control characters.
+pub(crate) fn check_description(d: Option<String>) -> ServiceResult<String> {
+    let d = d.unwrap_or_default();
+    if d.chars().count() > 512 || d.chars().any(char::is_control) {
+        return Err(ServiceError::BadRequest(
+            "description must be at most 512 characters, without control characters".into(),
+        ));
+    }
+    Ok(d)
+}
+
+pub(crate) fn check_lifetime(v: Option<i64>) -> ServiceResult<i64> {
     let v = v.unwrap_or(DEFAULT_SA_MAX_LIFETIME_S);
     if (60..=MAX_SA_MAX_LIFETIME_S).contains(&v) {
         Ok(v)
@@ -603,30 +717,47 @@ pub async fn sa_out(
     org_name: &str,
     api_key: Option<String>,
 ) -> ServiceResult<SaOut> {
-    let team = app.store.team_by_id(&sa.team_id).await?.map(|t| t.name);
+    let team = app
+        .store
+        .team_by_id(&sa.team_id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_default();
     let binding = if sa.auth == "external" {
-        app.store.binding_of(&sa.id).await?.map(|b| {
-            let spec: serde_json::Value = serde_json::from_str(&b.spec).unwrap_or_default();
-            json!({"issuer_id": b.issuer_id, "spec": spec})
-        })
+        app.store
+            .binding_of(&sa.id)
+            .await?
+            .map(|b| binding_out(app, &b.issuer_id, &b.spec, &b.mode))
     } else {
         None
     };
+    Ok(sa_out_with(sa, org_name, team, binding, api_key))
+}
+
+/// The answer for an account whose team name and binding are known.
+pub fn sa_out_with(
+    sa: &SaRow,
+    org_name: &str,
+    team: String,
+    binding: Option<BindingOut>,
+    api_key: Option<String>,
+) -> SaOut {
     let org_scoped = sa.scope == "org";
-    Ok(SaOut {
+    SaOut {
         id: sa.id.clone(),
         name: sa.name.clone(),
         org: org_name.to_string(),
         scope: sa.scope.clone(),
-        default_team: if org_scoped { team.clone() } else { None },
-        team: if org_scoped { None } else { team },
+        default_team: org_scoped.then(|| team.clone()),
+        team: (!org_scoped).then_some(team),
         auth: sa.auth.clone(),
         disabled: sa.disabled,
         max_token_lifetime_s: sa.max_token_lifetime_s,
+        description: sa.description.clone(),
         created_at: rfc3339(sa.created_at),
         binding,
         api_key,
-    })
+    }
 }
 
 /// Creates an org-scoped built-in account (org admins); it needs a default team.
@@ -658,6 +789,7 @@ pub async fn create_org_sa(
         }
     };
     let lifetime = check_lifetime(req.max_token_lifetime_s)?;
+    let description = check_description(req.description)?;
     let row = SaRow {
         id: new_id("sa"),
         org_id: org.id.clone(),
@@ -669,24 +801,27 @@ pub async fn create_org_sa(
         revoked_before: 0,
         max_token_lifetime_s: lifetime,
         created_at: app.clock.now_ms(),
+        description,
     };
-    app.store
-        .insert_service_account(&row, None)
+    let mut tx = app.store.begin().await?;
+    tx.insert_service_account(&row, None)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!(
             "a service account named \"{}\"",
             req.name
         )))?;
-    let (key_id, secret) = mint_key(app, &row.id, "service_account").await?;
-    app.audit_change(
+    let (key_id, secret) = mint_key(app, &mut *tx, &row.id, "service_account").await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "service_account.create",
         &format!("service_account:{}", row.name),
         json!({"scope": "org", "default_team": team.name, "auth": "builtin", "key_id": key_id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     sa_out(app, &row, &org.name, Some(secret.expose().to_string())).await
 }
 
@@ -704,6 +839,7 @@ pub async fn create_team_sa(
         .await?;
     check_name("service account", &req.name).map_err(ServiceError::BadRequest)?;
     let lifetime = check_lifetime(req.max_token_lifetime_s)?;
+    let description = check_description(req.description.clone())?;
     let org = app
         .store
         .org_by_id(&team.org_id)
@@ -717,9 +853,10 @@ pub async fn create_team_sa(
                 || req.subject_pattern.is_some()
                 || req.allow_broad_subject_pattern.is_some()
                 || req.claims.is_some()
+                || req.mode.is_some()
             {
                 return Err(ServiceError::BadRequest(
-                    "issuer, subject, subject_pattern and claims are for auth \"external\"; a built-in account uses API keys".into(),
+                    "issuer, subject, subject_pattern, claims and mode are for auth \"external\"; a built-in account uses API keys".into(),
                 ));
             }
             None
@@ -743,9 +880,10 @@ pub async fn create_team_sa(
         revoked_before: 0,
         max_token_lifetime_s: lifetime,
         created_at: app.clock.now_ms(),
+        description,
     };
-    app.store
-        .insert_service_account(&row, binding.as_ref())
+    let mut tx = app.store.begin().await?;
+    tx.insert_service_account(&row, binding.as_ref())
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!(
@@ -753,14 +891,14 @@ pub async fn create_team_sa(
             req.name
         )))?;
     let api_key = if binding.is_none() {
-        let (key_id, secret) = mint_key(app, &row.id, "service_account").await?;
+        let (key_id, secret) = mint_key(app, &mut *tx, &row.id, "service_account").await?;
         tracing::debug!(%key_id, "created first key");
         Some(secret.expose().to_string())
     } else {
-        app.changed(Change::ExternalAccount(row.id.clone())).await;
         None
     };
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "service_account.create",
@@ -773,46 +911,88 @@ pub async fn create_team_sa(
             "allow_broad_subject_pattern": req.allow_broad_subject_pattern.unwrap_or(false),
         }),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    if binding.is_some() {
+        app.changed(Change::ExternalAccount(row.id.clone())).await;
+    }
     sa_out(app, &row, &org.name, api_key).await
 }
 
-/// Lists the org's accounts (org admins).
+/// One page of accounts and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SaPage {
+    pub service_accounts: Vec<SaOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Builds a page from rows read in one query (no lookup per row).
+fn sa_page(app: &App, org_name: &str, rows: Vec<SaListRow>, limit: i64) -> SaPage {
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.sa.name.clone()))
+        .flatten();
+    let service_accounts = rows
+        .into_iter()
+        .map(|r| {
+            let binding = match (&r.binding_issuer_id, &r.binding_spec) {
+                (Some(i), Some(spec)) => Some(binding_out(
+                    app,
+                    i,
+                    spec,
+                    r.binding_mode.as_deref().unwrap_or("enforce"),
+                )),
+                _ => None,
+            };
+            sa_out_with(&r.sa, org_name, r.team_name, binding, None)
+        })
+        .collect();
+    SaPage {
+        service_accounts,
+        next_after,
+    }
+}
+
+/// Lists the org's accounts by name, a page at a time (org admins).
 pub async fn list_org_sas(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
     org: &str,
-) -> ServiceResult<Vec<SaOut>> {
+    page: &Page,
+) -> ServiceResult<SaPage> {
     let org = app
         .require_org_admin(ctx, p, org, "service_account.list")
         .await?;
-    let mut out = Vec::new();
-    for sa in app.store.service_accounts_of_org(&org.id).await? {
-        out.push(sa_out(app, &sa, &org.name, None).await?);
-    }
-    Ok(out)
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .service_accounts_page(&org.id, None, page.after(), limit)
+        .await?;
+    Ok(sa_page(app, &org.name, rows, limit))
 }
 
-/// Lists a team's team-scoped accounts (team admins, org admins).
+/// Lists a team's team-scoped accounts by name, a page at a time (team admins, org admins).
 pub async fn list_team_sas(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
     team: &str,
-) -> ServiceResult<Vec<SaOut>> {
+    page: &Page,
+) -> ServiceResult<SaPage> {
     let team = app
         .require_team_admin(ctx, p, team, "service_account.list")
         .await?;
-    let mut out = Vec::new();
-    for sa in app.store.service_accounts_of_team(&team.id).await? {
-        out.push(sa_out(app, &sa, &p.org_name, None).await?);
-    }
-    Ok(out)
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .service_accounts_page(&team.org_id, Some(&team.id), page.after(), limit)
+        .await?;
+    Ok(sa_page(app, &p.org_name, rows, limit))
 }
 
 /// Loads an account of the principal's org and checks `p` administers its scope.
-async fn sa_admin_target(
+pub(crate) async fn sa_admin_target(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
@@ -869,15 +1049,18 @@ pub async fn create_sa_key(
             sa.name
         )));
     }
-    let (key_id, secret) = mint_key(app, &sa.id, "service_account").await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    let (key_id, secret) = mint_key(app, &mut *tx, &sa.id, "service_account").await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "api_key.create",
         &format!("service_account:{}", sa.name),
         json!({"key_id": key_id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(NewKeyOut {
         id: key_id,
         api_key: secret.expose().to_string(),
@@ -936,22 +1119,24 @@ pub async fn set_sa_disabled(
         "service_account.enable"
     };
     let sa = sa_admin_target(app, ctx, p, id, action).await?;
-    app.store
-        .set_service_account_disabled(&sa.id, disabled, app.clock.now_ms())
+    let mut tx = app.store.begin().await?;
+    tx.set_service_account_disabled(&sa.id, disabled, app.clock.now_ms())
         .await?;
-    if sa.auth == "external" {
-        app.changed(Change::ExternalAccount(sa.id.clone())).await;
-    } else {
-        app.changed(Change::Principal(sa.id.clone())).await;
-    }
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         action,
         &format!("service_account:{}", sa.name),
         json!({}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    if sa.auth == "external" {
+        app.changed(Change::ExternalAccount(sa.id.clone())).await;
+    } else {
+        app.changed(Change::Principal(sa.id.clone())).await;
+    }
     let sa = app
         .store
         .service_account_by_id(&sa.id)
@@ -1060,8 +1245,10 @@ pub async fn bootstrap(
         name: org.to_string(),
         created_at: now,
     };
-    app.store
-        .insert_org(&org_row)
+    // One transaction: an org is never left without its admin, its key or
+    // the audit event.
+    let mut tx = app.store.begin().await?;
+    tx.insert_org(&org_row)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("organization \"{org}\"")))?;
@@ -1072,14 +1259,15 @@ pub async fn bootstrap(
         email: email.to_ascii_lowercase(),
         role: "admin".into(),
         created_at: now,
+        disabled: false,
+        revoked_before: 0,
     };
-    app.store
-        .insert_user(&user)
+    tx.insert_user(&user)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("user \"{username}\" or email {email:?}")))?;
-    let (key_id, secret) = mint_key(app, &user.id, "user").await?;
-    app.audit_event(AuditEvent {
+    let (key_id, secret) = mint_key(app, &mut *tx, &user.id, "user").await?;
+    let event = AuditEvent {
         org_id: org_row.id.clone(),
         actor: "system:bootstrap".into(),
         action: "org.bootstrap".into(),
@@ -1088,8 +1276,10 @@ pub async fn bootstrap(
         reason: String::new(),
         request_id: String::new(),
         details: json!({"admin": username, "key_id": key_id}).to_string(),
-    })
-    .await;
+    }
+    .stamp(now);
+    tx.insert_audit(std::slice::from_ref(&event)).await?;
+    tx.commit().await?;
     Ok(Bootstrapped {
         org: org.to_string(),
         username: username.to_string(),

@@ -1,15 +1,15 @@
 //! From a credential to a [`Principal`]: API keys here, fedgate's own access
 //! tokens through `crate::tokens`. Both end in the same `Principal` value.
 //!
-//! Hot-path reads are cached in memory (keys by hash, principals by id) and
-//! invalidated on every change that could matter (see `crate::state::Change`),
-//! so a revocation is honoured at once.
+//! Hot-path reads are cached in memory (keys by hash, principals by id;
+//! `crate::auth_cache`) and invalidated on every change that could matter
+//! (see `crate::change::Change`), so a revocation is honoured at once.
+//! `crate::tokens` only verifies signatures: joining a verified token with
+//! its principal's liveness happens here, as for API keys.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use moka::sync::Cache;
-
+pub use crate::auth_cache::{AuthCache, PrincipalEntry};
 use crate::metrics;
 use crate::model::{
     OrgRole, Principal, PrincipalKind, Role, SaAuth, SaScope, Scopes, TeamMembership, TeamRef,
@@ -17,7 +17,7 @@ use crate::model::{
 use crate::secrets::{API_KEY_PREFIX, Secret, sha256_hex};
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
 use crate::state::App;
-use crate::store::{ApiKeyRow, DynStore};
+use crate::store::DynStore;
 
 /// A credential as presented, before it is checked.
 #[derive(Clone, Debug)]
@@ -59,58 +59,6 @@ pub struct Authenticated {
     pub via: Via,
 }
 
-/// A principal as loaded from the store, with what revocation needs.
-#[derive(Clone, Debug)]
-pub struct PrincipalEntry {
-    pub principal: Principal,
-    pub disabled: bool,
-    /// Credentials issued before this instant (ms) are refused.
-    pub revoked_before: i64,
-    pub max_token_lifetime_s: i64,
-}
-
-/// The in-memory caches of the authentication path.
-pub struct AuthCache {
-    keys: Cache<String, Arc<ApiKeyRow>>,
-    principals: Cache<String, Arc<PrincipalEntry>>,
-    touched: Cache<String, ()>,
-}
-
-impl Default for AuthCache {
-    fn default() -> Self {
-        AuthCache {
-            keys: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
-            principals: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(300))
-                .build(),
-            touched: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(60))
-                .build(),
-        }
-    }
-}
-
-impl AuthCache {
-    /// Forgets a user's or service account's cached state.
-    pub fn invalidate_principal(&self, id: &str) {
-        self.principals.invalidate(id);
-    }
-    /// Forgets every cached key (after a revocation).
-    pub fn invalidate_keys(&self) {
-        self.keys.invalidate_all();
-    }
-    /// Forgets everything (after a change whose reach is wide, e.g. a team change).
-    pub fn invalidate_all(&self) {
-        self.keys.invalidate_all();
-        self.principals.invalidate_all();
-    }
-}
-
 /// Checks an API key and returns its principal with full scope.
 pub async fn authenticate_api_key(
     app: &App,
@@ -123,31 +71,19 @@ pub async fn authenticate_api_key(
     crate::apikey::classify(key.expose())
         .map_err(|e| ServiceError::Unauthenticated(e.to_string()))?;
     let hash = sha256_hex(key.expose().as_bytes());
-    let row = match app.auth.keys.get(&hash) {
-        Some(row) => {
-            metrics::cache_lookup(metrics::Cache::ApiKeys, true);
-            row
-        }
-        None => {
-            metrics::cache_lookup(metrics::Cache::ApiKeys, false);
-            let row = app
-                .store
-                .api_key_by_hash(&hash)
-                .await?
-                .ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
-            let row = Arc::new(row);
-            app.auth.keys.insert(hash, row.clone());
-            row
-        }
-    };
+    let (row, hit) = app
+        .auth
+        .api_key(&hash, app.store.api_key_by_hash(&hash))
+        .await?
+        .ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
+    metrics::cache_lookup(metrics::Cache::ApiKeys, hit);
     let entry = principal_entry(app, &row.owner_id).await?;
     if row.revoked_at.is_some() {
         let reason = format!("API key {}… has been revoked", row.prefix);
         return Err(refuse(app, ctx, &entry, reason).await);
     }
     check_live(app, ctx, &entry, row.created_at, "API key").await?;
-    if app.auth.touched.get(&row.id).is_none() {
-        app.auth.touched.insert(row.id.clone(), ());
+    if app.auth.first_use_this_minute(&row.id) {
         let store = app.store.clone();
         let id = row.id.clone();
         tokio::spawn(async move {
@@ -207,17 +143,33 @@ async fn refuse(
     ServiceError::Unauthenticated(reason)
 }
 
+/// The principal `id` if a credential of it issued at `issued_at_ms` is still
+/// good: it exists, is not disabled, and the credential is not older than its
+/// revocation watermark. For any credential kind beyond API keys and access
+/// tokens (e.g. a console session, with its sign-in time), so every kind ends
+/// at the same check.
+pub async fn principal_live(
+    app: &App,
+    ctx: &RequestCtx,
+    id: &str,
+    issued_at_ms: i64,
+    what: &str,
+) -> ServiceResult<Arc<PrincipalEntry>> {
+    let entry = principal_entry(app, id).await?;
+    check_live(app, ctx, &entry, issued_at_ms, what).await?;
+    Ok(entry)
+}
+
 /// The cached principal for a user or service account id.
 pub async fn principal_entry(app: &App, id: &str) -> ServiceResult<Arc<PrincipalEntry>> {
-    if let Some(e) = app.auth.principals.get(id) {
-        metrics::cache_lookup(metrics::Cache::Principals, true);
-        return Ok(e);
-    }
-    metrics::cache_lookup(metrics::Cache::Principals, false);
-    let entry = Arc::new(load_principal(&app.store, id).await?.ok_or_else(|| {
-        ServiceError::Unauthenticated("the credential's owner no longer exists".into())
-    })?);
-    app.auth.principals.insert(id.to_string(), entry.clone());
+    let (entry, hit) = app
+        .auth
+        .principal(id, load_principal(&app.store, id))
+        .await?
+        .ok_or_else(|| {
+            ServiceError::Unauthenticated("the credential's owner no longer exists".into())
+        })?;
+    metrics::cache_lookup(metrics::Cache::Principals, hit);
     Ok(entry)
 }
 
@@ -257,8 +209,8 @@ pub async fn load_principal(
                 },
                 scopes: Scopes::FULL,
             },
-            disabled: false,
-            revoked_before: 0,
+            disabled: u.disabled,
+            revoked_before: u.revoked_before,
             max_token_lifetime_s: i64::MAX,
         }));
     }
@@ -310,12 +262,49 @@ pub async fn authenticate(
     let now = app.clock.now_ms();
     let result = match cred {
         Credential::ApiKey(key) => authenticate_api_key(app, ctx, key, now).await,
-        Credential::AccessToken(token) => {
-            crate::tokens::authenticate_token(app, ctx, token, now).await
-        }
+        Credential::AccessToken(token) => authenticate_token(app, ctx, token, now).await,
     };
     if let Err(ServiceError::Unauthenticated(reason)) = &result {
         tracing::info!(request_id = %ctx.request_id, %reason, "credential refused");
     }
     result
+}
+
+/// Checks a fedgate access token and returns its principal, through the same
+/// revocation checks as an API key.
+pub async fn authenticate_token(
+    app: &App,
+    ctx: &RequestCtx,
+    token: &Secret,
+    now_ms: i64,
+) -> ServiceResult<Authenticated> {
+    let claims = app
+        .signer
+        .verify(&app.store, token.expose(), now_ms.div_euclid(1000))
+        .await
+        .map_err(ServiceError::Unauthenticated)?;
+    let entry = principal_entry(app, &claims.sub).await?;
+    if entry.principal.org_name != claims.org {
+        return Err(ServiceError::Unauthenticated("invalid access token".into()));
+    }
+    check_live(
+        app,
+        ctx,
+        &entry,
+        if claims.iat_ms > 0 {
+            claims.iat_ms
+        } else {
+            claims.iat * 1000
+        },
+        "access token",
+    )
+    .await?;
+    let scopes = crate::model::Scopes::parse(&claims.scope)
+        .ok_or_else(|| ServiceError::Unauthenticated("access token has an unknown scope".into()))?;
+    let mut principal = entry.principal.clone();
+    principal.scopes = scopes;
+    Ok(Authenticated {
+        principal,
+        via: Via::AccessToken { claims },
+    })
 }

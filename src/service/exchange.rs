@@ -310,6 +310,8 @@ pub struct Evaluated {
 pub struct CandidateOut {
     pub account: String,
     pub disabled: bool,
+    /// `enforce` or `shadow`.
+    pub mode: &'static str,
     pub matched: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mismatch: Option<String>,
@@ -384,6 +386,9 @@ pub struct EvalOptions<'a> {
     /// Record the single-use `jti` (the exchange) or only report it (explain).
     pub consume_jti: bool,
     pub candidates: Option<&'a mut Vec<CandidateOut>>,
+    /// Receives the enabled shadow bindings the token matched: they mint
+    /// nothing, and the exchange audits each as `token.exchange.shadow`.
+    pub shadow: Option<&'a mut Vec<Arc<BoundAccount>>>,
 }
 
 fn token_auds(claims: &serde_json::Map<String, Value>) -> Vec<&str> {
@@ -593,13 +598,39 @@ pub async fn evaluate(
             out.push(CandidateOut {
                 account: a.target_name(),
                 disabled: a.disabled,
+                mode: if a.shadow { "shadow" } else { "enforce" },
                 matched: r.is_ok(),
                 mismatch: r.err().map(|m| m.to_string()),
             });
         }
     }
+    // Shadow bindings are reported, never chosen: the exchange goes on as
+    // if they did not exist.
+    let (shadow, matched): (Vec<_>, Vec<_>) = matched.into_iter().partition(|a| a.shadow);
+    let shadow: Vec<Arc<BoundAccount>> = shadow.into_iter().filter(|a| !a.disabled).collect();
+    for a in &shadow {
+        trace.push_ok(
+            "shadow",
+            format_args!(
+                "matches {} in shadow mode: audited, nothing minted for it",
+                a.target_name()
+            ),
+        );
+    }
+    let shadow_target = target.is_some_and(|t| shadow.iter().any(|a| a.names(t)));
+    if let Some(out) = opts.shadow.as_deref_mut() {
+        out.extend(shadow);
+    }
     let enabled: Vec<&Arc<BoundAccount>> = matched.iter().filter(|a| !a.disabled).collect();
     let chosen = match target {
+        Some(t) if shadow_target => {
+            let e = OAuthError::grant(format!(
+                "service account {:?} is bound in shadow mode: its matches are audited and nothing is minted until its binding's mode is \"enforce\"",
+                truncate(t, 200)
+            ));
+            trace.push_fail("binding", &e.description);
+            return Err(said.refuse(e, "binding", &cfg));
+        }
         Some(t) => match enabled.iter().find(|a| a.names(t)) {
             Some(a) => Some((*a).clone()),
             None if matched.iter().any(|a| a.names(t)) => {
@@ -657,6 +688,14 @@ pub async fn evaluate(
     }
     if cfg.users && target.is_none() {
         match app.store.user_by_email(&sub.to_ascii_lowercase()).await {
+            Ok(Some(user)) if user.org_id == cfg.org_id && user.disabled => {
+                let e = OAuthError::grant(format!(
+                    "user {:?} is disabled: every credential of this person is refused",
+                    user.username
+                ));
+                trace.push_fail("binding", &e.description);
+                return Err(said.refuse(e, "binding", &cfg));
+            }
             Ok(Some(user)) if user.org_id == cfg.org_id => {
                 trace.push_ok(
                     "binding",
@@ -708,6 +747,9 @@ struct ExchangedDetails<'a> {
     minted_jti: &'a str,
     scope: &'a str,
     expires_in: i64,
+    /// The client's address (see `crate::proxy`), when it came over the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<std::net::IpAddr>,
 }
 
 /// The audit details of a refused exchange whose signature verified: what
@@ -723,6 +765,8 @@ struct DeniedDetails<'a> {
     sub: Option<&'a str>,
     aud: &'a [String],
     kid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<std::net::IpAddr>,
 }
 
 /// Refusals before the signature verified are logged at most this often
@@ -772,6 +816,7 @@ async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str
             sub,
             aud: &said.aud,
             kid: said.kid.as_deref(),
+            client: ctx.client_addr,
         }),
     })
     .await;
@@ -781,6 +826,64 @@ async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str
 /// `Value` tree built and dropped on the hot path.
 fn details(d: &impl Serialize) -> String {
     serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
+}
+
+/// The audit details of a shadow match.
+#[derive(Serialize)]
+struct ShadowDetails<'a> {
+    grant_type: &'a str,
+    issuer: &'a str,
+    subject: &'a str,
+    account_id: &'a str,
+    account: &'a str,
+    token_sha256: &'a str,
+    /// What the real exchange did: `success` (for another account) or `denied`.
+    exchange_outcome: &'a str,
+}
+
+/// Records `token.exchange.shadow` for each shadow binding the token matched:
+/// the account it would have become, and what the exchange really did.
+async fn audit_shadow(
+    app: &App,
+    ctx: &RequestCtx,
+    req: &ExchangeRequest,
+    token_hash: &str,
+    shadow: &[Arc<BoundAccount>],
+    result: &Result<Evaluated, Failure>,
+) {
+    let (iss, sub, outcome) = match result {
+        Ok(ev) => (ev.issuer.issuer.as_str(), ev.claims.sub.as_str(), "success"),
+        Err(f) => (
+            f.issuer.as_ref().map(|i| i.issuer.as_str()).unwrap_or(""),
+            f.verified
+                .as_ref()
+                .and_then(|v| v.sub.as_deref())
+                .unwrap_or(""),
+            "denied",
+        ),
+    };
+    for a in shadow {
+        let account = a.target_name();
+        app.audit_event(AuditEvent {
+            org_id: a.org_id.clone(),
+            actor: format!("external:{iss}#{}", truncate(sub, 200)),
+            action: "token.exchange.shadow".into(),
+            target: format!("service_account:{}", a.name),
+            outcome: "shadow".into(),
+            reason: format!("the token matches {account}, whose binding is in shadow mode: nothing was minted for it"),
+            request_id: ctx.request_id.clone(),
+            details: details(&ShadowDetails {
+                grant_type: &req.grant_type,
+                issuer: iss,
+                subject: sub,
+                account_id: &a.sa_id,
+                account: &account,
+                token_sha256: token_hash,
+                exchange_outcome: outcome,
+            }),
+        })
+        .await;
+    }
 }
 
 /// `POST /oidc/token`. The span is at debug level: at the default `info`
@@ -824,10 +927,12 @@ pub async fn exchange(
         ));
     }
     let mut trace = Trace::disabled();
+    let mut shadow = Vec::new();
     let opts = EvalOptions {
         org_id: None,
         consume_jti: true,
         candidates: None,
+        shadow: Some(&mut shadow),
     };
     let result = evaluate(
         app,
@@ -838,6 +943,9 @@ pub async fn exchange(
         opts,
     )
     .await;
+    if !shadow.is_empty() {
+        audit_shadow(app, ctx, &req, &token_hash, &shadow, &result).await;
+    }
     let ev = match result {
         Ok(ev) => ev,
         Err(mut f) => {
@@ -880,7 +988,10 @@ pub async fn exchange(
             sub: ev.claims.sub.clone(),
         }),
     };
-    let access_token = app.signer.mint(&claims).map_err(OAuthError::from)?;
+    let access_token = app
+        .signer
+        .mint(&claims)
+        .map_err(|e| OAuthError::from(ServiceError::Internal(e.to_string())))?;
     app.audit_event(AuditEvent {
         org_id: ev.issuer.org_id.clone(),
         actor: format!(
@@ -902,6 +1013,7 @@ pub async fn exchange(
             minted_jti: &claims.jti,
             scope: &claims.scope,
             expires_in: lifetime,
+            client: ctx.client_addr,
         }),
     })
     .await;
@@ -930,10 +1042,12 @@ pub async fn explain(
         .await?;
     let mut trace = Trace::new();
     let mut candidates = Vec::new();
+    let mut shadow = Vec::new();
     let opts = EvalOptions {
         org_id: Some(&org.id),
         consume_jti: false,
         candidates: Some(&mut candidates),
+        shadow: Some(&mut shadow),
     };
     let result = evaluate(
         app,
@@ -969,6 +1083,10 @@ pub async fn explain(
         "checks": trace,
         "candidates": candidates,
         "matched": matched,
+        "shadow_matches": shadow
+            .iter()
+            .map(|a| json!({"kind": "service_account", "id": a.sa_id, "name": a.target_name(), "mode": "shadow"}))
+            .collect::<Vec<_>>(),
         "error": error,
     }))
 }

@@ -28,6 +28,21 @@ use crate::state::{App, Change};
 use crate::store::{BindingRow, IssuerRow, OrgRow, SaRow};
 
 const MAX_TOKEN_AGE_CEILING_S: i64 = 7 * 24 * 3600;
+/// A binding that mints.
+pub const MODE_ENFORCE: &str = "enforce";
+/// A binding whose matches are only audited (`token.exchange.shadow`).
+pub const MODE_SHADOW: &str = "shadow";
+
+/// Checks a binding mode (`enforce` when absent).
+pub fn check_mode(mode: Option<&str>) -> ServiceResult<String> {
+    match mode.unwrap_or(MODE_ENFORCE) {
+        m @ (MODE_ENFORCE | MODE_SHADOW) => Ok(m.to_string()),
+        other => Err(ServiceError::BadRequest(format!(
+            "mode must be \"enforce\" or \"shadow\", got {:?}",
+            truncate(other, 32)
+        ))),
+    }
+}
 
 fn alg_name(a: Algorithm) -> String {
     format!("{a:?}")
@@ -87,6 +102,7 @@ pub fn bound_account(
         org_name: org_name.to_string(),
         team_name: team_name.to_string(),
         disabled: sa.disabled,
+        shadow: binding.mode == MODE_SHADOW,
         max_token_lifetime_s: sa.max_token_lifetime_s,
     })
 }
@@ -242,18 +258,36 @@ pub async fn binding_for(
         claims: req.claims.clone().unwrap_or_default(),
         allow_broad_subject_pattern: req.allow_broad_subject_pattern.unwrap_or(false),
     };
-    let author = if p.is_org_admin() {
+    let mode = check_mode(req.mode.as_deref())?;
+    binding_row(sa_id, &issuer, &spec, mode, author_of(p))
+}
+
+/// Who saves a binding: a broad subject pattern is an org admin's decision.
+pub fn author_of(p: &Principal) -> Author {
+    if p.is_org_admin() {
         Author::OrgAdmin
     } else {
         Author::TeamAdmin
-    };
-    compile(sa_id, &issuer.id, &spec, author)
+    }
+}
+
+/// Compiles a binding (refusing what `compile` refuses) into its stored row.
+/// Shared by creation and PATCH, so an edit is held to the same rules.
+pub fn binding_row(
+    sa_id: &str,
+    issuer: &IssuerRow,
+    spec: &BindingSpec,
+    mode: String,
+    author: Author,
+) -> ServiceResult<BindingRow> {
+    compile(sa_id, &issuer.id, spec, author)
         .map_err(|e| ServiceError::BadRequest(format!("binding refused: {e}")))?;
-    let spec = serde_json::to_string(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let spec = serde_json::to_string(spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
     Ok(BindingRow {
         sa_id: sa_id.to_string(),
-        issuer_id: issuer.id,
+        issuer_id: issuer.id.clone(),
         spec,
+        mode,
     })
 }
 
@@ -321,18 +355,29 @@ impl From<KeyStatus> for KeyStatusOut {
     }
 }
 
-/// After a stored issuer changed: every replica reloads it, and the change
-/// is audited (create, update and delete alike).
-async fn issuer_changed(app: &App, ctx: &RequestCtx, p: &Principal, action: &str, row: &IssuerRow) {
-    app.changed(Change::Issuer(row.id.clone())).await;
-    app.audit_change(
+/// After a stored issuer changed in `tx`: the change is audited in the same
+/// transaction and committed, then every replica reloads it (create, update
+/// and delete alike).
+async fn issuer_changed(
+    app: &App,
+    mut tx: Box<dyn crate::store::StoreTx>,
+    ctx: &RequestCtx,
+    p: &Principal,
+    action: &str,
+    row: &IssuerRow,
+) -> ServiceResult<()> {
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         action,
         &format!("issuer:{}", row.issuer),
         json!({"id": row.id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Issuer(row.id.clone())).await;
+    Ok(())
 }
 
 fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
@@ -510,6 +555,26 @@ pub async fn create_issuer(
     req: NewIssuer,
 ) -> ServiceResult<IssuerOut> {
     let org = app.require_org_admin(ctx, p, org, "issuer.create").await?;
+    // A duplicate is answered before anything is fetched, with the id of the
+    // registration that exists and the request that changes it.
+    if let Some(existing) = app
+        .store
+        .issuers_of_org(&org.id)
+        .await?
+        .into_iter()
+        .find(|i| i.issuer == req.issuer)
+    {
+        let update = format!("PATCH /api/v1/orgs/{}/issuers/{}", org.name, existing.id);
+        return Err(ServiceError::Exists {
+            message: format!(
+                "issuer {:?} is already trusted by this organization as {}; change its settings with {update}",
+                truncate(&req.issuer, 200),
+                existing.id
+            ),
+            existing_id: existing.id,
+            update,
+        });
+    }
     let row = issuer_row(app, &org, &req, new_id("iss"), app.clock.now_ms()).await?;
     let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
     // Lint: fetch the keys now (discovery, issuer equality, size and time bounds).
@@ -520,15 +585,15 @@ pub async fn create_issuer(
             truncate(&req.issuer, 200)
         )));
     }
-    app.store
-        .insert_issuer(&row)
+    let mut tx = app.store.begin().await?;
+    tx.insert_issuer(&row)
         .await
         .map_err(ServiceError::from)
         .map_err(crate::service::conflict(format!(
             "issuer {:?} in this organization",
             truncate(&req.issuer, 200)
         )))?;
-    issuer_changed(app, ctx, p, "issuer.create", &row).await;
+    issuer_changed(app, tx, ctx, p, "issuer.create", &row).await?;
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
@@ -588,8 +653,9 @@ pub async fn update_issuer(
             "update refused: the issuer's signing keys cannot be used with these settings: {e}"
         )));
     }
-    app.store.update_issuer(&row).await?;
-    issuer_changed(app, ctx, p, "issuer.update", &row).await;
+    let mut tx = app.store.begin().await?;
+    tx.update_issuer(&row).await?;
+    issuer_changed(app, tx, ctx, p, "issuer.update", &row).await?;
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
@@ -609,7 +675,21 @@ pub async fn list_issuers(
     Ok(out)
 }
 
-async fn org_issuer(app: &App, org: &OrgRow, id: &str) -> ServiceResult<IssuerRow> {
+/// One of the org's issuers by id, with its key-cache state (org admins).
+pub async fn get_issuer(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    id: &str,
+) -> ServiceResult<IssuerOut> {
+    let org = app.require_org_admin(ctx, p, org, "issuer.read").await?;
+    let row = org_issuer(app, &org, id).await?;
+    let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
+    Ok(issuer_out(app, &cfg, row.created_at))
+}
+
+pub(crate) async fn org_issuer(app: &App, org: &OrgRow, id: &str) -> ServiceResult<IssuerRow> {
     match app.store.issuer_by_id(id).await? {
         Some(row) if row.org_id == org.id => Ok(row),
         _ => Err(ServiceError::NotFound(format!(
@@ -629,7 +709,8 @@ pub async fn delete_issuer(
 ) -> ServiceResult<()> {
     let org = app.require_org_admin(ctx, p, org, "issuer.delete").await?;
     let row = org_issuer(app, &org, id).await?;
-    match app.store.delete_issuer(&row.id).await {
+    let mut tx = app.store.begin().await?;
+    match tx.delete_issuer(&row.id).await {
         Ok(_) => {}
         Err(crate::store::StoreError::Conflict) => {
             return Err(ServiceError::Conflict(format!(
@@ -639,7 +720,7 @@ pub async fn delete_issuer(
         }
         Err(e) => return Err(e.into()),
     }
-    issuer_changed(app, ctx, p, "issuer.delete", &row).await;
+    issuer_changed(app, tx, ctx, p, "issuer.delete", &row).await?;
     Ok(())
 }
 

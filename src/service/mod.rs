@@ -2,12 +2,16 @@
 //! clock once, asks `authz` and records the audit event. No HTTP here: the
 //! handlers in `crate::http` only translate.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod exchange;
 pub mod federation;
 pub mod projects;
+pub mod sync;
+pub mod teams;
 pub mod traces;
+pub mod users;
 
 use crate::authz::{Decision, Verdict};
 use crate::store::StoreError;
@@ -30,6 +34,13 @@ pub enum ServiceError {
     /// 409: it exists already.
     #[error("{0}")]
     Conflict(String),
+    /// 409: it exists already as `existing_id`; `update` is the request that changes it.
+    #[error("{message}")]
+    Exists {
+        message: String,
+        existing_id: String,
+        update: String,
+    },
     /// 503: a dependency is down.
     #[error("{0}")]
     Unavailable(String),
@@ -68,7 +79,7 @@ impl ServiceError {
             ServiceError::Unauthenticated(_) => "unauthenticated",
             ServiceError::Forbidden { .. } => "denied",
             ServiceError::NotFound(_) => "not_found",
-            ServiceError::Conflict(_) => "conflict",
+            ServiceError::Conflict(_) | ServiceError::Exists { .. } => "conflict",
             ServiceError::Unavailable(_) => "unavailable",
             ServiceError::Internal(_) => "error",
         }
@@ -86,8 +97,45 @@ pub fn conflict(what: String) -> impl FnOnce(ServiceError) -> ServiceError {
     }
 }
 
+/// Default and largest page of a list: one request can list 10,000 accounts.
+pub const DEFAULT_PAGE_SIZE: i64 = 1000;
+pub const MAX_PAGE_SIZE: i64 = 10_000;
+
+/// `?limit=&after=`: lists are ordered by name; `after` is the last name of
+/// the previous page (the answer's `next_after`).
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// 1-10000, default 1000.
+    pub limit: Option<i64>,
+    /// Start after this name (exclusive).
+    pub after: Option<String>,
+}
+
+impl Page {
+    /// The checked page size.
+    pub fn limit(&self) -> ServiceResult<i64> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if (1..=MAX_PAGE_SIZE).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(ServiceError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}"
+            )))
+        }
+    }
+    /// Where the page starts ("" for the first).
+    pub fn after(&self) -> &str {
+        self.after.as_deref().unwrap_or("")
+    }
+}
+
 /// Per-request facts the services record in the audit log.
 #[derive(Clone, Debug, Default)]
 pub struct RequestCtx {
     pub request_id: String,
+    /// The client's address (behind `--trusted-proxies`, from
+    /// `X-Forwarded-For`); `None` for in-process callers.
+    pub client_addr: Option<std::net::IpAddr>,
 }

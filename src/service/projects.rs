@@ -13,7 +13,7 @@ use crate::model::{
 use crate::secrets::new_id;
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
 use crate::state::App;
-use crate::store::{ProjectMemberRow, ProjectRow, RunRow, StoreError, TeamRow};
+use crate::store::{ProjectMemberRow, ProjectRow, RunRow, StoreError, StoreTx, TeamRow};
 
 const MAX_CONFIG_BYTES: usize = 64 * 1024;
 
@@ -148,30 +148,32 @@ pub async fn create_project(
             ),
         });
     }
-    let row = insert_project(app, &team, &req.name, req.visibility).await?;
+    let mut tx = app.store.begin().await?;
+    let row = insert_project(app, &mut *tx, &team, &req.name, req.visibility).await?;
     let row =
         row.ok_or_else(|| ServiceError::Conflict(format!("project \"{target}\" already exists")))?;
     if matches!(p.kind, PrincipalKind::User { .. }) {
         // The creator administers what they create, so a restricted project
         // does not lock its own creator out.
-        app.store
-            .upsert_project_member(&ProjectMemberRow {
-                project_id: row.id.clone(),
-                principal_id: p.id.clone(),
-                principal_kind: "user".into(),
-                role: "admin".into(),
-                created_at: app.clock.now_ms(),
-            })
-            .await?;
+        tx.upsert_project_member(&ProjectMemberRow {
+            project_id: row.id.clone(),
+            principal_id: p.id.clone(),
+            principal_kind: "user".into(),
+            role: "admin".into(),
+            created_at: app.clock.now_ms(),
+        })
+        .await?;
     }
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.create",
         &target,
         json!({"visibility": req.visibility}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     let v = view(app, &team, row).await?;
     Ok(v.into())
 }
@@ -179,6 +181,7 @@ pub async fn create_project(
 /// Inserts a project; `None` when it already exists.
 async fn insert_project(
     app: &App,
+    tx: &mut dyn StoreTx,
     team: &TeamRow,
     name: &str,
     visibility: Visibility,
@@ -190,7 +193,7 @@ async fn insert_project(
         visibility: visibility.as_str().into(),
         created_at: app.clock.now_ms(),
     };
-    match app.store.insert_project(&row).await {
+    match tx.insert_project(&row).await {
         Ok(()) => Ok(Some(row)),
         Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(e.into()),
@@ -265,6 +268,9 @@ pub struct PrincipalRef {
     pub kind: String,
     pub id: String,
     pub name: String,
+    /// True when the user or service account has been deleted since.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -319,10 +325,23 @@ pub(crate) async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceRes
     } else {
         app.store.service_account_by_id(id).await?.map(|s| s.name)
     };
+    // A deleted principal's runs keep its name.
+    let (name, deleted) = match name {
+        Some(n) => (n, false),
+        None => (
+            app.store
+                .deleted_principal(id)
+                .await?
+                .map(|d| d.name)
+                .unwrap_or_default(),
+            true,
+        ),
+    };
     Ok(PrincipalRef {
         kind: kind.to_string(),
         id: id.to_string(),
-        name: name.unwrap_or_default(),
+        name,
+        deleted,
     })
 }
 
@@ -455,16 +474,19 @@ pub(crate) async fn write_target(
                 },
             );
             app.enforce(ctx, p, "create_project", &target, d).await?;
-            match insert_project(app, &team, project, Visibility::Team).await? {
+            let mut tx = app.store.begin().await?;
+            match insert_project(app, &mut *tx, &team, project, Visibility::Team).await? {
                 Some(row) => {
-                    app.audit_change(
+                    app.audit_change_in(
+                        &mut *tx,
                         ctx,
                         p,
                         "project.create",
                         &target,
                         json!({"visibility": "team", "on_first_write": true}),
                     )
-                    .await;
+                    .await?;
+                    tx.commit().await?;
                     view(app, &team, row).await?
                 }
                 // Created by a concurrent writer: decide again on what exists.
@@ -491,12 +513,14 @@ pub(crate) fn authorship(
         kind: p.kind_str().into(),
         id: p.id.clone(),
         name: p.name.clone(),
+        deleted: false,
     };
     let attributed_to = match attributed_user {
         Some((id, name)) => PrincipalRef {
             kind: "user".into(),
             id,
             name,
+            deleted: false,
         },
         None => created_by.clone(),
     };
@@ -611,17 +635,19 @@ pub async fn set_visibility(
     req: VisibilityChange,
 ) -> ServiceResult<ProjectOut> {
     let (mut v, team) = admin_project(app, ctx, p, entity_name, project).await?;
-    app.store
-        .set_project_visibility(&v.id, req.visibility.as_str())
+    let mut tx = app.store.begin().await?;
+    tx.set_project_visibility(&v.id, req.visibility.as_str())
         .await?;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.visibility",
         &format!("{}/{}", team.name, v.name),
         json!({"from": v.visibility, "to": req.visibility}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     v.visibility = req.visibility;
     Ok(v.into())
 }
@@ -723,27 +749,166 @@ pub async fn add_project_member(
             ));
         }
     };
-    app.store
-        .upsert_project_member(&ProjectMemberRow {
-            project_id: v.id.clone(),
-            principal_id,
-            principal_kind: kind.into(),
-            role: req.role.as_str().into(),
-            created_at: app.clock.now_ms(),
-        })
-        .await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.upsert_project_member(&ProjectMemberRow {
+        project_id: v.id.clone(),
+        principal_id,
+        principal_kind: kind.into(),
+        role: req.role.as_str().into(),
+        created_at: app.clock.now_ms(),
+    })
+    .await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.member.add",
         &format!("{}/{}", team.name, v.name),
         json!({"member": who, "role": req.role}),
     )
+    .await?;
+    tx.commit().await?;
+    let v = find_project(app, &team, &v.name)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
+    Ok(v.into())
+}
+
+/// One page of a team's projects the caller may read, and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectPage {
+    pub projects: Vec<ProjectOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Lists a team's projects by name, those the caller may read (`decide`
+/// with `read`, as opening each would): two queries per page, whatever its size.
+pub async fn list_projects(
+    app: &App,
+    p: &Principal,
+    entity_name: &str,
+    page: &crate::service::Page,
+) -> ServiceResult<ProjectPage> {
+    let team = entity(app, Some(p), entity_name).await?;
+    let limit = page.limit()?;
+    let (rows, members) = app
+        .store
+        .projects_page(&team.id, page.after(), limit)
+        .await?;
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.name.clone()))
+        .flatten();
+    let mut by_project: std::collections::HashMap<String, Vec<ProjectMember>> =
+        std::collections::HashMap::new();
+    for m in members {
+        by_project
+            .entry(m.project_id)
+            .or_default()
+            .push(ProjectMember {
+                principal_id: m.principal_id,
+                role: Role::parse(&m.role).unwrap_or(Role::Member),
+            });
+    }
+    let projects = rows
+        .into_iter()
+        .map(|row| ProjectView {
+            members: by_project.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            org_id: team.org_id.clone(),
+            team: team_ref(&team),
+            name: row.name,
+            visibility: Visibility::parse(&row.visibility).unwrap_or(Visibility::Restricted),
+        })
+        .filter(|v| decide(Some(p), Action::Read, Target::Project(v)).allowed())
+        .map(ProjectOut::from)
+        .collect();
+    Ok(ProjectPage {
+        projects,
+        next_after,
+    })
+}
+
+/// Removes an explicit project member (project admins, team admins, org
+/// admins). `member` is the member's id as listed, a username, or a service
+/// account's name.
+pub async fn remove_project_member(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+    member: &str,
+) -> ServiceResult<ProjectOut> {
+    let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
+    let mut ids = vec![member.to_string()];
+    if let Some(u) = app.store.user_by_username(member).await?
+        && u.org_id == p.org_id
+    {
+        ids.push(u.id);
+    }
+    if let Some(sa) = app.store.service_account_by_name(&p.org_id, member).await? {
+        ids.push(sa.id);
+    }
+    let found: Vec<&ProjectMember> = v
+        .members
+        .iter()
+        .filter(|m| ids.contains(&m.principal_id))
+        .collect();
+    let principal_id = match found.as_slice() {
+        [one] => one.principal_id.clone(),
+        [] => {
+            return Err(ServiceError::NotFound(format!(
+                "\"{}\" is not an explicit member of project \"{}/{}\"",
+                truncate(member, 64),
+                team.name,
+                v.name
+            )));
+        }
+        _ => {
+            return Err(ServiceError::Conflict(format!(
+                "\"{}\" names both a user and a service account that are members: give the member's id instead",
+                truncate(member, 64)
+            )));
+        }
+    };
+    app.store
+        .remove_project_member(&v.id, &principal_id)
+        .await?;
+    app.audit_change(
+        ctx,
+        p,
+        "project.member.remove",
+        &format!("{}/{}", team.name, v.name),
+        json!({"member": member, "principal_id": principal_id}),
+    )
     .await;
     let v = find_project(app, &team, &v.name)
         .await?
         .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
     Ok(v.into())
+}
+
+/// Deletes a project with its runs and members (project admins, team
+/// admins, org admins).
+pub async fn delete_project(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    entity_name: &str,
+    project: &str,
+) -> ServiceResult<()> {
+    let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
+    app.store.delete_project(&v.id).await?;
+    app.audit_change(
+        ctx,
+        p,
+        "project.delete",
+        &format!("{}/{}", team.name, v.name),
+        json!({"id": v.id}),
+    )
+    .await;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

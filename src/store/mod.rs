@@ -74,6 +74,10 @@ pub struct UserRow {
     pub email: String,
     pub role: String,
     pub created_at: i64,
+    /// A disabled person's every credential is refused.
+    pub disabled: bool,
+    /// Credentials issued before this instant (ms) are refused.
+    pub revoked_before: i64,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -148,6 +152,8 @@ pub struct SaRow {
     pub revoked_before: i64,
     pub max_token_lifetime_s: i64,
     pub created_at: i64,
+    /// Free text shown to admins.
+    pub description: String,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -156,6 +162,41 @@ pub struct BindingRow {
     pub issuer_id: String,
     /// `federation::policy::BindingSpec` as JSON.
     pub spec: String,
+    /// `enforce`, or `shadow` (matches are audited, nothing is minted).
+    pub mode: String,
+}
+
+/// A service account with what its listing shows, read in one query.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SaListRow {
+    #[sqlx(flatten)]
+    pub sa: SaRow,
+    pub team_name: String,
+    pub binding_issuer_id: Option<String>,
+    pub binding_spec: Option<String>,
+    pub binding_mode: Option<String>,
+}
+
+/// What remains of a deleted user or service account: its name, for the
+/// runs it logged.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DeletedPrincipalRow {
+    pub id: String,
+    pub org_id: String,
+    /// `user` or `service_account`.
+    pub kind: String,
+    pub name: String,
+    pub deleted_at: i64,
+}
+
+/// What still lives in a team (refuses its deletion unless asked to delete it all).
+#[derive(Clone, Debug, Default)]
+pub struct TeamContents {
+    pub projects: Vec<String>,
+    /// Team-scoped service accounts (deleted with the team when asked).
+    pub team_accounts: Vec<String>,
+    /// Org-scoped accounts whose default team it is (never deleted with it).
+    pub org_accounts_defaulting: Vec<String>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -252,6 +293,9 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Opens a transaction for an admin change and its audit event.
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+
     async fn insert_org(&self, org: &OrgRow) -> StoreResult<()>;
     async fn org_by_id(&self, id: &str) -> StoreResult<Option<OrgRow>>;
     async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRow>>;
@@ -261,6 +305,24 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRow>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRow>>;
+    /// One page of an org's users by username, after `after` (exclusive).
+    async fn users_of_org(
+        &self,
+        org_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRow>>;
+    /// Changes a user's email and org role.
+    async fn update_user(&self, id: &str, email: &str, role: &str) -> StoreResult<()>;
+    /// Disables (moving the revocation watermark to `now`) or enables a user.
+    async fn set_user_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()>;
+    /// Enabled org admins of an org (to keep at least one).
+    async fn count_enabled_admins(&self, org_id: &str) -> StoreResult<i64>;
+    /// Deletes a user with its memberships, revokes its keys and keeps its
+    /// name for its runs, atomically.
+    async fn delete_user(&self, user: &UserRow, now: i64) -> StoreResult<()>;
+    /// The name a deleted principal had.
+    async fn deleted_principal(&self, id: &str) -> StoreResult<Option<DeletedPrincipalRow>>;
 
     async fn insert_team(&self, team: &TeamRow) -> StoreResult<()>;
     async fn team_by_id(&self, id: &str) -> StoreResult<Option<TeamRow>>;
@@ -279,6 +341,15 @@ pub trait Store: Send + Sync + 'static {
     /// A user's teams, oldest membership first.
     async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>>;
     async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>>;
+    /// Removes a member; false when the user was not one.
+    async fn remove_team_member(&self, team_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// What still lives in a team.
+    async fn team_contents(&self, team_id: &str) -> StoreResult<TeamContents>;
+    /// Deletes a team with its projects (their runs, traces and members), its
+    /// memberships and its team-scoped service accounts (keys revoked, names
+    /// kept for their runs), atomically. Org-scoped accounts defaulting to it
+    /// make it a `Conflict`.
+    async fn delete_team(&self, team_id: &str, now: i64) -> StoreResult<()>;
 
     async fn insert_project(&self, project: &ProjectRow) -> StoreResult<()>;
     async fn project_by_name(&self, team_id: &str, name: &str) -> StoreResult<Option<ProjectRow>>;
@@ -286,6 +357,22 @@ pub trait Store: Send + Sync + 'static {
     async fn set_project_visibility(&self, project_id: &str, visibility: &str) -> StoreResult<()>;
     async fn project_members(&self, project_id: &str) -> StoreResult<Vec<ProjectMemberRow>>;
     async fn upsert_project_member(&self, member: &ProjectMemberRow) -> StoreResult<()>;
+    /// Removes an explicit member; false when it was not one.
+    async fn remove_project_member(
+        &self,
+        project_id: &str,
+        principal_id: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes a project with its runs, traces and members, atomically.
+    async fn delete_project(&self, project_id: &str) -> StoreResult<()>;
+    /// One page of a team's projects by name, after `after` (exclusive), and
+    /// the explicit members of those projects: two queries, whatever the page size.
+    async fn projects_page(
+        &self,
+        team_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<(Vec<ProjectRow>, Vec<ProjectMemberRow>)>;
 
     async fn insert_issuer(&self, issuer: &IssuerRow) -> StoreResult<()>;
     /// Replaces every setting of an issuer but its id, org and URL.
@@ -307,6 +394,25 @@ pub trait Store: Send + Sync + 'static {
     -> StoreResult<Option<SaRow>>;
     async fn service_accounts_of_org(&self, org_id: &str) -> StoreResult<Vec<SaRow>>;
     async fn service_accounts_of_team(&self, team_id: &str) -> StoreResult<Vec<SaRow>>;
+    /// One page of an org's accounts (or one team's team-scoped accounts) by
+    /// name, after `after` (exclusive), with team name and binding: one query.
+    async fn service_accounts_page(
+        &self,
+        org_id: &str,
+        team_id: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<SaListRow>>;
+    /// Replaces an account's name, description, team and lifetime, and its
+    /// binding if given, atomically.
+    async fn update_service_account(
+        &self,
+        sa: &SaRow,
+        binding: Option<&BindingRow>,
+    ) -> StoreResult<()>;
+    /// Deletes an account with its binding and memberships, revokes its keys
+    /// and keeps its name for its runs, atomically.
+    async fn delete_service_account(&self, sa: &SaRow, now: i64) -> StoreResult<()>;
     /// Every external account, for the in-memory federation index.
     async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>>;
     /// Disables (moving the revocation watermark to `now`) or enables.
@@ -329,6 +435,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()>;
     /// Live keys and keys retired after `retired_after`, newest first.
     async fn signing_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>>;
+    /// Replaces the stored private key of `kid` (`fedgate keys rewrap`).
+    async fn update_signing_key(&self, kid: &str, private_key: &str) -> StoreResult<()>;
     /// Retires every live key except `keep_kid`.
     async fn retire_signing_keys_except(&self, keep_kid: &str, now: i64) -> StoreResult<()>;
 
@@ -365,8 +473,13 @@ pub trait Store: Send + Sync + 'static {
     /// nothing to do for the single-replica SQLite store).
     async fn publish_change(&self, change: &str) -> StoreResult<()>;
     /// Where `publish_change` sends, for `crate::replication` to subscribe;
-    /// `None` for a store that only one replica can use (SQLite).
+    /// `None` for a store without push notifications (SQLite: see `poll_changes`).
     fn change_feed(&self) -> Option<ChangeFeed>;
+    /// For a store without push notifications (SQLite): the changes other
+    /// processes published after sequence number `after` (each
+    /// `"<origin> <change>"`) and the last sequence number seen; `None` for a
+    /// store whose changes are pushed ([`Store::change_feed`]).
+    async fn poll_changes(&self, after: i64) -> StoreResult<Option<(i64, Vec<String>)>>;
     async fn audit_of_org(
         &self,
         org_id: &str,
@@ -375,18 +488,70 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditRow>>;
 }
 
+/// One transaction of writes. An admin change and its audit event are
+/// stored through one of these (`App::audit_change_in`), so the event is
+/// durable exactly when the change is, before the change is acknowledged.
+/// Dropped without [`StoreTx::commit`], it rolls back. The store's own
+/// single writes of the same names run through it too.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn insert_org(&mut self, org: &OrgRow) -> StoreResult<()>;
+    async fn insert_user(&mut self, user: &UserRow) -> StoreResult<()>;
+    async fn insert_team(&mut self, team: &TeamRow) -> StoreResult<()>;
+    async fn upsert_team_member(
+        &mut self,
+        team_id: &str,
+        user_id: &str,
+        role: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn insert_project(&mut self, project: &ProjectRow) -> StoreResult<()>;
+    async fn set_project_visibility(
+        &mut self,
+        project_id: &str,
+        visibility: &str,
+    ) -> StoreResult<()>;
+    async fn upsert_project_member(&mut self, member: &ProjectMemberRow) -> StoreResult<()>;
+    async fn insert_issuer(&mut self, issuer: &IssuerRow) -> StoreResult<()>;
+    async fn update_issuer(&mut self, issuer: &IssuerRow) -> StoreResult<()>;
+    /// `Conflict` if a binding uses it; false if there is no such issuer.
+    async fn delete_issuer(&mut self, id: &str) -> StoreResult<bool>;
+    async fn insert_service_account(
+        &mut self,
+        sa: &SaRow,
+        binding: Option<&BindingRow>,
+    ) -> StoreResult<()>;
+    async fn set_service_account_disabled(
+        &mut self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn insert_api_key(&mut self, key: &ApiKeyRow) -> StoreResult<()>;
+    /// False when `owner_id` has no such live key.
+    async fn revoke_api_key(&mut self, owner_id: &str, key_id: &str, now: i64)
+    -> StoreResult<bool>;
+    async fn insert_audit(&mut self, events: &[NewAudit]) -> StoreResult<()>;
+    /// Makes every write of the transaction durable, or none.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
 /// The backend-specific half of change propagation.
 #[async_trait]
 pub trait ChangeBus {
-    /// Publishes one encoded [`crate::state::Change`].
+    /// Publishes one encoded [`crate::change::Change`].
     async fn publish(&self, change: &str) -> StoreResult<()>;
     /// The feed replicas subscribe to; `None` when there are no other replicas.
     fn feed(&self) -> Option<ChangeFeed> {
         None
     }
+    /// See [`Store::poll_changes`].
+    async fn poll(&self, _after: i64) -> StoreResult<Option<(i64, Vec<String>)>> {
+        Ok(None)
+    }
 }
 
-/// A PostgreSQL NOTIFY channel carrying encoded [`crate::state::Change`]s,
+/// A PostgreSQL NOTIFY channel carrying encoded [`crate::change::Change`]s,
 /// and the store's pool, whose connect options (schema, `application_name`)
 /// the listener's own connection reuses.
 #[derive(Clone, Debug)]

@@ -755,7 +755,7 @@ async fn the_github_actions_guide_runs_with_the_test_idp_as_github() {
     assert_eq!(r.status(), 201);
     let b: Value = r.json().await.unwrap();
     assert_eq!(
-        b["binding"]["spec"]["claims"],
+        b["binding"]["claims"],
         json!({"repository_id": "703518824", "ref_protected": "true"}),
         "{b}"
     );
