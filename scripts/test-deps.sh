@@ -16,6 +16,8 @@ DEPS=(
   "jq:jq"
   "openssl:openssl"
   "xxd:xxd"
+  # The reverse proxy of the --trusted-proxies test (tests/it/edge.rs).
+  "nginx:nginx"
 )
 
 PG_URL="${FEDGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"

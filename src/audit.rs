@@ -1,7 +1,11 @@
 //! The audit log: every exchange, every denial, every admin change.
 //!
-//! Events are queued in memory and written in batches by one background task,
-//! off the request path. Nothing is lost: a full queue applies back-pressure
+//! An admin change's event is not queued: it is stored in the change's own
+//! transaction (`App::audit_change_in`), so it is durable before the change
+//! is acknowledged. Every other event (exchanges, denials) is queued in
+//! memory and written in batches by one background task, off the request
+//! path: a crash (not a shutdown, which flushes) loses what was queued,
+//! at most [`LINGER`] of events plus the batch being written. Nothing is lost: a full queue applies back-pressure
 //! instead of dropping, a failed batch is retried, `flush` waits until what
 //! was queued before it is stored, and shutdown flushes.
 //!
@@ -64,6 +68,25 @@ pub struct AuditEvent {
     pub details: String,
 }
 
+impl AuditEvent {
+    /// The row to store: the event with an id and a time.
+    pub fn stamp(self, now_ms: i64) -> NewAudit {
+        NewAudit {
+            id: crate::secrets::new_sortable_id("ev", now_ms),
+            org_id: self.org_id,
+            at: now_ms,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            outcome: self.outcome,
+            reason: self.reason,
+            client_request_id: client_request_id(&self.request_id),
+            request_id: self.request_id,
+            details: self.details,
+        }
+    }
+}
+
 enum Msg {
     Event(Box<NewAudit>),
     Flush(oneshot::Sender<()>),
@@ -96,19 +119,7 @@ impl AuditSink {
 
     /// Queues an event, stamped with `now_ms`.
     pub async fn record(&self, e: AuditEvent, now_ms: i64) {
-        let row = NewAudit {
-            id: crate::secrets::new_sortable_id("ev", now_ms),
-            org_id: e.org_id,
-            at: now_ms,
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            outcome: e.outcome,
-            reason: e.reason,
-            client_request_id: client_request_id(&e.request_id),
-            request_id: e.request_id,
-            details: e.details,
-        };
+        let row = e.stamp(now_ms);
         self.depth.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Event(Box::new(row))).await.is_err() {
             self.depth.fetch_sub(1, Ordering::Relaxed);

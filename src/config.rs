@@ -22,6 +22,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create an organization and its admin offline; prints {"org","username","api_key"}.
     Bootstrap(BootstrapArgs),
+    /// Write one consistent, self-contained copy of a SQLite store to OUT
+    /// while the server runs (PostgreSQL: says what to run instead).
+    Backup(BackupArgs),
     /// Manage fedgate's own token-signing keys.
     Keys {
         #[command(subcommand)]
@@ -137,7 +140,42 @@ pub enum KeysCommand {
         /// Algorithm of the new key: ES256 or EdDSA.
         #[arg(long, env = "FEDGATE_SIGNING_ALG", default_value = "ES256")]
         alg: String,
+        #[command(flatten)]
+        kek: KekArgs,
     },
+    /// Re-encrypt every stored signing key under the first key of
+    /// --key-encryption-key-file (decrypting with any key in that file), or
+    /// with --decrypt store them unencrypted: how a key-encryption key is
+    /// introduced, rotated or removed (docs/operations.md).
+    Rewrap {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        kek: KekArgs,
+        /// Store the signing keys unencrypted (decrypting with the file's keys).
+        #[arg(long)]
+        decrypt: bool,
+    },
+}
+
+/// The key-encryption key of the signing keys at rest.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KekArgs {
+    /// File of 256-bit key-encryption keys, one per line (base64 or hex, e.g.
+    /// from `openssl rand -base64 32`): new signing keys are stored encrypted
+    /// (AES-256-GCM) with the first, any of them decrypts [default: stored
+    /// unencrypted].
+    #[arg(long, env = "FEDGATE_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+}
+
+/// `fedgate backup` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The file to write (must not exist yet); created mode 0600.
+    pub out: PathBuf,
 }
 
 /// Where the store is.
@@ -162,6 +200,9 @@ pub struct BootstrapArgs {
     /// Email of that admin.
     #[arg(long)]
     pub email: String,
+    /// Seals the first signing key, when this creates it.
+    #[command(flatten)]
+    pub kek: KekArgs,
 }
 
 /// `fedgate serve` flags. Unset flags fall back to the environment, the file, the default.
@@ -221,6 +262,19 @@ pub struct ServeArgs {
     /// variable rather than the flag: errors name the place to fix.
     #[arg(skip)]
     pub from_env: Vec<String>,
+    /// Comma-separated CIDRs of reverse proxies / load balancers whose
+    /// `X-Forwarded-For` is believed (client address = the rightmost address
+    /// not in these) [default: none: the peer address is the client].
+    #[arg(long, env = "FEDGATE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// File with the 256-bit key-encryption key of the signing keys at rest
+    /// (see `fedgate keys rewrap`) [default: signing keys stored unencrypted].
+    #[arg(long, env = "FEDGATE_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// On SIGTERM / Ctrl-C, how many seconds in-flight requests may take to
+    /// finish before the server closes them and exits [default: 10].
+    #[arg(long, env = "FEDGATE_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<u64>,
 }
 
 /// Default `--request-timeout`: far above any legitimate request (a JWKS
@@ -246,6 +300,9 @@ struct FileConfig {
     jwks_refresh_cooldown: Option<u64>,
     exchange_rate_limit: Option<u32>,
     no_bootstrap: Option<bool>,
+    trusted_proxies: Option<String>,
+    key_encryption_key_file: Option<PathBuf>,
+    shutdown_timeout: Option<u64>,
     request_timeout: Option<u64>,
 }
 
@@ -269,6 +326,12 @@ pub struct ServeConfig {
     /// Exchanges per second per client address; 0 = unlimited.
     pub exchange_rate_limit: u32,
     pub bootstrap: bool,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
+    /// Where the key-encryption key of the signing keys is, if any.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// How long in-flight requests may run on after a shutdown signal.
+    pub shutdown_timeout_s: u64,
     /// Every route's time limit, in seconds.
     pub request_timeout_s: u64,
 }
@@ -407,6 +470,19 @@ impl ServeArgs {
             jwks_refresh_cooldown_s,
             exchange_rate_limit,
             bootstrap: !(self.no_bootstrap || file.no_bootstrap.unwrap_or(false)),
+            trusted_proxies: crate::proxy::TrustedProxies::parse(
+                &self
+                    .trusted_proxies
+                    .or(file.trusted_proxies)
+                    .unwrap_or_default(),
+            )?,
+            key_encryption_key_file: self
+                .key_encryption_key_file
+                .or(file.key_encryption_key_file),
+            shutdown_timeout_s: self
+                .shutdown_timeout
+                .or(file.shutdown_timeout)
+                .unwrap_or(10),
             request_timeout_s: request_timeout,
         })
     }

@@ -11,6 +11,7 @@ pub mod apikey;
 pub mod audit;
 pub mod auth_cache;
 pub mod authz;
+pub mod backup;
 pub mod change;
 pub mod client;
 pub mod clock;
@@ -19,8 +20,10 @@ pub mod console;
 pub mod federation;
 pub mod form;
 pub mod http;
+pub mod kek;
 pub mod metrics;
 pub mod model;
+pub mod proxy;
 pub mod ratelimit;
 pub mod replication;
 pub mod secrets;
@@ -29,7 +32,6 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -54,7 +56,7 @@ pub struct Built {
     /// Set when an empty store was bootstrapped: the admin key, to print once.
     pub bootstrapped: Option<Bootstrapped>,
     audit_task: tokio::task::JoinHandle<()>,
-    /// The PostgreSQL change listener (None on SQLite); stops when dropped.
+    /// The change listener (PostgreSQL) or poller (SQLite); stops when dropped.
     _replication: Option<replication::Replication>,
 }
 
@@ -77,12 +79,14 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         ..FetchPolicy::default()
     };
     let fetcher = tokio::task::spawn_blocking(move || HttpFetcher::new(fetch_policy));
+    let kek = kek::Kek::load_optional(config.key_encryption_key_file.as_deref())?;
     let store = store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let signer = Signer::load(
+    let signer = Signer::load_with(
         &store,
         &config.public_url,
         &config.signing_alg,
+        kek,
         clock.now_ms(),
     )
     .await?;
@@ -147,7 +151,9 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
 
 impl Built {
     /// Serves on `listener` (and `/metrics` on `--metrics-listen`, if set)
-    /// until `shutdown` completes, then flushes the audit log.
+    /// until `shutdown` completes: then stops accepting, lets the requests in
+    /// flight finish for up to `--shutdown-timeout` (closing what is left
+    /// after that; see [`http::serve`]), and flushes the audit log.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -186,12 +192,13 @@ impl Built {
             })
         });
         let router = router(self.state.clone());
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let grace = std::time::Duration::from_secs(self.state.config.shutdown_timeout_s);
+        if !http::serve::serve(listener, router, shutdown, grace).await {
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "requests still in flight after --shutdown-timeout; closing them"
+            );
+        }
         if let Some(t) = metrics_task {
             let _ = t.await;
         }
@@ -202,9 +209,24 @@ impl Built {
     }
 }
 
-/// `fedgate serve`: bind, print the bootstrap key once, serve until Ctrl-C / SIGTERM.
+/// `fedgate serve`: bind, open the store (bootstrapping an empty one and
+/// printing its admin key once), serve until Ctrl-C / SIGTERM.
+///
+/// The port is bound first: a server that cannot listen must fail before it
+/// creates an organization whose admin key would be printed and lost.
 pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let listen = config.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (--metrics-listen): {e}"))?,
+        ),
+        None => None,
+    };
     let built = build(config).await?;
     if let Some(b) = &built.bootstrapped {
         println!(
@@ -212,11 +234,15 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
             b.org, b.username, b.api_key
         );
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    if !built.state.config.bootstrap && built.state.store.count_orgs().await? == 0 {
+        tracing::warn!(
+            "the store has no organization and --no-bootstrap is set, so nobody can sign in; \
+             create one with: fedgate bootstrap --database-url URL --org NAME --admin USERNAME --email EMAIL \
+             (it prints the admin's API key), or start once without --no-bootstrap"
+        );
+    }
     tracing::info!(addr = %listener.local_addr()?, "fedgate listening");
-    built.serve(listener, shutdown_signal()).await
+    built.serve_with(listener, metrics, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -58,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(args) => {
             let config = ServeArgs {
                 database_url: Some(args.db.database_url),
+                key_encryption_key_file: args.kek.key_encryption_key_file,
                 no_bootstrap: true,
                 ..ServeArgs::default()
             }
@@ -75,13 +76,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
+        Command::Backup(args) => print_json(serde_json::to_value(
+            fedgate::backup::backup(&args.db.database_url, &args.out).await?,
+        )?),
         Command::Keys {
-            command: KeysCommand::Rotate { db, alg },
+            command: KeysCommand::Rotate { db, alg, kek },
         } => {
+            let kek = fedgate::kek::Kek::load_optional(kek.key_encryption_key_file.as_deref())?;
             let store = fedgate::store::open(&db.database_url).await?;
             let now = fedgate::clock::Clock::now_ms(&fedgate::clock::SystemClock);
-            let kid = fedgate::tokens::rotate(&store, &alg, now).await?;
+            let kid = fedgate::tokens::rotate_with(&store, &alg, kek.as_deref(), now).await?;
             println!("{}", serde_json::json!({"kid": kid, "alg": alg}));
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rewrap { db, kek, decrypt },
+        } => {
+            let kek = fedgate::kek::Kek::load_optional(kek.key_encryption_key_file.as_deref())?;
+            let store = fedgate::store::open(&db.database_url).await?;
+            let n = fedgate::tokens::rewrap(&store, kek.as_deref(), decrypt).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "rewrapped": n,
+                    "key_encryption_key": if decrypt { None } else { kek.as_ref().map(|k| k.current_id().to_string()) },
+                })
+            );
             Ok(())
         }
         Command::Login(x) => print_json(client(x)?.login().await?),

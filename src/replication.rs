@@ -19,7 +19,11 @@
 //! periodic resync ([`RESYNC_INTERVAL`]) bounds the staleness left by a loss
 //! nobody noticed, e.g. a half-open TCP connection.
 //!
-//! SQLite has no change feed (one replica only); [`start`] does nothing there.
+//! SQLite has no LISTEN/NOTIFY. There, publishing appends a row to table
+//! `changes`, and every server on the file polls it every [`POLL_INTERVAL`]
+//! for rows other processes appended (`fedgate keys rotate`, a second server
+//! on the same file), applying them like notifications, beside the same
+//! periodic resync.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -34,6 +38,8 @@ use crate::store::ChangeFeed;
 /// keys, and forgets its cached API keys and principals, whether or not a
 /// notification said so.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a server on SQLite looks for changes other processes made.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long `start` waits for the first subscription before going on (the
 /// background task keeps trying).
 const FIRST_SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,7 +64,9 @@ impl Drop for Replication {
 /// replica hears every change made after it starts serving. The tasks hold
 /// only a weak reference to `app` and end when it is gone.
 pub async fn start(app: &Arc<App>) -> Option<Replication> {
-    let feed = app.store.change_feed()?;
+    let Some(feed) = app.store.change_feed() else {
+        return start_polling(app).await;
+    };
     // A pool of its own (same connect options: schema, application_name), so
     // that a reconnect never waits behind requests for a connection.
     let feed = ChangeFeed {
@@ -90,6 +98,69 @@ pub async fn start(app: &Arc<App>) -> Option<Replication> {
     Some(Replication {
         tasks: vec![listener, periodic],
     })
+}
+
+/// The SQLite half of [`start`]: polls the store's `changes` table.
+async fn start_polling(app: &Arc<App>) -> Option<Replication> {
+    // The first poll only finds where the log ends now: the caches were
+    // loaded from the store just before.
+    let last = match app.store.poll_changes(0).await {
+        Ok(None) => return None,
+        Ok(Some((last, _))) => Some(last),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the change log yet; retrying");
+            None
+        }
+    };
+    let weak = Arc::downgrade(app);
+    let poller = tokio::spawn(poll_forever(weak.clone(), last));
+    let periodic = tokio::spawn(resync_periodically(weak));
+    Some(Replication {
+        tasks: vec![poller, periodic],
+    })
+}
+
+/// Applies what other processes published, every [`POLL_INTERVAL`], until
+/// `app` is gone.
+async fn poll_forever(app: Weak<App>, mut last: Option<i64>) {
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures: u32 = 0;
+    loop {
+        tick.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        match app.store.poll_changes(last.unwrap_or(0)).await {
+            Ok(None) => return,
+            Ok(Some((seq, changes))) => {
+                if last.is_none() {
+                    // Unknown start: whatever happened meanwhile, reread it all.
+                    resync(&app, Resync::Full).await;
+                } else {
+                    for payload in &changes {
+                        let (_, change) = split_origin(payload);
+                        match Change::decode(change) {
+                            Some(change) => {
+                                tracing::debug!(change = %payload, "change from another process");
+                                app.apply(&change).await;
+                            }
+                            None => tracing::warn!(
+                                payload = %crate::model::truncate(payload, 80),
+                                "ignoring an unknown change (a newer fedgate?)"
+                            ),
+                        }
+                    }
+                }
+                last = Some(seq);
+                failures = 0;
+            }
+            Err(e) => {
+                if failures.is_multiple_of(60) {
+                    tracing::warn!(error = %e, "cannot read the change log; retrying");
+                }
+                failures = failures.saturating_add(1);
+            }
+        }
+    }
 }
 
 async fn subscribe(feed: &ChangeFeed) -> Result<PgListener, sqlx::Error> {

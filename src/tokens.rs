@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use crate::kek::Kek;
 use crate::secrets::{new_id, sha256_hex};
 use crate::store::{DynStore, SigningKeyRow};
 
@@ -176,8 +177,37 @@ pub fn generate_key(alg: &str, now: i64) -> anyhow::Result<SigningKeyRow> {
 /// are told at once (`signing_keys` change); one that misses it still loads
 /// the new key on its periodic resync or on the first token it cannot verify.
 pub async fn rotate(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<String> {
+    rotate_with(store, alg, None, now).await
+}
+
+/// [`rotate`], storing the new key sealed with `kek` when given. Without a
+/// KEK on a store whose keys are sealed it refuses, rather than store the
+/// new key in the clear.
+pub async fn rotate_with(
+    store: &DynStore,
+    alg: &str,
+    kek: Option<&Kek>,
+    now: i64,
+) -> anyhow::Result<String> {
+    if kek.is_none()
+        && let Some(sealed) = store
+            .signing_keys(now - RETIRED_KEY_GRACE_MS)
+            .await?
+            .iter()
+            .find_map(|r| crate::kek::sealed_with(&r.private_key).map(String::from))
+    {
+        anyhow::bail!(
+            "the stored signing keys are encrypted (key-encryption key {sealed}): pass --key-encryption-key-file"
+        );
+    }
     let row = generate_key(alg, now)?;
-    store.insert_signing_key(&row).await?;
+    // Check the KEK opens what is stored before adding a key under it.
+    for r in store.signing_keys(now - RETIRED_KEY_GRACE_MS).await? {
+        crate::kek::open_row(&r, kek)?;
+    }
+    store
+        .insert_signing_key(&crate::kek::seal_row(row.clone(), kek)?)
+        .await?;
     store.retire_signing_keys_except(&row.kid, now).await?;
     if let Err(e) = store
         .publish_change(&crate::change::Change::SigningKeys.encode())
@@ -186,6 +216,37 @@ pub async fn rotate(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<Str
         tracing::warn!(error = %e, "key rotated, but replicas were not notified; they pick it up within a minute");
     }
     Ok(row.kid)
+}
+
+/// `fedgate keys rewrap`: stores every signing key (retired ones too) sealed
+/// under `kek`'s first key, or in the clear when `decrypt`; opens them with
+/// any key of `kek`. Returns how many rows were rewritten. Running servers
+/// reload their keys (`signing_keys` change); each must already have a KEK
+/// file that opens the new form.
+pub async fn rewrap(store: &DynStore, kek: Option<&Kek>, decrypt: bool) -> anyhow::Result<usize> {
+    if kek.is_none() && !decrypt {
+        anyhow::bail!(
+            "pass --key-encryption-key-file (and --decrypt to store the keys unencrypted)"
+        );
+    }
+    let rows = store.signing_keys(i64::MIN).await?;
+    // Open them all before changing any: a wrong file changes nothing.
+    let plain = rows
+        .iter()
+        .map(|r| crate::kek::open_row(r, kek))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for row in plain {
+        let kid = row.kid.clone();
+        let stored = crate::kek::seal_row(row, if decrypt { None } else { kek })?;
+        store.update_signing_key(&kid, &stored.private_key).await?;
+    }
+    if let Err(e) = store
+        .publish_change(&crate::state::Change::SigningKeys.encode())
+        .await
+    {
+        tracing::warn!(error = %e, "keys rewrapped, but running servers were not notified");
+    }
+    Ok(rows.len())
 }
 
 struct Keyring {
@@ -199,6 +260,8 @@ pub struct Signer {
     issuer: String,
     verified: Cache<String, Arc<AccessClaims>>,
     last_reload: std::sync::Mutex<i64>,
+    /// Opens the stored keys and seals a first one (`--key-encryption-key-file`).
+    kek: Option<Arc<Kek>>,
 }
 
 impl Signer {
@@ -209,7 +272,18 @@ impl Signer {
         alg: &str,
         now: i64,
     ) -> anyhow::Result<Signer> {
-        let ring = load_ring(store, alg, now).await?;
+        Self::load_with(store, issuer, alg, None, now).await
+    }
+
+    /// [`Signer::load`] with the key-encryption key of the stored keys.
+    pub async fn load_with(
+        store: &DynStore,
+        issuer: &str,
+        alg: &str,
+        kek: Option<Arc<Kek>>,
+        now: i64,
+    ) -> anyhow::Result<Signer> {
+        let ring = load_ring(store, alg, kek.as_deref(), now).await?;
         Ok(Signer {
             ring: RwLock::new(Arc::new(ring)),
             issuer: issuer.to_string(),
@@ -218,6 +292,7 @@ impl Signer {
                 .time_to_live(Duration::from_secs(12 * 3600))
                 .build(),
             last_reload: std::sync::Mutex::new(0),
+            kek,
         })
     }
 
@@ -229,7 +304,7 @@ impl Signer {
         } else {
             "ES256"
         };
-        let ring = load_ring(store, alg, now).await?;
+        let ring = load_ring(store, alg, self.kek.as_deref(), now).await?;
         if let Ok(mut guard) = self.ring.write() {
             *guard = Arc::new(ring);
         }
@@ -357,17 +432,25 @@ impl Signer {
     }
 }
 
-async fn load_ring(store: &DynStore, alg: &str, now: i64) -> anyhow::Result<Keyring> {
+async fn load_ring(
+    store: &DynStore,
+    alg: &str,
+    kek: Option<&Kek>,
+    now: i64,
+) -> anyhow::Result<Keyring> {
     let mut rows = store.signing_keys(now - RETIRED_KEY_GRACE_MS).await?;
     if !rows.iter().any(|r| r.retired_at.is_none()) {
-        let row = generate_key(alg, now)?;
+        let row = crate::kek::seal_row(generate_key(alg, now)?, kek)?;
         store.insert_signing_key(&row).await?;
         rows = store.signing_keys(now - RETIRED_KEY_GRACE_MS).await?;
     }
     let mut by_kid = HashMap::new();
     let mut current: Option<Arc<SigningKey>> = None;
     for row in &rows {
-        let key = Arc::new(SigningKey::from_row(row)?);
+        if kek.is_some() && crate::kek::sealed_with(&row.private_key).is_none() {
+            tracing::warn!(kid = %row.kid, "signing key stored unencrypted although --key-encryption-key-file is set; run: fedgate keys rewrap");
+        }
+        let key = Arc::new(SigningKey::from_row(&crate::kek::open_row(row, kek)?)?);
         // Rows come newest first: the first live one signs.
         if current.is_none() && row.retired_at.is_none() {
             current = Some(key.clone());

@@ -83,6 +83,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The client's address (set by the same middleware; see `crate::proxy`).
+/// Absent for in-process callers, which have no peer.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
@@ -92,6 +97,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestCtx {
                 .get::<RequestId>()
                 .map(|r| r.0.clone())
                 .unwrap_or_default(),
+            client_addr: parts.extensions.get::<ClientAddr>().map(|c| c.0),
         })
     }
 }

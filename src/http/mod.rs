@@ -8,6 +8,7 @@ pub mod graphql;
 pub mod lifecycle;
 pub mod openapi;
 pub mod ops;
+pub mod serve;
 pub mod token;
 pub mod traces;
 pub mod wellknown;
@@ -24,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::http::error::ApiError;
-use crate::http::extract::RequestId;
+use crate::http::extract::{ClientAddr, RequestId};
 use crate::state::AppState;
 
 /// Largest request body accepted anywhere (the token endpoint's form included).
@@ -181,6 +182,8 @@ async fn render_metrics(State(app): State<AppState>) -> Response {
 ///   the id an operator finds its events by);
 /// - latency by matched route (a template, never the raw path, so the label
 ///   set stays bounded);
+/// - the client's address: the peer, or behind `--trusted-proxies` the
+///   rightmost untrusted `X-Forwarded-For` hop (`crate::proxy`).
 /// - the request timeout (`--request-timeout`): body upload and handler
 ///   together; past it the handler's future is dropped and the caller gets
 ///   503 `request_timeout` with `Retry-After`.
@@ -203,6 +206,14 @@ async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> R
     let id = crate::secrets::new_id("req");
     let header = HeaderValue::from_str(&id);
     req.extensions_mut().insert(RequestId(id.clone()));
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let client = app.config.trusted_proxies.client(peer, req.headers());
+        req.extensions_mut().insert(ClientAddr(client));
+    }
     let ids = crate::audit::RequestIds { own: id, client };
     let limit = std::time::Duration::from_secs(app.config.request_timeout_s);
     let run = crate::audit::REQUEST_IDS.scope(ids, next.run(req));

@@ -2,9 +2,8 @@
 //! `POST /oauth/introspect` (RFC 7662).
 
 use axum::Json;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -137,12 +136,9 @@ async fn token_result(
     ctx: &RequestCtx,
     req: Request,
 ) -> Result<exchange::TokenResponse, TokenRefusal> {
-    // In-process callers (benches, `oneshot`) have no peer address: not limited.
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(Err(wait)) = peer.map(|ip| app.limiter.check(ip)) {
+    // In-process callers (benches, `oneshot`) have no peer address: not
+    // limited. Behind `--trusted-proxies`, each client has its own bucket.
+    if let Some(Err(wait)) = ctx.client_addr.map(|ip| app.limiter.check(ip)) {
         let e = OAuthError::new(
             "slow_down",
             "too many token requests from this address; retry after the Retry-After delay",

@@ -12,7 +12,9 @@ use crate::model::{OrgRole, Principal, Role, SaScope, TeamRef, check_email, chec
 use crate::secrets::{Secret, key_prefix, new_api_key, new_id, sha256_hex};
 use crate::service::{Page, RequestCtx, ServiceError, ServiceResult, conflict};
 use crate::state::{App, Change};
-use crate::store::{ApiKeyRow, AuditFilter, AuditRow, OrgRow, SaListRow, SaRow, TeamRow, UserRow};
+use crate::store::{
+    ApiKeyRow, AuditFilter, AuditRow, OrgRow, SaListRow, SaRow, StoreTx, TeamRow, UserRow,
+};
 
 /// Default and ceiling for a service account's minted-token lifetime.
 pub const DEFAULT_SA_MAX_LIFETIME_S: i64 = 3600;
@@ -52,7 +54,9 @@ impl App {
         Err(ServiceError::from_decision(d))
     }
 
-    /// Records a successful admin change.
+    /// Queues the audit event of an admin action that changes nothing in
+    /// the store (e.g. a key refresh). A change to the store audits in its
+    /// own transaction instead: [`App::audit_change_in`].
     pub async fn audit_change(
         &self,
         ctx: &RequestCtx,
@@ -72,6 +76,37 @@ impl App {
             details: details.to_string(),
         })
         .await;
+    }
+
+    /// Stores a successful admin change's audit event in the change's own
+    /// transaction `tx`: committed together, so no acknowledged change is
+    /// missing from the audit log, even after a crash. Every admin change
+    /// goes through this (exchanges and denials are queued instead).
+    pub async fn audit_change_in(
+        &self,
+        tx: &mut dyn StoreTx,
+        ctx: &RequestCtx,
+        p: &Principal,
+        action: &str,
+        target: &str,
+        mut details: serde_json::Value,
+    ) -> ServiceResult<()> {
+        if let (Some(ip), Some(obj)) = (ctx.client_addr, details.as_object_mut()) {
+            obj.insert("client".into(), json!(ip.to_string()));
+        }
+        let row = AuditEvent {
+            org_id: p.org_id.clone(),
+            actor: actor(p),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: "success".into(),
+            reason: String::new(),
+            request_id: ctx.request_id.clone(),
+            details: details.to_string(),
+        }
+        .stamp(self.clock.now_ms());
+        tx.insert_audit(std::slice::from_ref(&row)).await?;
+        Ok(())
     }
 
     /// The org named `org`, if `p` is one of its admins (404 for another
@@ -214,22 +249,24 @@ pub async fn create_user(
         disabled: false,
         revoked_before: 0,
     };
-    app.store
-        .insert_user(&row)
+    let mut tx = app.store.begin().await?;
+    tx.insert_user(&row)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!(
             "a user named \"{}\" or with that email",
             req.username
         )))?;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "user.create",
         &format!("user:{}", row.username),
         json!({"role": row.role}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(row.into())
 }
 
@@ -261,9 +298,10 @@ impl From<ApiKeyRow> for KeyInfo {
     }
 }
 
-/// Creates and stores a key for `owner_id`; returns the secret, once.
+/// Creates and stores (in `tx`) a key for `owner_id`; returns the secret, once.
 pub(crate) async fn mint_key(
     app: &App,
+    tx: &mut dyn StoreTx,
     owner_id: &str,
     owner_kind: &str,
 ) -> ServiceResult<(String, Secret)> {
@@ -278,7 +316,7 @@ pub(crate) async fn mint_key(
         last_used_at: None,
         revoked_at: None,
     };
-    app.store.insert_api_key(&row).await?;
+    tx.insert_api_key(&row).await?;
     Ok((row.id, secret))
 }
 
@@ -319,15 +357,18 @@ pub async fn create_user_key(
     username: &str,
 ) -> ServiceResult<NewKeyOut> {
     let user = user_key_target(app, ctx, p, username).await?;
-    let (id, secret) = mint_key(app, &user.id, "user").await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    let (id, secret) = mint_key(app, &mut *tx, &user.id, "user").await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "api_key.create",
         &format!("user:{}", user.username),
         json!({"key_id": id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(NewKeyOut {
         id,
         api_key: secret.expose().to_string(),
@@ -379,8 +420,8 @@ async fn revoke_key(
     target: &str,
     key_id: &str,
 ) -> ServiceResult<()> {
-    if !app
-        .store
+    let mut tx = app.store.begin().await?;
+    if !tx
         .revoke_api_key(owner_id, key_id, app.clock.now_ms())
         .await?
     {
@@ -389,9 +430,17 @@ async fn revoke_key(
             crate::model::truncate(key_id, 64)
         )));
     }
+    app.audit_change_in(
+        &mut *tx,
+        ctx,
+        p,
+        "api_key.revoke",
+        target,
+        json!({"key_id": key_id}),
+    )
+    .await?;
+    tx.commit().await?;
     app.changed(Change::ApiKeys).await;
-    app.audit_change(ctx, p, "api_key.revoke", target, json!({"key_id": key_id}))
-        .await;
     Ok(())
 }
 
@@ -456,19 +505,21 @@ pub async fn create_team(
         name: req.name.clone(),
         created_at: app.clock.now_ms(),
     };
-    app.store
-        .insert_team(&row)
+    let mut tx = app.store.begin().await?;
+    tx.insert_team(&row)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("a team named \"{}\"", req.name)))?;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "team.create",
         &format!("team:{}", row.name),
         json!({}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(TeamOut {
         id: row.id,
         name: row.name,
@@ -532,18 +583,20 @@ pub async fn add_team_member(
             )));
         }
     };
-    app.store
-        .upsert_team_member(&team.id, &user.id, req.role.as_str(), app.clock.now_ms())
+    let mut tx = app.store.begin().await?;
+    tx.upsert_team_member(&team.id, &user.id, req.role.as_str(), app.clock.now_ms())
         .await?;
-    app.changed(Change::Principal(user.id.clone())).await;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "team.member.add",
         &format!("team:{}", team.name),
         json!({"username": user.username, "role": req.role.as_str()}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Principal(user.id.clone())).await;
     Ok(MemberOut {
         team: team.name,
         username: user.username,
@@ -781,23 +834,25 @@ pub async fn create_org_sa(
         created_at: app.clock.now_ms(),
         description,
     };
-    app.store
-        .insert_service_account(&row, None)
+    let mut tx = app.store.begin().await?;
+    tx.insert_service_account(&row, None)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!(
             "a service account named \"{}\"",
             req.name
         )))?;
-    let (key_id, secret) = mint_key(app, &row.id, "service_account").await?;
-    app.audit_change(
+    let (key_id, secret) = mint_key(app, &mut *tx, &row.id, "service_account").await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "service_account.create",
         &format!("service_account:{}", row.name),
         json!({"scope": "org", "default_team": team.name, "auth": "builtin", "key_id": key_id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     sa_out(app, &row, &org.name, Some(secret.expose().to_string())).await
 }
 
@@ -858,8 +913,8 @@ pub async fn create_team_sa(
         created_at: app.clock.now_ms(),
         description,
     };
-    app.store
-        .insert_service_account(&row, binding.as_ref())
+    let mut tx = app.store.begin().await?;
+    tx.insert_service_account(&row, binding.as_ref())
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!(
@@ -867,14 +922,14 @@ pub async fn create_team_sa(
             req.name
         )))?;
     let api_key = if binding.is_none() {
-        let (key_id, secret) = mint_key(app, &row.id, "service_account").await?;
+        let (key_id, secret) = mint_key(app, &mut *tx, &row.id, "service_account").await?;
         tracing::debug!(%key_id, "created first key");
         Some(secret.expose().to_string())
     } else {
-        app.changed(Change::ExternalAccount(row.id.clone())).await;
         None
     };
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "service_account.create",
@@ -887,7 +942,11 @@ pub async fn create_team_sa(
             "allow_broad_subject_pattern": req.allow_broad_subject_pattern.unwrap_or(false),
         }),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    if binding.is_some() {
+        app.changed(Change::ExternalAccount(row.id.clone())).await;
+    }
     sa_out(app, &row, &org.name, api_key).await
 }
 
@@ -1021,15 +1080,18 @@ pub async fn create_sa_key(
             sa.name
         )));
     }
-    let (key_id, secret) = mint_key(app, &sa.id, "service_account").await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    let (key_id, secret) = mint_key(app, &mut *tx, &sa.id, "service_account").await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "api_key.create",
         &format!("service_account:{}", sa.name),
         json!({"key_id": key_id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(NewKeyOut {
         id: key_id,
         api_key: secret.expose().to_string(),
@@ -1088,22 +1150,24 @@ pub async fn set_sa_disabled(
         "service_account.enable"
     };
     let sa = sa_admin_target(app, ctx, p, id, action).await?;
-    app.store
-        .set_service_account_disabled(&sa.id, disabled, app.clock.now_ms())
+    let mut tx = app.store.begin().await?;
+    tx.set_service_account_disabled(&sa.id, disabled, app.clock.now_ms())
         .await?;
-    if sa.auth == "external" {
-        app.changed(Change::ExternalAccount(sa.id.clone())).await;
-    } else {
-        app.changed(Change::Principal(sa.id.clone())).await;
-    }
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         action,
         &format!("service_account:{}", sa.name),
         json!({}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    if sa.auth == "external" {
+        app.changed(Change::ExternalAccount(sa.id.clone())).await;
+    } else {
+        app.changed(Change::Principal(sa.id.clone())).await;
+    }
     let sa = app
         .store
         .service_account_by_id(&sa.id)
@@ -1226,8 +1290,10 @@ pub async fn bootstrap(
         name: org.to_string(),
         created_at: now,
     };
-    app.store
-        .insert_org(&org_row)
+    // One transaction: an org is never left without its admin, its key or
+    // the audit event.
+    let mut tx = app.store.begin().await?;
+    tx.insert_org(&org_row)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("organization \"{org}\"")))?;
@@ -1241,13 +1307,12 @@ pub async fn bootstrap(
         disabled: false,
         revoked_before: 0,
     };
-    app.store
-        .insert_user(&user)
+    tx.insert_user(&user)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("user \"{username}\" or email {email:?}")))?;
-    let (key_id, secret) = mint_key(app, &user.id, "user").await?;
-    app.audit_event(AuditEvent {
+    let (key_id, secret) = mint_key(app, &mut *tx, &user.id, "user").await?;
+    let event = AuditEvent {
         org_id: org_row.id.clone(),
         actor: "system:bootstrap".into(),
         action: "org.bootstrap".into(),
@@ -1256,8 +1321,10 @@ pub async fn bootstrap(
         reason: String::new(),
         request_id: String::new(),
         details: json!({"admin": username, "key_id": key_id}).to_string(),
-    })
-    .await;
+    }
+    .stamp(now);
+    tx.insert_audit(std::slice::from_ref(&event)).await?;
+    tx.commit().await?;
     Ok(Bootstrapped {
         org: org.to_string(),
         username: username.to_string(),

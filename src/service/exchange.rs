@@ -747,6 +747,9 @@ struct ExchangedDetails<'a> {
     minted_jti: &'a str,
     scope: &'a str,
     expires_in: i64,
+    /// The client's address (see `crate::proxy`), when it came over the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<std::net::IpAddr>,
 }
 
 /// The audit details of a refused exchange whose signature verified: what
@@ -762,6 +765,8 @@ struct DeniedDetails<'a> {
     sub: Option<&'a str>,
     aud: &'a [String],
     kid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<std::net::IpAddr>,
 }
 
 /// Refusals before the signature verified are logged at most this often
@@ -811,6 +816,7 @@ async fn refused(app: &App, ctx: &RequestCtx, grant_type: &str, token_hash: &str
             sub,
             aud: &said.aud,
             kid: said.kid.as_deref(),
+            client: ctx.client_addr,
         }),
     })
     .await;
@@ -1007,6 +1013,7 @@ pub async fn exchange(
             minted_jti: &claims.jti,
             scope: &claims.scope,
             expires_in: lifetime,
+            client: ctx.client_addr,
         }),
     })
     .await;

@@ -355,18 +355,29 @@ impl From<KeyStatus> for KeyStatusOut {
     }
 }
 
-/// After a stored issuer changed: every replica reloads it, and the change
-/// is audited (create, update and delete alike).
-async fn issuer_changed(app: &App, ctx: &RequestCtx, p: &Principal, action: &str, row: &IssuerRow) {
-    app.changed(Change::Issuer(row.id.clone())).await;
-    app.audit_change(
+/// After a stored issuer changed in `tx`: the change is audited in the same
+/// transaction and committed, then every replica reloads it (create, update
+/// and delete alike).
+async fn issuer_changed(
+    app: &App,
+    mut tx: Box<dyn crate::store::StoreTx>,
+    ctx: &RequestCtx,
+    p: &Principal,
+    action: &str,
+    row: &IssuerRow,
+) -> ServiceResult<()> {
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         action,
         &format!("issuer:{}", row.issuer),
         json!({"id": row.id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Issuer(row.id.clone())).await;
+    Ok(())
 }
 
 fn issuer_out(app: &App, cfg: &IssuerConfig, created_at: i64) -> IssuerOut {
@@ -574,15 +585,15 @@ pub async fn create_issuer(
             truncate(&req.issuer, 200)
         )));
     }
-    app.store
-        .insert_issuer(&row)
+    let mut tx = app.store.begin().await?;
+    tx.insert_issuer(&row)
         .await
         .map_err(ServiceError::from)
         .map_err(crate::service::conflict(format!(
             "issuer {:?} in this organization",
             truncate(&req.issuer, 200)
         )))?;
-    issuer_changed(app, ctx, p, "issuer.create", &row).await;
+    issuer_changed(app, tx, ctx, p, "issuer.create", &row).await?;
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
@@ -642,8 +653,9 @@ pub async fn update_issuer(
             "update refused: the issuer's signing keys cannot be used with these settings: {e}"
         )));
     }
-    app.store.update_issuer(&row).await?;
-    issuer_changed(app, ctx, p, "issuer.update", &row).await;
+    let mut tx = app.store.begin().await?;
+    tx.update_issuer(&row).await?;
+    issuer_changed(app, tx, ctx, p, "issuer.update", &row).await?;
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
@@ -697,7 +709,8 @@ pub async fn delete_issuer(
 ) -> ServiceResult<()> {
     let org = app.require_org_admin(ctx, p, org, "issuer.delete").await?;
     let row = org_issuer(app, &org, id).await?;
-    match app.store.delete_issuer(&row.id).await {
+    let mut tx = app.store.begin().await?;
+    match tx.delete_issuer(&row.id).await {
         Ok(_) => {}
         Err(crate::store::StoreError::Conflict) => {
             return Err(ServiceError::Conflict(format!(
@@ -707,7 +720,7 @@ pub async fn delete_issuer(
         }
         Err(e) => return Err(e.into()),
     }
-    issuer_changed(app, ctx, p, "issuer.delete", &row).await;
+    issuer_changed(app, tx, ctx, p, "issuer.delete", &row).await?;
     Ok(())
 }
 

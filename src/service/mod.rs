@@ -136,4 +136,7 @@ impl Page {
 #[derive(Clone, Debug, Default)]
 pub struct RequestCtx {
     pub request_id: String,
+    /// The client's address (behind `--trusted-proxies`, from
+    /// `X-Forwarded-For`); `None` for in-process callers.
+    pub client_addr: Option<std::net::IpAddr>,
 }

@@ -13,7 +13,7 @@ use crate::model::{
 use crate::secrets::new_id;
 use crate::service::{RequestCtx, ServiceError, ServiceResult};
 use crate::state::App;
-use crate::store::{ProjectMemberRow, ProjectRow, RunRow, StoreError, TeamRow};
+use crate::store::{ProjectMemberRow, ProjectRow, RunRow, StoreError, StoreTx, TeamRow};
 
 const MAX_CONFIG_BYTES: usize = 64 * 1024;
 
@@ -148,30 +148,32 @@ pub async fn create_project(
             ),
         });
     }
-    let row = insert_project(app, &team, &req.name, req.visibility).await?;
+    let mut tx = app.store.begin().await?;
+    let row = insert_project(app, &mut *tx, &team, &req.name, req.visibility).await?;
     let row =
         row.ok_or_else(|| ServiceError::Conflict(format!("project \"{target}\" already exists")))?;
     if matches!(p.kind, PrincipalKind::User { .. }) {
         // The creator administers what they create, so a restricted project
         // does not lock its own creator out.
-        app.store
-            .upsert_project_member(&ProjectMemberRow {
-                project_id: row.id.clone(),
-                principal_id: p.id.clone(),
-                principal_kind: "user".into(),
-                role: "admin".into(),
-                created_at: app.clock.now_ms(),
-            })
-            .await?;
+        tx.upsert_project_member(&ProjectMemberRow {
+            project_id: row.id.clone(),
+            principal_id: p.id.clone(),
+            principal_kind: "user".into(),
+            role: "admin".into(),
+            created_at: app.clock.now_ms(),
+        })
+        .await?;
     }
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.create",
         &target,
         json!({"visibility": req.visibility}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     let v = view(app, &team, row).await?;
     Ok(v.into())
 }
@@ -179,6 +181,7 @@ pub async fn create_project(
 /// Inserts a project; `None` when it already exists.
 async fn insert_project(
     app: &App,
+    tx: &mut dyn StoreTx,
     team: &TeamRow,
     name: &str,
     visibility: Visibility,
@@ -190,7 +193,7 @@ async fn insert_project(
         visibility: visibility.as_str().into(),
         created_at: app.clock.now_ms(),
     };
-    match app.store.insert_project(&row).await {
+    match tx.insert_project(&row).await {
         Ok(()) => Ok(Some(row)),
         Err(StoreError::Conflict) => Ok(None),
         Err(e) => Err(e.into()),
@@ -471,16 +474,19 @@ pub(crate) async fn write_target(
                 },
             );
             app.enforce(ctx, p, "create_project", &target, d).await?;
-            match insert_project(app, &team, project, Visibility::Team).await? {
+            let mut tx = app.store.begin().await?;
+            match insert_project(app, &mut *tx, &team, project, Visibility::Team).await? {
                 Some(row) => {
-                    app.audit_change(
+                    app.audit_change_in(
+                        &mut *tx,
                         ctx,
                         p,
                         "project.create",
                         &target,
                         json!({"visibility": "team", "on_first_write": true}),
                     )
-                    .await;
+                    .await?;
+                    tx.commit().await?;
                     view(app, &team, row).await?
                 }
                 // Created by a concurrent writer: decide again on what exists.
@@ -672,17 +678,19 @@ pub async fn set_visibility(
     req: VisibilityChange,
 ) -> ServiceResult<ProjectOut> {
     let (mut v, team) = admin_project(app, ctx, p, entity_name, project).await?;
-    app.store
-        .set_project_visibility(&v.id, req.visibility.as_str())
+    let mut tx = app.store.begin().await?;
+    tx.set_project_visibility(&v.id, req.visibility.as_str())
         .await?;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.visibility",
         &format!("{}/{}", team.name, v.name),
         json!({"from": v.visibility, "to": req.visibility}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     v.visibility = req.visibility;
     Ok(v.into())
 }
@@ -784,23 +792,25 @@ pub async fn add_project_member(
             ));
         }
     };
-    app.store
-        .upsert_project_member(&ProjectMemberRow {
-            project_id: v.id.clone(),
-            principal_id,
-            principal_kind: kind.into(),
-            role: req.role.as_str().into(),
-            created_at: app.clock.now_ms(),
-        })
-        .await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.upsert_project_member(&ProjectMemberRow {
+        project_id: v.id.clone(),
+        principal_id,
+        principal_kind: kind.into(),
+        role: req.role.as_str().into(),
+        created_at: app.clock.now_ms(),
+    })
+    .await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.member.add",
         &format!("{}/{}", team.name, v.name),
         json!({"member": who, "role": req.role}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     let v = find_project(app, &team, &v.name)
         .await?
         .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;

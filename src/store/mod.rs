@@ -335,6 +335,9 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Opens a transaction for an admin change and its audit event.
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+
     async fn insert_org(&self, org: &OrgRow) -> StoreResult<()>;
     async fn org_by_id(&self, id: &str) -> StoreResult<Option<OrgRow>>;
     async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRow>>;
@@ -474,6 +477,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()>;
     /// Live keys and keys retired after `retired_after`, newest first.
     async fn signing_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>>;
+    /// Replaces the stored private key of `kid` (`fedgate keys rewrap`).
+    async fn update_signing_key(&self, kid: &str, private_key: &str) -> StoreResult<()>;
     /// Retires every live key except `keep_kid`.
     async fn retire_signing_keys_except(&self, keep_kid: &str, now: i64) -> StoreResult<()>;
 
@@ -510,8 +515,13 @@ pub trait Store: Send + Sync + 'static {
     /// nothing to do for the single-replica SQLite store).
     async fn publish_change(&self, change: &str) -> StoreResult<()>;
     /// Where `publish_change` sends, for `crate::replication` to subscribe;
-    /// `None` for a store that only one replica can use (SQLite).
+    /// `None` for a store without push notifications (SQLite: see `poll_changes`).
     fn change_feed(&self) -> Option<ChangeFeed>;
+    /// For a store without push notifications (SQLite): the changes other
+    /// processes published after sequence number `after` (each
+    /// `"<origin> <change>"`) and the last sequence number seen; `None` for a
+    /// store whose changes are pushed ([`Store::change_feed`]).
+    async fn poll_changes(&self, after: i64) -> StoreResult<Option<(i64, Vec<String>)>>;
     async fn audit_of_org(
         &self,
         org_id: &str,
@@ -551,6 +561,54 @@ pub trait Store: Send + Sync + 'static {
     async fn take_sso_login(&self, state_hash: &str) -> StoreResult<Option<SsoLoginRow>>;
 }
 
+/// One transaction of writes. An admin change and its audit event are
+/// stored through one of these (`App::audit_change_in`), so the event is
+/// durable exactly when the change is, before the change is acknowledged.
+/// Dropped without [`StoreTx::commit`], it rolls back. The store's own
+/// single writes of the same names run through it too.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn insert_org(&mut self, org: &OrgRow) -> StoreResult<()>;
+    async fn insert_user(&mut self, user: &UserRow) -> StoreResult<()>;
+    async fn insert_team(&mut self, team: &TeamRow) -> StoreResult<()>;
+    async fn upsert_team_member(
+        &mut self,
+        team_id: &str,
+        user_id: &str,
+        role: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn insert_project(&mut self, project: &ProjectRow) -> StoreResult<()>;
+    async fn set_project_visibility(
+        &mut self,
+        project_id: &str,
+        visibility: &str,
+    ) -> StoreResult<()>;
+    async fn upsert_project_member(&mut self, member: &ProjectMemberRow) -> StoreResult<()>;
+    async fn insert_issuer(&mut self, issuer: &IssuerRow) -> StoreResult<()>;
+    async fn update_issuer(&mut self, issuer: &IssuerRow) -> StoreResult<()>;
+    /// `Conflict` if a binding uses it; false if there is no such issuer.
+    async fn delete_issuer(&mut self, id: &str) -> StoreResult<bool>;
+    async fn insert_service_account(
+        &mut self,
+        sa: &SaRow,
+        binding: Option<&BindingRow>,
+    ) -> StoreResult<()>;
+    async fn set_service_account_disabled(
+        &mut self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> StoreResult<()>;
+    async fn insert_api_key(&mut self, key: &ApiKeyRow) -> StoreResult<()>;
+    /// False when `owner_id` has no such live key.
+    async fn revoke_api_key(&mut self, owner_id: &str, key_id: &str, now: i64)
+    -> StoreResult<bool>;
+    async fn insert_audit(&mut self, events: &[NewAudit]) -> StoreResult<()>;
+    /// Makes every write of the transaction durable, or none.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
 /// The backend-specific half of change propagation.
 #[async_trait]
 pub trait ChangeBus {
@@ -559,6 +617,10 @@ pub trait ChangeBus {
     /// The feed replicas subscribe to; `None` when there are no other replicas.
     fn feed(&self) -> Option<ChangeFeed> {
         None
+    }
+    /// See [`Store::poll_changes`].
+    async fn poll(&self, _after: i64) -> StoreResult<Option<(i64, Vec<String>)>> {
+        Ok(None)
     }
 }
 

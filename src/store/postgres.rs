@@ -119,7 +119,7 @@ pub fn channel_for(schema: &str) -> String {
     }
 }
 
-impl_sql_store!(PgStore);
+impl_sql_store!(PgStore, sqlx::Postgres);
 
 #[async_trait::async_trait]
 impl ChangeBus for PgStore {

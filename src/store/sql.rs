@@ -4,21 +4,21 @@
 //! (TEXT, BIGINT, BOOLEAN), so the two backends cannot drift apart.
 
 macro_rules! impl_sql_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
+            async fn begin(&self) -> StoreResult<Box<dyn $crate::store::StoreTx>> {
+                Ok(Box::new(self.begin_tx().await?))
+            }
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
 
             async fn insert_org(&self, org: &OrgRow) -> StoreResult<()> {
-                sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
-                    .bind(&org.id)
-                    .bind(&org.name)
-                    .bind(org.created_at)
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_org(&mut tx, org).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn org_by_id(&self, id: &str) -> StoreResult<Option<OrgRow>> {
@@ -41,20 +41,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_user(&self, u: &UserRow) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO users (id, org_id, username, email, role, created_at, disabled, revoked_before)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&u.id)
-                .bind(&u.org_id)
-                .bind(&u.username)
-                .bind(&u.email)
-                .bind(&u.role)
-                .bind(u.created_at)
-                .bind(u.disabled)
-                .bind(u.revoked_before)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_user(&mut tx, u).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
@@ -155,13 +144,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_team(&self, t: &TeamRow) -> StoreResult<()> {
-                sqlx::query("INSERT INTO teams (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(&t.id)
-                    .bind(&t.org_id)
-                    .bind(&t.name)
-                    .bind(t.created_at)
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_team(&mut tx, t).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn team_by_id(&self, id: &str) -> StoreResult<Option<TeamRow>> {
@@ -189,16 +174,9 @@ macro_rules! impl_sql_store {
                 Ok(sqlx::query_as("SELECT * FROM orgs").fetch_all(&self.pool).await?)
             }
             async fn upsert_team_member(&self, team_id: &str, user_id: &str, role: &str, now: i64) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role",
-                )
-                .bind(team_id)
-                .bind(user_id)
-                .bind(role)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::upsert_team_member(&mut tx, team_id, user_id, role, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>> {
@@ -306,16 +284,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_project(&self, p: &ProjectRow) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO projects (id, team_id, name, visibility, created_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&p.id)
-                .bind(&p.team_id)
-                .bind(&p.name)
-                .bind(&p.visibility)
-                .bind(p.created_at)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_project(&mut tx, p).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn project_by_name(&self, team_id: &str, name: &str) -> StoreResult<Option<ProjectRow>> {
@@ -332,11 +303,9 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn set_project_visibility(&self, project_id: &str, visibility: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE projects SET visibility = $1 WHERE id = $2")
-                    .bind(visibility)
-                    .bind(project_id)
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::set_project_visibility(&mut tx, project_id, visibility).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn project_members(&self, project_id: &str) -> StoreResult<Vec<ProjectMemberRow>> {
@@ -346,18 +315,9 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn upsert_project_member(&self, m: &ProjectMemberRow) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO project_members (project_id, principal_id, principal_kind, role, created_at)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (project_id, principal_id) DO UPDATE SET role = excluded.role",
-                )
-                .bind(&m.project_id)
-                .bind(&m.principal_id)
-                .bind(&m.principal_kind)
-                .bind(&m.role)
-                .bind(m.created_at)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::upsert_project_member(&mut tx, m).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
 
@@ -410,45 +370,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_issuer(&self, i: &IssuerRow) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO trusted_issuers (id, org_id, issuer, jwks_uri, static_jwks, audiences, allowed_algs,
-                        max_token_age_s, leeway_s, single_use_jti, users, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(&i.id)
-                .bind(&i.org_id)
-                .bind(&i.issuer)
-                .bind(&i.jwks_uri)
-                .bind(&i.static_jwks)
-                .bind(&i.audiences)
-                .bind(&i.allowed_algs)
-                .bind(i.max_token_age_s)
-                .bind(i.leeway_s)
-                .bind(i.single_use_jti)
-                .bind(i.users)
-                .bind(i.created_at)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_issuer(&mut tx, i).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn update_issuer(&self, i: &IssuerRow) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE trusted_issuers SET jwks_uri = $1, static_jwks = $2, audiences = $3,
-                        allowed_algs = $4, max_token_age_s = $5, leeway_s = $6, single_use_jti = $7,
-                        users = $8
-                     WHERE id = $9",
-                )
-                .bind(&i.jwks_uri)
-                .bind(&i.static_jwks)
-                .bind(&i.audiences)
-                .bind(&i.allowed_algs)
-                .bind(i.max_token_age_s)
-                .bind(i.leeway_s)
-                .bind(i.single_use_jti)
-                .bind(i.users)
-                .bind(&i.id)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::update_issuer(&mut tx, i).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn issuer_by_id(&self, id: &str) -> StoreResult<Option<IssuerRow>> {
@@ -469,60 +399,16 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn delete_issuer(&self, id: &str) -> StoreResult<bool> {
-                // One statement, no read-then-write transaction: on SQLite a
-                // transaction that starts with a read cannot take the write
-                // lock once another writer (the audit log) has committed, and
-                // fails instead of waiting.
-                let done = sqlx::query(
-                    "DELETE FROM trusted_issuers WHERE id = $1
-                     AND NOT EXISTS (SELECT 1 FROM federation_bindings WHERE issuer_id = $1)",
-                )
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-                if done.rows_affected() > 0 {
-                    return Ok(true);
-                }
-                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federation_bindings WHERE issuer_id = $1")
-                    .bind(id)
-                    .fetch_one(&self.pool)
-                    .await?;
-                if n > 0 {
-                    return Err(StoreError::Conflict);
-                }
-                Ok(false)
+                let mut tx = self.begin_tx().await?;
+                let out = $crate::store::StoreTx::delete_issuer(&mut tx, id).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
+                Ok(out)
             }
 
             async fn insert_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO service_accounts (id, org_id, name, scope, team_id, auth, disabled, revoked_before,
-                        max_token_lifetime_s, created_at, description)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(&sa.id)
-                .bind(&sa.org_id)
-                .bind(&sa.name)
-                .bind(&sa.scope)
-                .bind(&sa.team_id)
-                .bind(&sa.auth)
-                .bind(sa.disabled)
-                .bind(sa.revoked_before)
-                .bind(sa.max_token_lifetime_s)
-                .bind(sa.created_at)
-                .bind(&sa.description)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(b) = binding {
-                    sqlx::query("INSERT INTO federation_bindings (sa_id, issuer_id, spec, mode) VALUES ($1, $2, $3, $4)")
-                        .bind(&b.sa_id)
-                        .bind(&b.issuer_id)
-                        .bind(&b.spec)
-                        .bind(&b.mode)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_service_account(&mut tx, sa, binding).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn service_account_by_id(&self, id: &str) -> StoreResult<Option<SaRow>> {
@@ -639,20 +525,9 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn set_service_account_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
-                if disabled {
-                    sqlx::query("UPDATE service_accounts SET disabled = $1, revoked_before = $2 WHERE id = $3")
-                        .bind(true)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                } else {
-                    sqlx::query("UPDATE service_accounts SET disabled = $1 WHERE id = $2")
-                        .bind(false)
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                }
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::set_service_account_disabled(&mut tx, id, disabled, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn binding_of(&self, sa_id: &str) -> StoreResult<Option<BindingRow>> {
@@ -668,20 +543,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_api_key(&self, k: &ApiKeyRow) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO api_keys (id, owner_id, owner_kind, prefix, secret_hash, created_at, last_used_at, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&k.id)
-                .bind(&k.owner_id)
-                .bind(&k.owner_kind)
-                .bind(&k.prefix)
-                .bind(&k.secret_hash)
-                .bind(k.created_at)
-                .bind(k.last_used_at)
-                .bind(k.revoked_at)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_api_key(&mut tx, k).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRow>> {
@@ -697,15 +561,10 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn revoke_api_key(&self, owner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(key_id)
-                .bind(owner_id)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() > 0)
+                let mut tx = self.begin_tx().await?;
+                let out = $crate::store::StoreTx::revoke_api_key(&mut tx, owner_id, key_id, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
+                Ok(out)
             }
             async fn touch_api_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
                 sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
@@ -737,6 +596,14 @@ macro_rules! impl_sql_store {
                 .bind(retired_after)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+            async fn update_signing_key(&self, kid: &str, private_key: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
+                    .bind(private_key)
+                    .bind(kid)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
             async fn retire_signing_keys_except(&self, keep_kid: &str, now: i64) -> StoreResult<()> {
                 sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2")
@@ -841,39 +708,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn insert_audit(&self, events: &[NewAudit]) -> StoreResult<()> {
-                // One multi-row statement per chunk, not one per event: each
-                // statement is a round trip (to SQLite's worker thread, or to
-                // PostgreSQL), which cost more than the row itself. Chunk sizes
-                // come from a fixed set so few distinct statements get prepared.
-                let mut tx = self.pool.begin().await?;
-                let mut rest = events;
-                while !rest.is_empty() {
-                    let n = [64, 16, 4, 1]
-                        .into_iter()
-                        .find(|&n| n <= rest.len())
-                        .unwrap_or(1);
-                    let (chunk, tail) = rest.split_at(n);
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, client_request_id, details) ",
-                    );
-                    q.push_values(chunk, |mut row, e| {
-                        row.push_bind(&e.id)
-                            .push_bind(&e.org_id)
-                            .push_bind(e.at)
-                            .push_bind(&e.actor)
-                            .push_bind(&e.action)
-                            .push_bind(&e.target)
-                            .push_bind(&e.outcome)
-                            .push_bind(&e.reason)
-                            .push_bind(&e.request_id)
-                            .push_bind(&e.client_request_id)
-                            .push_bind(&e.details);
-                    });
-                    q.push(" ON CONFLICT (id) DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
-                    rest = tail;
-                }
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::insert_audit(&mut tx, events).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn publish_change(&self, change: &str) -> StoreResult<()> {
@@ -881,6 +718,9 @@ macro_rules! impl_sql_store {
             }
             fn change_feed(&self) -> Option<$crate::store::ChangeFeed> {
                 $crate::store::ChangeBus::feed(self)
+            }
+            async fn poll_changes(&self, after: i64) -> StoreResult<Option<(i64, Vec<String>)>> {
+                $crate::store::ChangeBus::poll(self, after).await
             }
             async fn audit_of_org_filtered(
                 &self,
@@ -1021,6 +861,286 @@ macro_rules! impl_sql_store {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+        }
+
+        /// One transaction of admin writes (see [`$crate::store::StoreTx`]);
+        /// the store's own single writes run through it too, so each SQL
+        /// statement is written once.
+        pub struct Tx(sqlx::Transaction<'static, $db>);
+
+        impl $store {
+            async fn begin_tx(&self) -> StoreResult<Tx> {
+                Ok(Tx(self.pool.begin().await?))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::StoreTx for Tx {
+            async fn insert_org(&mut self, org: &OrgRow) -> StoreResult<()> {
+                sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&org.id)
+                    .bind(&org.name)
+                    .bind(org.created_at)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
+            async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO users (id, org_id, username, email, role, created_at, disabled, revoked_before)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&u.id)
+                .bind(&u.org_id)
+                .bind(&u.username)
+                .bind(&u.email)
+                .bind(&u.role)
+                .bind(u.created_at)
+                .bind(u.disabled)
+                .bind(u.revoked_before)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn insert_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+                sqlx::query("INSERT INTO teams (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&t.id)
+                    .bind(&t.org_id)
+                    .bind(&t.name)
+                    .bind(t.created_at)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
+            async fn upsert_team_member(&mut self, team_id: &str, user_id: &str, role: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(team_id)
+                .bind(user_id)
+                .bind(role)
+                .bind(now)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn insert_project(&mut self, p: &ProjectRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO projects (id, team_id, name, visibility, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&p.id)
+                .bind(&p.team_id)
+                .bind(&p.name)
+                .bind(&p.visibility)
+                .bind(p.created_at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn set_project_visibility(&mut self, project_id: &str, visibility: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE projects SET visibility = $1 WHERE id = $2")
+                    .bind(visibility)
+                    .bind(project_id)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
+            async fn upsert_project_member(&mut self, m: &ProjectMemberRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO project_members (project_id, principal_id, principal_kind, role, created_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (project_id, principal_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(&m.project_id)
+                .bind(&m.principal_id)
+                .bind(&m.principal_kind)
+                .bind(&m.role)
+                .bind(m.created_at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn insert_issuer(&mut self, i: &IssuerRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO trusted_issuers (id, org_id, issuer, jwks_uri, static_jwks, audiences, allowed_algs,
+                        max_token_age_s, leeway_s, single_use_jti, users, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(&i.id)
+                .bind(&i.org_id)
+                .bind(&i.issuer)
+                .bind(&i.jwks_uri)
+                .bind(&i.static_jwks)
+                .bind(&i.audiences)
+                .bind(&i.allowed_algs)
+                .bind(i.max_token_age_s)
+                .bind(i.leeway_s)
+                .bind(i.single_use_jti)
+                .bind(i.users)
+                .bind(i.created_at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn update_issuer(&mut self, i: &IssuerRow) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE trusted_issuers SET jwks_uri = $1, static_jwks = $2, audiences = $3,
+                        allowed_algs = $4, max_token_age_s = $5, leeway_s = $6, single_use_jti = $7,
+                        users = $8
+                     WHERE id = $9",
+                )
+                .bind(&i.jwks_uri)
+                .bind(&i.static_jwks)
+                .bind(&i.audiences)
+                .bind(&i.allowed_algs)
+                .bind(i.max_token_age_s)
+                .bind(i.leeway_s)
+                .bind(i.single_use_jti)
+                .bind(i.users)
+                .bind(&i.id)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn set_service_account_disabled(&mut self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
+                if disabled {
+                    sqlx::query("UPDATE service_accounts SET disabled = $1, revoked_before = $2 WHERE id = $3")
+                        .bind(true)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *self.0)
+                        .await?;
+                } else {
+                    sqlx::query("UPDATE service_accounts SET disabled = $1 WHERE id = $2")
+                        .bind(false)
+                        .bind(id)
+                        .execute(&mut *self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+            async fn insert_api_key(&mut self, k: &ApiKeyRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, owner_id, owner_kind, prefix, secret_hash, created_at, last_used_at, revoked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&k.id)
+                .bind(&k.owner_id)
+                .bind(&k.owner_kind)
+                .bind(&k.prefix)
+                .bind(&k.secret_hash)
+                .bind(k.created_at)
+                .bind(k.last_used_at)
+                .bind(k.revoked_at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn revoke_api_key(&mut self, owner_id: &str, key_id: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(key_id)
+                .bind(owner_id)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+            async fn delete_issuer(&mut self, id: &str) -> StoreResult<bool> {
+                // Starts with a write, not a read: on SQLite a transaction
+                // that starts with a read cannot take the write lock once
+                // another writer (the audit log) has committed, and fails
+                // instead of waiting.
+                let done = sqlx::query(
+                    "DELETE FROM trusted_issuers WHERE id = $1
+                     AND NOT EXISTS (SELECT 1 FROM federation_bindings WHERE issuer_id = $1)",
+                )
+                .bind(id)
+                .execute(&mut *self.0)
+                .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(true);
+                }
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federation_bindings WHERE issuer_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *self.0)
+                    .await?;
+                if n > 0 {
+                    return Err(StoreError::Conflict);
+                }
+                Ok(false)
+            }
+            async fn insert_service_account(&mut self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO service_accounts (id, org_id, name, scope, team_id, auth, disabled, revoked_before,
+                        max_token_lifetime_s, created_at, description)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&sa.id)
+                .bind(&sa.org_id)
+                .bind(&sa.name)
+                .bind(&sa.scope)
+                .bind(&sa.team_id)
+                .bind(&sa.auth)
+                .bind(sa.disabled)
+                .bind(sa.revoked_before)
+                .bind(sa.max_token_lifetime_s)
+                .bind(sa.created_at)
+                .bind(&sa.description)
+                .execute(&mut *self.0)
+                .await?;
+                if let Some(b) = binding {
+                    sqlx::query("INSERT INTO federation_bindings (sa_id, issuer_id, spec, mode) VALUES ($1, $2, $3, $4)")
+                        .bind(&b.sa_id)
+                        .bind(&b.issuer_id)
+                        .bind(&b.spec)
+                        .bind(&b.mode)
+                        .execute(&mut *self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+            async fn insert_audit(&mut self, events: &[NewAudit]) -> StoreResult<()> {
+                // One multi-row statement per chunk, not one per event: each
+                // statement is a round trip (to SQLite's worker thread, or to
+                // PostgreSQL), which cost more than the row itself. Chunk sizes
+                // come from a fixed set so few distinct statements get prepared.
+                let mut rest = events;
+                while !rest.is_empty() {
+                    let n = [64, 16, 4, 1]
+                        .into_iter()
+                        .find(|&n| n <= rest.len())
+                        .unwrap_or(1);
+                    let (chunk, tail) = rest.split_at(n);
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO audit_events (id, org_id, at, actor, action, target, outcome, reason, request_id, client_request_id, details) ",
+                    );
+                    q.push_values(chunk, |mut row, e| {
+                        row.push_bind(&e.id)
+                            .push_bind(&e.org_id)
+                            .push_bind(e.at)
+                            .push_bind(&e.actor)
+                            .push_bind(&e.action)
+                            .push_bind(&e.target)
+                            .push_bind(&e.outcome)
+                            .push_bind(&e.reason)
+                            .push_bind(&e.request_id)
+                            .push_bind(&e.client_request_id)
+                            .push_bind(&e.details);
+                    });
+                    q.push(" ON CONFLICT (id) DO NOTHING");
+                    q.build().execute(&mut *self.0).await?;
+                    rest = tail;
+                }
+                Ok(())
+            }
+
+            async fn commit(self: Box<Self>) -> StoreResult<()> {
+                self.0.commit().await?;
+                Ok(())
             }
         }
     };

@@ -1,5 +1,15 @@
-//! The embedded store: one SQLite file, WAL mode, for a single replica.
+//! The embedded store: one SQLite file, WAL mode.
+//!
+//! The file holds fedgate's private signing keys, so a new one is created
+//! mode 0600 (SQLite gives its `-wal` and `-shm` files the same mode), and a
+//! warning names an existing one that other local users can read.
+//!
+//! SQLite has no LISTEN/NOTIFY: changes are published as rows of table
+//! `changes`, which every server using the file polls (`crate::replication`),
+//! so a `fedgate keys rotate` or a second process on the same file is heard
+//! within about a second.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -8,13 +18,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::sql::impl_sql_store;
 use super::*;
 
+/// How long published changes are kept for pollers (which poll every second).
+const CHANGE_RETENTION_MS: i64 = 10 * 60 * 1000;
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    /// Tags this store's published changes, so its own server skips them.
+    origin: String,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` and migrates it.
+    /// Opens (creating if missing, mode 0600) the database at `url` and migrates it.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| {
@@ -41,6 +56,7 @@ impl SqliteStore {
                 folder.display()
             );
         }
+        secure_file(opts.get_filename())?;
         let cannot_open = |e: String| {
             anyhow::anyhow!(
                 "cannot open the SQLite store {}: {e}; check that the file and its folder are writable by this user",
@@ -68,15 +84,97 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| cannot_open(e.to_string()))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            origin: crate::secrets::new_id("proc"),
+        })
     }
 }
 
-impl_sql_store!(SqliteStore);
+/// Creates the database file mode 0600 if it does not exist yet; warns when
+/// an existing one (or its `-wal`/`-shm`) is readable or writable by others.
+fn secure_file(path: &Path) -> anyhow::Result<()> {
+    let name = path.to_string_lossy();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(());
+    }
+    create_private(path)
+        .map_err(|e| anyhow::anyhow!("cannot create the database file {name}: {e}"))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{name}{suffix}");
+        if let Some(mode) = others_can_access(Path::new(&file)) {
+            tracing::warn!(
+                file = %file,
+                mode = format!("{mode:o}"),
+                "the store is readable by other local users, and it holds fedgate's private signing keys; run: chmod 600 {file}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates an empty file only its owner can read, unless it exists.
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The file's permission bits when others may read or write it.
+#[cfg(unix)]
+fn others_can_access(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o006 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn others_can_access(_: &Path) -> Option<u32> {
+    None
+}
+
+impl_sql_store!(SqliteStore, sqlx::Sqlite);
+
+fn now_ms() -> i64 {
+    crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+}
 
 #[async_trait::async_trait]
 impl ChangeBus for SqliteStore {
-    async fn publish(&self, _change: &str) -> StoreResult<()> {
+    async fn publish(&self, change: &str) -> StoreResult<()> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO changes (payload, at) VALUES ($1, $2)")
+            .bind(format!("{} {change}", self.origin))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM changes WHERE at < $1")
+            .bind(now - CHANGE_RETENTION_MS)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    async fn poll(&self, after: i64) -> StoreResult<Option<(i64, Vec<String>)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, payload FROM changes WHERE seq > $1 ORDER BY seq LIMIT 1000",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await?;
+        let last = rows.last().map_or(after, |r| r.0);
+        let own = format!("{} ", self.origin);
+        let changes = rows
+            .into_iter()
+            .filter(|(_, p)| !p.starts_with(&own))
+            .map(|(_, p)| p)
+            .collect();
+        Ok(Some((last, changes)))
     }
 }

@@ -718,3 +718,255 @@ async fn bad_trust_files_name_the_line_and_change_nothing() {
     assert!(r.err.contains("signing keys cannot be used"), "{}", r.err);
     app.stop().await;
 }
+#[tokio::test]
+async fn edit_show_delete_and_shadow_from_the_command_line() {
+    let app = TestApp::start().await;
+    let idp = TestIdp::start().await;
+    app.team("vision").await;
+    let admin = app.admin_key.clone();
+    let issuer_id = app.trust(&idp).await;
+
+    // A duplicate registration names the existing issuer.
+    let r = cli(&app, &admin, &["issuer", "add", &idp.issuer()]).await;
+    assert_eq!(r.code, 7, "{}", r.err);
+    assert!(
+        r.err.contains(&format!("registered as {issuer_id}")),
+        "{}",
+        r.err
+    );
+    let r = cli(&app, &admin, &["issuer", "show", &issuer_id, "--json"])
+        .await
+        .ok();
+    assert_eq!(r.json()["issuer"], idp.issuer());
+
+    // A federated account, created in shadow mode: it mints nothing, and
+    // explain and the audit log say it would have matched.
+    let r = cli(
+        &app,
+        &admin,
+        &[
+            "sa",
+            "create",
+            "--team",
+            "vision",
+            "--name",
+            "gh-train",
+            "--issuer",
+            &issuer_id,
+            "--subject",
+            GH_SUB,
+            "--claim",
+            "repository_id=1",
+            "--mode",
+            "shadow",
+            "--json",
+        ],
+    )
+    .await
+    .ok();
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = cli(&app, &admin, &["sa", "show", &id, "--json"]).await.ok();
+    assert_eq!(r.json()["binding"]["mode"], "shadow");
+    let r = cli(&app, &admin, &["sa", "list"]).await.ok();
+    assert!(r.out.contains("(shadow)"), "{}", r.out);
+    let token = github_token(&idp, json!({}));
+
+    // Edit: the claim condition is replaced, the mode turned on; the next
+    // exchange uses the new binding.
+    let (s, _) = app.exchange(&token).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let r = cli(
+        &app,
+        &admin,
+        &[
+            "sa",
+            "edit",
+            "gh-train",
+            "--claim",
+            "repository_id=703518824",
+            "--mode",
+            "enforce",
+            "--json",
+        ],
+    )
+    .await
+    .ok();
+    assert_eq!(r.json()["binding"]["claims"]["repository_id"], "703518824");
+    let access = app.exchange_ok(&token).await;
+    assert_eq!(runs_ok(&app, &access).await, StatusCode::CREATED);
+    let r = cli(
+        &app,
+        &admin,
+        &["sa", "edit", "gh-train", "--remove-claim", "nope"],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.err);
+    let r = cli(&app, &admin, &["sa", "edit", "gh-train"]).await;
+    assert_eq!(r.code, 2, "nothing to change: {}", r.err);
+    let r = cli(
+        &app,
+        &admin,
+        &[
+            "sa",
+            "edit",
+            "gh-train",
+            "--subject-pattern",
+            "repo:acme/*",
+            "--description",
+            "CI of vision",
+        ],
+    )
+    .await
+    .ok();
+    assert!(r.out.contains("Updated"), "{}", r.out);
+    let r = cli(&app, &admin, &["sa", "show", "gh-train"]).await.ok();
+    assert!(
+        r.out.contains("repo:acme/*") && r.out.contains("CI of vision"),
+        "{}",
+        r.out
+    );
+    cli(
+        &app,
+        &admin,
+        &["sa", "edit", "gh-train", "--clear-subject-pattern"],
+    )
+    .await
+    .ok();
+    let r = cli(&app, &admin, &["sa", "show", "gh-train", "--json"])
+        .await
+        .ok();
+    assert!(
+        r.json()["binding"].get("subject_pattern").is_none(),
+        "{}",
+        r.out
+    );
+
+    // Delete: the live token is refused at once; the name is free again.
+    let r = cli(&app, &admin, &["sa", "delete", "gh-train", "--yes"])
+        .await
+        .ok();
+    assert!(r.out.contains("Deleted"), "{}", r.out);
+    assert_eq!(runs_ok(&app, &access).await, StatusCode::UNAUTHORIZED);
+    let r = cli(&app, &admin, &["sa", "show", "gh-train"]).await;
+    assert_eq!(r.code, 6, "{}", r.err);
+    let r = cli(&app, &admin, &["sa", "show", &id]).await;
+    assert_eq!(r.code, 6, "{}", r.err);
+
+    // Teams: show, and delete refused while something lives in it.
+    app.team_sa("vision", "trainer").await;
+    let r = cli(&app, &admin, &["team", "show", "vision"]).await.ok();
+    assert!(r.out.contains("Team vision"), "{}", r.out);
+    let r = cli(&app, &admin, &["team", "delete", "vision", "--yes"]).await;
+    assert_eq!(r.code, 7, "{}", r.err);
+    assert!(
+        r.err.contains("trainer"),
+        "the server lists what is left: {}",
+        r.err
+    );
+    let r = cli(
+        &app,
+        &admin,
+        &["team", "delete", "vision", "--yes", "--delete-contents"],
+    )
+    .await
+    .ok();
+    assert!(r.out.contains("trainer"), "{}", r.out);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn apply_changes_bindings_and_prunes() {
+    let app = TestApp::start().await;
+    let idp = TestIdp::start().await;
+    let admin = app.admin_key.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = trust_file(dir.path(), &trust_text(&idp.issuer(), "1"));
+    cli(&app, &admin, &["apply", "-f", &file]).await.ok();
+    let token = github_token(&idp, json!({}));
+    let (s, _) = app.exchange(&token).await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "repository 1 is not the token's"
+    );
+
+    // A changed claim: planned field by field, applied, used by the next exchange.
+    let file = trust_file(dir.path(), &trust_text(&idp.issuer(), "703518824"));
+    let r = cli(&app, &admin, &["plan", "-f", &file]).await.ok();
+    assert!(r.out.contains("~ service account gh-train"), "{}", r.out);
+    assert!(
+        r.out
+            .contains("claims.repository_id: \"1\" -> \"703518824\""),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out
+            .contains("Plan: 0 to create, 1 to change, 0 to delete."),
+        "{}",
+        r.out
+    );
+    cli(&app, &admin, &["apply", "-f", &file]).await.ok();
+    let access = app.exchange_ok(&token).await;
+
+    // Shadow mode declared: the exchange mints nothing and is audited.
+    let shadow = trust_text(&idp.issuer(), "703518824").replace(
+        "claims = { repository_id = \"703518824\" }",
+        "claims = { repository_id = \"703518824\" }\nmode = \"shadow\"",
+    );
+    let file = trust_file(dir.path(), &shadow);
+    cli(&app, &admin, &["apply", "-f", &file]).await.ok();
+    let (s, _) = app.exchange(&token).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|e| e["action"] == "token.exchange.shadow")
+    );
+    let r = cli(&app, &admin, &["plan", "-f", &file, "--exit-code"]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    let exported = cli(&app, &admin, &["export"]).await.ok();
+    assert!(
+        exported.out.contains("mode = \"shadow\""),
+        "{}",
+        exported.out
+    );
+
+    // An account removed from the file: kept without --prune, deleted with it.
+    let one = format!(
+        "[[issuer]]\nurl = \"{}\"\n\n[[service_account]]\nname = \"gh-eval\"\nteam = \"research\"\nissuer = \"{}\"\nsubject = \"repo:acme/eval:ref:refs/heads/main\"\nmax_token_lifetime_s = 900\n",
+        idp.issuer(),
+        idp.issuer()
+    );
+    let file = trust_file(dir.path(), &one);
+    let r = cli(&app, &admin, &["apply", "-f", &file]).await.ok();
+    assert!(r.out.contains("No changes"), "{}", r.out);
+    assert!(r.err.contains("--prune"), "{}", r.err);
+    let r = cli(&app, &admin, &["plan", "-f", &file, "--prune", "--json"])
+        .await
+        .ok();
+    let plan = r.json();
+    assert_eq!(plan["changes"][0]["action"], "delete");
+    assert_eq!(plan["changes"][0]["name"], "gh-train");
+    let r = cli(&app, &admin, &["apply", "-f", &file, "--prune"])
+        .await
+        .ok();
+    assert!(
+        r.out.contains("deleted service account gh-train"),
+        "{}",
+        r.out
+    );
+    let (_, b) = app
+        .get("/api/v1/orgs/default/service-accounts", Some(&admin))
+        .await;
+    let names: Vec<&str> = b["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["gh-eval"]);
+    let _ = access;
+    app.stop().await;
+}

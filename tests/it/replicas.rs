@@ -66,9 +66,9 @@ async fn fresh_schema() -> (String, String) {
 
 /// What a replica wrote to stderr: the last lines, and whether it panicked.
 #[derive(Default)]
-struct Log {
-    tail: Mutex<VecDeque<String>>,
-    panics: AtomicUsize,
+pub(crate) struct Log {
+    pub(crate) tail: Mutex<VecDeque<String>>,
+    pub(crate) panics: AtomicUsize,
     lines: Mutex<Vec<String>>,
 }
 
@@ -97,13 +97,13 @@ impl Log {
     }
 }
 
-/// One `fedgate serve` process.
-struct Replica {
-    name: &'static str,
-    base: String,
-    child: Child,
-    log: Arc<Log>,
-    http: reqwest::Client,
+/// One `fedgate serve` process (also used by `crate::ops`).
+pub(crate) struct Replica {
+    pub(crate) name: &'static str,
+    pub(crate) base: String,
+    pub(crate) child: Child,
+    pub(crate) log: Arc<Log>,
+    pub(crate) http: reqwest::Client,
 }
 
 /// Removes ANSI colour sequences from a log line.
@@ -127,6 +127,15 @@ fn strip_ansi(s: &str) -> String {
 impl Replica {
     /// Starts `fedgate serve` on `database_url` and waits until it listens.
     async fn start(name: &'static str, database_url: &str) -> Replica {
+        Self::start_with(name, database_url, &[]).await
+    }
+
+    /// [`Replica::start`] with more `serve` flags (later ones win).
+    pub(crate) async fn start_with(
+        name: &'static str,
+        database_url: &str,
+        extra: &[&str],
+    ) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fedgate"))
             .args([
                 "serve",
@@ -141,6 +150,7 @@ impl Replica {
                 "--jwks-refresh-cooldown",
                 "0",
             ])
+            .args(extra)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info,sqlx=warn,fedgate::replication=debug")
             // All load comes from 127.0.0.1: do not rate-limit it.
@@ -200,12 +210,12 @@ impl Replica {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Sends a request; `Err` when no HTTP answer came back at all.
-    async fn try_send(
+    pub(crate) async fn try_send(
         &self,
         req: reqwest::RequestBuilder,
         key: Option<&str>,
@@ -221,33 +231,40 @@ impl Replica {
         Ok((status, body))
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder, key: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
         self.try_send(req, key)
             .await
             .unwrap_or_else(|e| panic!("replica {}: no answer: {e}", self.name))
     }
 
-    async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, key: Option<&str>) -> (StatusCode, Value) {
         self.send(self.http.get(self.url(path)), key).await
     }
-    async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
         self.send(self.http.post(self.url(path)).json(&body), Some(key))
             .await
     }
     async fn delete(&self, path: &str, key: &str) -> (StatusCode, Value) {
         self.send(self.http.delete(self.url(path)), Some(key)).await
     }
-    async fn try_exchange(&self, assertion: &str) -> Result<(StatusCode, Value), String> {
+    pub(crate) async fn try_exchange(
+        &self,
+        assertion: &str,
+    ) -> Result<(StatusCode, Value), String> {
         let form = [("grant_type", JWT_BEARER), ("assertion", assertion)];
         self.try_send(self.http.post(self.url("/oidc/token")).form(&form), None)
             .await
     }
-    async fn exchange(&self, assertion: &str) -> (StatusCode, Value) {
+    pub(crate) async fn exchange(&self, assertion: &str) -> (StatusCode, Value) {
         self.try_exchange(assertion)
             .await
             .unwrap_or_else(|e| panic!("replica {}: no answer: {e}", self.name))
     }
-    async fn exchange_ok(&self, assertion: &str) -> String {
+    pub(crate) async fn exchange_ok(&self, assertion: &str) -> String {
         let (s, b) = self.exchange(assertion).await;
         assert_eq!(s, StatusCode::OK, "exchange on {}: {b}", self.name);
         b["access_token"].as_str().unwrap().to_string()
@@ -289,7 +306,7 @@ impl Drop for Replica {
 }
 
 /// `fedgate bootstrap` on `database_url`: org `default`, admin `admin`; the admin's key.
-async fn bootstrap(database_url: &str) -> String {
+pub(crate) async fn bootstrap(database_url: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_fedgate"))
         .args([
             "bootstrap",
@@ -316,7 +333,7 @@ async fn bootstrap(database_url: &str) -> String {
 }
 
 /// `fedgate keys rotate`: the new kid.
-async fn rotate_keys(database_url: &str) -> String {
+pub(crate) async fn rotate_keys(database_url: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_fedgate"))
         .args(["keys", "rotate", "--database-url", database_url])
         .env("NO_COLOR", "1")
@@ -333,7 +350,7 @@ async fn rotate_keys(database_url: &str) -> String {
 }
 
 /// The `kid` in a compact JWS header.
-fn kid_of(token: &str) -> String {
+pub(crate) fn kid_of(token: &str) -> String {
     let header = token.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD

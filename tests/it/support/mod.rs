@@ -161,6 +161,9 @@ impl TestApp {
             jwks_refresh_cooldown_s: 0,
             exchange_rate_limit: opts.exchange_rate_limit,
             bootstrap: true,
+            trusted_proxies: Default::default(),
+            key_encryption_key_file: None,
+            shutdown_timeout_s: 10,
             request_timeout_s: opts.request_timeout_s,
         };
         let built = fedgate::build(config).await.expect("build app");
