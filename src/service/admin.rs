@@ -697,6 +697,10 @@ pub struct BindingOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_pattern: Option<String>,
     pub claims: std::collections::BTreeMap<String, String>,
+    /// Set (only) when an org admin opted the pattern out of the owner
+    /// boundary; shown so a reviewer sees the wide trust.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_broad_subject_pattern: bool,
     /// `enforce` or `shadow`.
     pub mode: String,
 }
@@ -715,6 +719,7 @@ pub fn binding_out(app: &App, issuer_id: &str, spec: &str, mode: &str) -> Bindin
         subject: spec.subject,
         subject_pattern: spec.subject_pattern,
         claims: spec.claims,
+        allow_broad_subject_pattern: spec.allow_broad_subject_pattern,
         mode: mode.to_string(),
     }
 }

@@ -1013,15 +1013,9 @@ where
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: FEDGATE_TEST_DATABASE_URL=postgres://… and --include-ignored (scripts/test.sh)"]
 async fn every_lifecycle_change_reaches_the_other_replica() {
-    let Ok(pg) = std::env::var("FEDGATE_TEST_DATABASE_URL") else {
-        eprintln!("lifecycle replicas: needs PostgreSQL (FEDGATE_TEST_DATABASE_URL); skipped");
-        return;
-    };
-    assert!(
-        pg.starts_with("postgres"),
-        "FEDGATE_TEST_DATABASE_URL must be postgres://"
-    );
+    crate::support::require_postgres();
     let a = world().await;
     let b = TestApp::start_with(Options {
         database_url: Some(a.database_url.clone()),

@@ -105,7 +105,7 @@ async fn broad_patterns_are_an_audited_org_admin_opt_in() {
     // An org admin may, and it is recorded.
     let (s, b) = create(&app, &app.admin_key, body).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert_eq!(b["binding"]["spec"]["allow_broad_subject_pattern"], true);
+    assert_eq!(b["binding"]["allow_broad_subject_pattern"], true);
     let token = app
         .exchange_ok(&idp.mint(json!({"sub": "repo:anyone/x:ref:y", "aud": "default"})))
         .await;
