@@ -65,6 +65,10 @@ struct Fixture {
     /// An exchanged access token and a built-in account's API key (same team).
     access_token: String,
     api_key: String,
+    /// Credentials refused on `/api/v1/*`, by kind.
+    refused: Vec<(&'static str, String)>,
+    /// `POST /oidc/token` bodies refused, by kind.
+    refused_forms: Vec<(&'static str, axum::body::Bytes)>,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
 }
@@ -112,6 +116,38 @@ fn token_request(body: &axum::body::Bytes) -> Request<Body> {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body.clone()))
         .unwrap()
+}
+
+/// A run as the SDK logs one (default entity, a small config).
+fn run_request(credential: &str) -> Request<Body> {
+    Request::post("/api/v1/runs")
+        .header(header::AUTHORIZATION, format!("Bearer {credential}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"project":"bench","config":{"lr":0.001,"epochs":10,"model":"resnet50"}}"#,
+        ))
+        .unwrap()
+}
+
+/// `token` with its payload replaced by `claims` (the signature kept).
+fn with_payload(token: &str, claims: &Value) -> String {
+    let mut parts = token.split('.');
+    let (h, _, sig) = (parts.next().unwrap(), parts.next(), parts.next().unwrap());
+    format!("{h}.{}.{sig}", URL_SAFE_NO_PAD.encode(claims.to_string()))
+}
+
+/// `token` with its header replaced by `header` (the signature kept).
+fn with_header(token: &str, header: &Value) -> String {
+    let (_, rest) = token.split_once('.').unwrap();
+    format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()))
+}
+
+/// `token` with one character of its signature changed.
+fn bad_signature(token: &str) -> String {
+    let mut t = token.as_bytes().to_vec();
+    let i = t.len() - 20;
+    t[i] = if t[i] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(t).unwrap()
 }
 
 fn viewer_request(credential: &str) -> Request<Body> {
@@ -192,6 +228,62 @@ impl Fixture {
             (tokens, v["access_token"].as_str().unwrap().to_string(), api_key)
         });
         let forms = tokens.iter().map(|t| form(t)).collect();
+        // Refused credentials: fedgate's own token expired (signed by its
+        // key), tampered (payload changed, a future `exp`), signed by a key
+        // it does not know, malformed; an API key with a good checksum that
+        // does not exist, and one with a bad checksum.
+        let mut claims: Value = {
+            let p = access_token.split('.').nth(1).unwrap();
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+        };
+        claims["iat"] = json!(now - 7200);
+        claims["exp"] = json!(now - 3600);
+        let expired = state
+            .signer
+            .mint(&serde_json::from_value(claims.clone()).unwrap())
+            .unwrap();
+        claims["iat"] = json!(now);
+        claims["exp"] = json!(now + 3600);
+        claims["scope"] = json!("read write admin");
+        let tampered = with_payload(&access_token, &claims);
+        let unknown_kid = with_header(
+            &access_token,
+            &json!({"alg": "ES256", "typ": "at+jwt", "kid": "no-such-key"}),
+        );
+        let unknown_key = fedgate::apikey::generate().expose().to_string();
+        let mut bad_checksum = unknown_key.clone();
+        let last = bad_checksum.pop().unwrap();
+        bad_checksum.push(if last == 'a' { 'b' } else { 'a' });
+        let refused = vec![
+            ("access_token_expired", expired),
+            ("access_token_tampered_future_exp", tampered),
+            ("access_token_unknown_kid", unknown_kid),
+            (
+                "access_token_malformed",
+                "eyJhbGciOiJFUzI1NiJ9.e30.c2ln".to_string(),
+            ),
+            ("api_key_unknown", unknown_key),
+            ("api_key_bad_checksum", bad_checksum),
+        ];
+        let refused_forms = vec![
+            (
+                "unknown_issuer",
+                form(&minter.mint_for(
+                    "https://idp.unknown.example",
+                    &support::subject(0),
+                    now,
+                    3600,
+                )),
+            ),
+            (
+                "unknown_kid",
+                form(&with_header(
+                    &tokens[1],
+                    &json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-unknown"}),
+                )),
+            ),
+            ("bad_signature", form(&bad_signature(&tokens[2]))),
+        ];
         let es256 = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         Fixture {
             rt,
@@ -213,6 +305,8 @@ impl Fixture {
             es256,
             access_token,
             api_key,
+            refused,
+            refused_forms,
             next: AtomicUsize::new(0),
             _dir: dir,
         }
@@ -300,6 +394,63 @@ impl Fixture {
     fn floor(&self, token: &str, minted_input: &[u8]) {
         self.rs256_verify_bare(token);
         black_box(self.es256_sign_bare(minted_input));
+    }
+
+    /// `GET /api/v1/viewer` with a credential that must be refused.
+    fn viewer_refused(&self, credential: &str) {
+        let resp = self
+            .rt
+            .block_on(self.router.clone().oneshot(viewer_request(credential)))
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        black_box(resp);
+    }
+
+    /// `POST /oidc/token` that must be refused.
+    fn exchange_refused(&self, body: &axum::body::Bytes) {
+        let resp = self
+            .rt
+            .block_on(self.router.clone().oneshot(token_request(body)))
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+        black_box(resp);
+    }
+
+    /// `POST /api/v1/runs`, one at a time.
+    fn run(&self, credential: &str) {
+        let resp = self
+            .rt
+            .block_on(self.router.clone().oneshot(run_request(credential)))
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        black_box(resp);
+    }
+
+    /// Process CPU µs per `POST /api/v1/runs` with `clients` concurrent
+    /// callers (as `wrk -c16` sends them), `n` runs each.
+    fn runs_concurrent_cpu(&self, credential: &str, clients: usize, n: usize) -> f64 {
+        let c0 = process_cpu_s();
+        self.rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..clients {
+                let router = self.router.clone();
+                let credential = credential.to_string();
+                set.spawn(async move {
+                    for _ in 0..n {
+                        let resp = router
+                            .clone()
+                            .oneshot(run_request(&credential))
+                            .await
+                            .unwrap();
+                        assert_eq!(resp.status(), StatusCode::CREATED);
+                    }
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                r.unwrap();
+            }
+        });
+        (process_cpu_s() - c0) * 1e6 / (clients * n) as f64
     }
 
     fn viewer(&self, credential: &str) {
@@ -392,6 +543,29 @@ fn benches(c: &mut Criterion, fx: &Fixture) {
         b.iter(|| fx.floor(&token, &minted_input))
     });
     g.bench_function("fedgate_exchange_in_process", |b| b.iter(|| fx.exchange()));
+    g.finish();
+
+    let mut g = c.benchmark_group("refused_exchange");
+    g.bench_function("accepted_exchange", |b| b.iter(|| fx.exchange()));
+    for (name, body) in &fx.refused_forms {
+        g.bench_function(*name, |b| b.iter(|| fx.exchange_refused(body)));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("refused_credential");
+    g.bench_function("accepted_viewer_access_token", |b| {
+        b.iter(|| fx.viewer(&fx.access_token))
+    });
+    for (name, credential) in &fx.refused {
+        g.bench_function(*name, |b| b.iter(|| fx.viewer_refused(credential)));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("runs");
+    g.bench_function("create_run_api_key", |b| b.iter(|| fx.run(&fx.api_key)));
+    g.bench_function("create_run_access_token", |b| {
+        b.iter(|| fx.run(&fx.access_token))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("authenticated_request");
@@ -499,17 +673,49 @@ fn summary(fx: &Fixture) {
             ),
         ),
     ];
+    let mut rows = rows.to_vec();
+    for (name, body) in &fx.refused_forms {
+        rows.push((
+            &*Box::leak(format!("refused exchange ({name}) / accepted exchange").into_boxed_str()),
+            paired(31, 50, || fx.exchange_refused(body), || fx.exchange()),
+        ));
+    }
+    for (name, credential) in &fx.refused {
+        rows.push((
+            &*Box::leak(format!("viewer refused ({name}) / accepted token").into_boxed_str()),
+            paired(
+                31,
+                200,
+                || fx.viewer_refused(credential),
+                || fx.viewer(&fx.access_token),
+            ),
+        ));
+    }
+    rows.push((
+        "run, one at a time / viewer (process CPU)",
+        (
+            cpu_per_op(|| fx.run(&fx.api_key), || {}),
+            cpu_per_op(|| fx.viewer(&fx.api_key), || {}),
+        ),
+    ));
+    rows.push((
+        "run, 16 concurrent / one at a time (process CPU)",
+        (
+            fx.runs_concurrent_cpu(&fx.api_key, 16, 250),
+            cpu_per_op(|| fx.run(&fx.api_key), || {}),
+        ),
+    ));
     eprintln!();
     eprintln!(
         "ratios measured in this run: wall rows are medians of 31 alternating batches; \
          process CPU rows count every thread (the SQLite writer too) over 2 s each"
     );
     eprintln!(
-        "{:<50} {:>10} {:>10} {:>7}",
+        "{:<62} {:>10} {:>10} {:>7}",
         "", "fedgate µs", "floor µs", "ratio"
     );
     for (name, (a, b)) in rows {
-        eprintln!("{name:<50} {a:>10.1} {b:>10.1} {:>7.2}", a / b);
+        eprintln!("{name:<62} {a:>10.1} {b:>10.1} {:>7.2}", a / b);
     }
     eprintln!(
         "machine: {} cores, {}",

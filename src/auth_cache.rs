@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
+use crate::authz::ProjectView;
 use crate::model::Principal;
-use crate::store::ApiKeyRow;
+use crate::store::{ApiKeyRow, TeamRow};
 
 /// A principal as loaded from the store, with what revocation needs.
 #[derive(Clone, Debug)]
@@ -88,6 +89,12 @@ pub struct AuthCache {
     keys: Guarded<Arc<ApiKeyRow>>,
     principals: Guarded<Arc<PrincipalEntry>>,
     touched: Cache<String, ()>,
+    /// Hashes of well-formed API keys the store does not have, so a flood
+    /// of one unknown key is refused without a store read per request. A
+    /// key is stored when it is created, with a secret nobody could have
+    /// presented before, so no new key is ever among them; they are
+    /// forgotten with the known keys anyway.
+    unknown_keys: Cache<String, ()>,
 }
 
 impl Default for AuthCache {
@@ -97,6 +104,10 @@ impl Default for AuthCache {
             principals: Guarded::new(300),
             touched: Cache::builder()
                 .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            unknown_keys: Cache::builder()
+                .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
         }
@@ -117,6 +128,16 @@ impl AuthCache {
         self.keys
             .get_or_load(hash, async { Ok(load.await?.map(Arc::new)) })
             .await
+    }
+
+    /// True when the store was found not to have the key of this hash.
+    pub fn is_unknown_key(&self, hash: &str) -> bool {
+        self.unknown_keys.contains_key(hash)
+    }
+
+    /// Remembers that the store has no key of this hash.
+    pub fn unknown_key(&self, hash: &str) {
+        self.unknown_keys.insert(hash.to_string(), ());
     }
 
     /// A principal by id, loading it on a miss. Returns the entry and
@@ -151,11 +172,79 @@ impl AuthCache {
     /// Forgets every cached key (after a revocation).
     pub fn invalidate_keys(&self) {
         self.keys.invalidate_all();
+        self.unknown_keys.invalidate_all();
     }
     /// Forgets everything (after a change whose reach is wide, e.g. a team change).
     pub fn invalidate_all(&self) {
         self.keys.invalidate_all();
+        self.unknown_keys.invalidate_all();
         self.principals.invalidate_all();
+    }
+}
+
+/// The projects that writes (runs, trace calls) go to, with their team and
+/// explicit members, by team name and project name: a run then reads
+/// nothing from the store before its insert. Only projects that exist are
+/// cached. Every change applied to this replica (`App::apply`, which the
+/// change feed drives on the others) forgets them all, and a project's
+/// visibility, members or deletion and a team's deletion publish one
+/// (`Change::Projects`); the TTL bounds what a lost notification could
+/// leave behind. A lookup that raced with an invalidation is not cached
+/// (the generation check of [`AuthCache`]).
+pub struct WriteTargets {
+    cache: Cache<String, Arc<(TeamRow, ProjectView)>>,
+    generation: AtomicU64,
+}
+
+impl Default for WriteTargets {
+    fn default() -> Self {
+        WriteTargets {
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl WriteTargets {
+    fn key(team: &str, project: &str) -> String {
+        let mut k = String::with_capacity(team.len() + project.len() + 1);
+        k.push_str(team);
+        k.push('\n');
+        k.push_str(project);
+        k
+    }
+
+    /// The cached target, if any.
+    pub fn get(&self, team: &str, project: &str) -> Option<Arc<(TeamRow, ProjectView)>> {
+        self.cache.get(&Self::key(team, project))
+    }
+
+    /// Call before the store reads whose result may be [`WriteTargets::insert`]ed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Caches what was read after `generation()` returned `started`,
+    /// unless something was invalidated since.
+    pub fn insert(&self, started: u64, team: &TeamRow, project: &ProjectView) {
+        if self.generation.load(Ordering::SeqCst) != started {
+            return;
+        }
+        let key = Self::key(&team.name, &project.name);
+        self.cache
+            .insert(key.clone(), Arc::new((team.clone(), project.clone())));
+        if self.generation.load(Ordering::SeqCst) != started {
+            self.cache.invalidate(&key);
+        }
+    }
+
+    /// Forgets every target.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate_all();
     }
 }
 

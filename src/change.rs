@@ -18,6 +18,9 @@ pub enum Change {
     Federation,
     /// fedgate's signing keys changed (rotation).
     SigningKeys,
+    /// A project's visibility or members changed, or a project or team was
+    /// deleted: forget the cached write targets.
+    Projects,
 }
 
 impl Change {
@@ -30,6 +33,7 @@ impl Change {
             Change::ExternalAccount(id) => format!("external:{id}"),
             Change::Federation => "federation".into(),
             Change::SigningKeys => "signing_keys".into(),
+            Change::Projects => "projects".into(),
         }
     }
     /// Parses the wire form; `None` for anything else.
@@ -42,6 +46,7 @@ impl Change {
             ("external", false) => Change::ExternalAccount(arg.into()),
             ("federation", true) => Change::Federation,
             ("signing_keys", true) => Change::SigningKeys,
+            ("projects", true) => Change::Projects,
             _ => return None,
         })
     }
@@ -60,6 +65,7 @@ mod tests {
             Change::ExternalAccount("sa_1".into()),
             Change::Federation,
             Change::SigningKeys,
+            Change::Projects,
         ] {
             assert_eq!(Change::decode(&c.encode()), Some(c));
         }

@@ -31,6 +31,7 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ pub struct Built {
     /// Set when an empty store was bootstrapped: the admin key, to print once.
     pub bootstrapped: Option<Bootstrapped>,
     audit_task: tokio::task::JoinHandle<()>,
+    writes_task: tokio::task::JoinHandle<()>,
     /// The change listener (PostgreSQL) or poller (SQLite); stops when dropped.
     _replication: Option<replication::Replication>,
 }
@@ -91,6 +93,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     )
     .await?;
     let (audit, audit_task) = AuditSink::start(store.clone());
+    let (writes, writes_task) = writes::Writes::start(store.clone());
     let bootstrap = config.bootstrap;
     let jwks_cooldown = config.jwks_refresh_cooldown_s;
     let rate_limit = config.exchange_rate_limit;
@@ -103,6 +106,8 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         store,
         clock,
         audit,
+        writes,
+        targets: auth_cache::WriteTargets::default(),
         auth: AuthCache::default(),
         signer,
         index: FederationIndex::default(),
@@ -145,6 +150,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         state: AppState(app),
         bootstrapped,
         audit_task,
+        writes_task,
         _replication: replication,
     })
 }
@@ -204,7 +210,8 @@ impl Built {
         }
         self.state.audit.flush().await;
         drop(self.state);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.audit_task).await;
+        let tasks = async { tokio::join!(self.audit_task, self.writes_task) };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), tasks).await;
         Ok(())
     }
 }

@@ -23,6 +23,10 @@ pub struct App {
     pub store: DynStore,
     pub clock: Arc<dyn Clock>,
     pub audit: AuditSink,
+    /// Runs and trace calls, group-committed (`crate::writes`).
+    pub writes: crate::writes::Writes,
+    /// Projects as writes find them, by team and project name.
+    pub targets: crate::auth_cache::WriteTargets,
     /// API keys and principals by id.
     pub auth: AuthCache,
     /// fedgate's own signing keys and the verified-token cache.

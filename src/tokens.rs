@@ -366,6 +366,9 @@ impl Signer {
         token: &str,
         now_s: i64,
     ) -> Result<Arc<AccessClaims>, String> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err("malformed access token".into());
+        }
         let hash = sha256_hex(token.as_bytes());
         if let Some(c) = self.verified.get(&hash) {
             crate::metrics::cache_lookup(crate::metrics::Cache::VerifiedTokens, true);
@@ -382,6 +385,18 @@ impl Signer {
             return Err("not a fedgate access token (typ must be at+jwt)".into());
         }
         let kid = header.kid.ok_or("access token has no kid")?;
+        // Refusals that need no signature (a flood of old or garbled tokens
+        // costs no verification, nor a key reload for an unknown `kid`):
+        // the payload must carry a numeric `exp` that has not passed. Read
+        // unverified, this can only refuse, and only what would be refused
+        // anyway, with the same reason: a token without a well-formed `exp`
+        // fails the claim checks, and an expired one (`exp` ≤ now, the
+        // verified-token cache's rule) is expired whoever signed it.
+        match unverified_exp(token) {
+            Some(exp) if exp > now_s => {}
+            Some(_) => return Err("access token has expired".into()),
+            None => return Err("invalid access token".into()),
+        }
         let key = match self.ring().by_kid.get(&kid) {
             Some(k) => k.clone(),
             None => {
@@ -430,6 +445,27 @@ impl Signer {
             tracing::warn!(error = %e, "could not reload signing keys");
         }
     }
+}
+
+/// Longest access token looked at; fedgate's are well under 2 KiB.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The `exp` of a compact JWS's payload, unverified: `None` unless the
+/// token has three parts and its payload is a JSON object whose `exp` is a
+/// non-negative integer (what the claim checks after the signature require).
+fn unverified_exp(token: &str) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Exp {
+        exp: u64,
+    }
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let exp = serde_json::from_slice::<Exp>(&bytes).ok()?.exp;
+    Some(i64::try_from(exp).unwrap_or(i64::MAX))
 }
 
 async fn load_ring(

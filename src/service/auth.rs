@@ -71,11 +71,17 @@ pub async fn authenticate_api_key(
     crate::apikey::classify(key.expose())
         .map_err(|e| ServiceError::Unauthenticated(e.to_string()))?;
     let hash = sha256_hex(key.expose().as_bytes());
-    let (row, hit) = app
+    if app.auth.is_unknown_key(&hash) {
+        return Err(ServiceError::Unauthenticated("invalid API key".into()));
+    }
+    let Some((row, hit)) = app
         .auth
         .api_key(&hash, app.store.api_key_by_hash(&hash))
         .await?
-        .ok_or_else(|| ServiceError::Unauthenticated("invalid API key".into()))?;
+    else {
+        app.auth.unknown_key(&hash);
+        return Err(ServiceError::Unauthenticated("invalid API key".into()));
+    };
     metrics::cache_lookup(metrics::Cache::ApiKeys, hit);
     let entry = principal_entry(app, &row.owner_id).await?;
     if row.revoked_at.is_some() {

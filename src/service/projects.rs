@@ -415,17 +415,18 @@ pub async fn create_run(
         config: config_text,
         created_at: app.clock.now_ms(),
     };
-    app.store.insert_run(&row).await?;
+    let (id, created_at) = (row.id.clone(), row.created_at);
+    app.writes.insert(crate::writes::Row::Run(row)).await?;
     let (created_by, attributed_to) = authorship(p, attributed_user);
     Ok(RunOut {
-        id: row.id,
+        id,
         entity: team.name,
         project: project.name,
         name,
         config,
         created_by,
         attributed_to,
-        created_at: rfc3339(row.created_at),
+        created_at: rfc3339(created_at),
         attribution: Some(attribution),
     })
 }
@@ -442,8 +443,8 @@ pub(crate) async fn write_target(
     entity_name: Option<&str>,
     project: &str,
 ) -> ServiceResult<(TeamRow, ProjectView)> {
-    let team = match entity_name {
-        Some(e) => entity(app, Some(p), e).await?,
+    let team_name = match entity_name {
+        Some(e) => e,
         None => {
             let Some(t) = p.default_team() else {
                 return Err(ServiceError::BadRequest(format!(
@@ -451,14 +452,30 @@ pub(crate) async fn write_target(
                     p.describe()
                 )));
             };
-            entity(app, Some(p), &t.name).await?
+            t.name.as_str()
         }
     };
+    // The usual case, a write to a project that exists: decided on the
+    // cached project (`App::targets`), with no store read.
+    if let Some(hit) = app.targets.get(team_name, project) {
+        let (team, v) = &*hit;
+        if team.org_id == p.org_id {
+            let d = decide(Some(p), Action::Write, Target::Project(v));
+            if !d.allowed() {
+                let target = format!("{}/{}", team.name, project);
+                app.enforce(ctx, p, "write", &target, d).await?;
+            }
+            return Ok((team.clone(), v.clone()));
+        }
+    }
+    let generation = app.targets.generation();
+    let team = entity(app, Some(p), team_name).await?;
     check_name("project", project).map_err(ServiceError::BadRequest)?;
     let tref = team_ref(&team);
     let target = format!("{}/{}", team.name, project);
     let target_view = match find_project(app, &team, project).await? {
         Some(v) => {
+            app.targets.insert(generation, &team, &v);
             let d = decide(Some(p), Action::Write, Target::Project(&v));
             app.enforce(ctx, p, "write", &target, d).await?;
             v
@@ -691,6 +708,7 @@ pub async fn set_visibility(
     )
     .await?;
     tx.commit().await?;
+    app.changed(crate::state::Change::Projects).await;
     v.visibility = req.visibility;
     Ok(v.into())
 }
@@ -811,6 +829,7 @@ pub async fn add_project_member(
     )
     .await?;
     tx.commit().await?;
+    app.changed(crate::state::Change::Projects).await;
     let v = find_project(app, &team, &v.name)
         .await?
         .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
@@ -918,6 +937,7 @@ pub async fn remove_project_member(
     app.store
         .remove_project_member(&v.id, &principal_id)
         .await?;
+    app.changed(crate::state::Change::Projects).await;
     app.audit_change(
         ctx,
         p,
@@ -943,6 +963,7 @@ pub async fn delete_project(
 ) -> ServiceResult<()> {
     let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
     app.store.delete_project(&v.id).await?;
+    app.changed(crate::state::Change::Projects).await;
     app.audit_change(
         ctx,
         p,

@@ -7,7 +7,11 @@ use crate::state::{App, Change};
 impl App {
     /// Applies a change to this replica's caches.
     pub async fn apply(&self, change: &Change) {
+        // Projects are cached with their team and members; any change
+        // (a principal deleted, a project's members) may touch one.
+        self.targets.invalidate_all();
         let result = match change {
+            Change::Projects => Ok(()),
             Change::Principal(id) => {
                 self.auth.invalidate_principal(id);
                 Ok(())

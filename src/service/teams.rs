@@ -114,6 +114,7 @@ pub async fn delete_team(
             )),
             other => other.into(),
         })?;
+    app.changed(Change::Projects).await;
     for m in &members {
         app.changed(Change::Principal(m.user_id.clone())).await;
     }

@@ -225,22 +225,31 @@ pub async fn create_trace(
         attributed_user_id: attributed_user.as_ref().map(|u| u.0.clone()),
         created_at: now,
     };
-    app.store.insert_trace(&row).await?;
+    let (id, trace_id, parent_id, op_name, started_at, ended_at, created_at) = (
+        row.id.clone(),
+        row.trace_id.clone(),
+        row.parent_id.clone(),
+        row.op_name.clone(),
+        row.started_at,
+        row.ended_at,
+        row.created_at,
+    );
+    app.writes.insert(crate::writes::Row::Trace(row)).await?;
     let (created_by, attributed_to) = authorship(p, attributed_user);
     Ok(TraceOut {
-        id: row.id,
+        id,
         entity: team.name,
         project: project.name,
-        trace_id: row.trace_id,
-        parent_id: row.parent_id,
-        op_name: row.op_name,
+        trace_id,
+        parent_id,
+        op_name,
         inputs: checked.inputs.0,
         output: checked.output.map(|o| o.0),
-        started_at: rfc3339(row.started_at),
-        ended_at: row.ended_at.map(rfc3339),
+        started_at: rfc3339(started_at),
+        ended_at: ended_at.map(rfc3339),
         created_by,
         attributed_to,
-        created_at: rfc3339(row.created_at),
+        created_at: rfc3339(created_at),
         attribution: Some(attribution),
     })
 }

@@ -484,6 +484,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_run(&self, run: &RunRow) -> StoreResult<()>;
     async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>>;
+    /// Stores runs and trace calls in one transaction (`crate::writes`);
+    /// a row whose id is stored already is skipped, so a retry is harmless.
+    async fn insert_rows(&self, runs: &[&RunRow], traces: &[&TraceRow]) -> StoreResult<()>;
 
     async fn insert_trace(&self, trace: &TraceRow) -> StoreResult<()>;
     /// One call of a project by id (a new call's parent).

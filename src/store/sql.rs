@@ -631,6 +631,40 @@ macro_rules! impl_sql_store {
                 .await?;
                 Ok(())
             }
+            async fn insert_rows(&self, runs: &[&RunRow], traces: &[&TraceRow]) -> StoreResult<()> {
+                match (runs, traces) {
+                    ([], []) => return Ok(()),
+                    // One row: one statement, committed by itself (a
+                    // transaction around it would be two more round trips).
+                    ([_], []) => {
+                        Self::runs_insert(runs).build().execute(&self.pool).await?;
+                        return Ok(());
+                    }
+                    ([], [_]) => {
+                        Self::traces_insert(traces).build().execute(&self.pool).await?;
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                let mut tx = self.pool.begin().await?;
+                // Chunk sizes from a fixed set, so few distinct statements
+                // get prepared (as for the audit log).
+                let size = |n: usize| [64, 16, 4, 1].into_iter().find(|&c| c <= n).unwrap_or(1);
+                let mut rest = runs;
+                while !rest.is_empty() {
+                    let (chunk, tail) = rest.split_at(size(rest.len()));
+                    Self::runs_insert(chunk).build().execute(&mut *tx).await?;
+                    rest = tail;
+                }
+                let mut rest = traces;
+                while !rest.is_empty() {
+                    let (chunk, tail) = rest.split_at(size(rest.len()));
+                    Self::traces_insert(chunk).build().execute(&mut *tx).await?;
+                    rest = tail;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
             async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>> {
                 Ok(sqlx::query_as(
                     "SELECT * FROM runs WHERE project_id = $1 ORDER BY seq LIMIT $2",
@@ -872,6 +906,50 @@ macro_rules! impl_sql_store {
         impl $store {
             async fn begin_tx(&self) -> StoreResult<Tx> {
                 Ok(Tx(self.pool.begin().await?))
+            }
+
+            /// One multi-row `INSERT` of runs; an id stored already is skipped.
+            fn runs_insert(chunk: &[&RunRow]) -> sqlx::QueryBuilder<$db> {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO runs (id, project_id, created_by, created_by_kind, attributed_user_id, name, config, created_at) ",
+                );
+                q.push_values(chunk, |mut row, r| {
+                    row.push_bind(&r.id)
+                        .push_bind(&r.project_id)
+                        .push_bind(&r.created_by)
+                        .push_bind(&r.created_by_kind)
+                        .push_bind(&r.attributed_user_id)
+                        .push_bind(&r.name)
+                        .push_bind(&r.config)
+                        .push_bind(r.created_at);
+                });
+                q.push(" ON CONFLICT (id) DO NOTHING");
+                q
+            }
+
+            /// One multi-row `INSERT` of trace calls; an id stored already is skipped.
+            fn traces_insert(chunk: &[&TraceRow]) -> sqlx::QueryBuilder<$db> {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO traces (id, project_id, trace_id, parent_id, op_name, inputs, output, \
+                     started_at, ended_at, created_by, created_by_kind, attributed_user_id, created_at) ",
+                );
+                q.push_values(chunk, |mut row, t| {
+                    row.push_bind(&t.id)
+                        .push_bind(&t.project_id)
+                        .push_bind(&t.trace_id)
+                        .push_bind(&t.parent_id)
+                        .push_bind(&t.op_name)
+                        .push_bind(&t.inputs)
+                        .push_bind(&t.output)
+                        .push_bind(t.started_at)
+                        .push_bind(t.ended_at)
+                        .push_bind(&t.created_by)
+                        .push_bind(&t.created_by_kind)
+                        .push_bind(&t.attributed_user_id)
+                        .push_bind(t.created_at);
+                });
+                q.push(" ON CONFLICT (id) DO NOTHING");
+                q
             }
         }
 

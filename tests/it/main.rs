@@ -16,6 +16,7 @@ mod cost;
 mod docs;
 mod edge;
 mod federation;
+mod group_commit;
 mod lifecycle;
 mod messages;
 mod metrics;

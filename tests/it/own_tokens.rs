@@ -361,3 +361,92 @@ async fn minted_values_lifetime_cap_and_introspection() {
     }
     app.stop().await;
 }
+
+/// Issue 15: a token whose payload already says it is no good is refused
+/// before its signature is checked (a flood of stale or garbled tokens
+/// costs no verification), with the reason the full check gives; a
+/// payload changed to a future `exp` still meets the signature.
+#[tokio::test]
+async fn stale_and_garbled_tokens_are_refused_before_the_signature_with_the_same_reason() {
+    let (app, idp, _, _) = federated(Options::default()).await;
+    let token = app.exchange_ok(&assertion(&idp)).await;
+    let (header, payload) = (part(&token, 0), part(&token, 1));
+    let sig = token.split('.').nth(2).unwrap();
+    let now = payload["iat"].as_i64().unwrap();
+
+    // Genuinely expired: minted by fedgate's own key an hour ago.
+    let mut claims: fedgate::tokens::AccessClaims =
+        serde_json::from_value(payload.clone()).unwrap();
+    claims.jti = "at_expired".into();
+    claims.iat = now - 7200;
+    claims.iat_ms = 0;
+    claims.exp = now - 3600;
+    let expired = app.state.signer.mint(&claims).unwrap();
+    refused(&app, "expired", &expired, "access token has expired").await;
+    // The same payload with a garbage signature under a kid nobody has:
+    // refused as expired, which only a check before the signature (and
+    // before the key lookup) can say.
+    let mut kid = header.clone();
+    kid["kid"] = json!("no-such-kid");
+    let forged = format!(
+        "{}.{}.{}",
+        b64(&kid),
+        expired.split('.').nth(1).unwrap(),
+        "A".repeat(86)
+    );
+    refused(&app, "expired, forged", &forged, "access token has expired").await;
+    let (s, b) = app
+        .post("/api/v1/runs", Some(&forged), json!({"project": "p"}))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+
+    // Payloads the claim checks refuse: no `exp`, a string `exp`, not JSON.
+    for (name, p) in [
+        ("no exp", {
+            let mut p = payload.clone();
+            p.as_object_mut().unwrap().remove("exp");
+            b64(&p)
+        }),
+        ("string exp", {
+            let mut p = payload.clone();
+            p["exp"] = json!((now + 3600).to_string());
+            b64(&p)
+        }),
+        ("payload not JSON", URL_SAFE_NO_PAD.encode(b"not json")),
+        ("payload not base64", "!!".to_string()),
+    ] {
+        let t = format!("{}.{p}.{sig}", b64(&header));
+        refused(&app, name, &t, "invalid access token").await;
+    }
+    // Four parts.
+    refused(
+        &app,
+        "four parts",
+        &format!("{token}.x"),
+        "malformed access token",
+    )
+    .await;
+
+    // Tampered to a later `exp` (and a wider scope): the cheap check lets
+    // it through, and the signature refuses it.
+    let mut later = payload.clone();
+    later["exp"] = json!(now + 86_400);
+    later["scope"] = json!("read write admin");
+    let tampered = format!("{}.{}.{sig}", b64(&header), b64(&later));
+    refused(
+        &app,
+        "tampered, future exp",
+        &tampered,
+        "invalid access token",
+    )
+    .await;
+
+    // Far too long to be one of fedgate's.
+    let huge = format!("{}.{}.{sig}", b64(&header), "A".repeat(9000));
+    refused(&app, "oversized", &huge, "malformed access token").await;
+
+    // The genuine token is untouched by all of that.
+    let (s, _) = app.get("/api/v1/viewer", Some(&token)).await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
