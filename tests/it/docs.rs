@@ -2052,3 +2052,61 @@ async fn every_documented_endpoint_is_served() {
     assert!(checked > 50, "only {checked} endpoints found");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The answer a doc shows as `# …` lines right after the line starting
+/// with `command`, joined.
+fn shown_after(md: &str, command: &str) -> String {
+    let mut lines = md.lines().skip_while(|l| !l.starts_with(command));
+    assert!(lines.next().is_some(), "the doc shows `{command}`");
+    lines
+        .map_while(|l| l.strip_prefix('#'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test]
+async fn the_operations_commands_print_what_the_guide_shows() {
+    let doc = "docs/operations.md";
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = async |args: &[&str]| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let db = "sqlite://fedgate.db";
+    let out = run(&[
+        "bootstrap",
+        "--database-url",
+        db,
+        "--org",
+        "acme",
+        "--admin",
+        "alice",
+        "--email",
+        "alice@acme.example",
+    ])
+    .await;
+    let shown = shown_after(&md, "fedgate bootstrap --database-url URL")
+        .replace("USERNAME", "alice")
+        .replace("NAME", "acme");
+    assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+    let out = run(&["keys", "rotate", "--database-url", db]).await;
+    let shown = shown_after(&md, "fedgate keys rotate");
+    assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+    let out = run(&["backup", "--database-url", db, "fedgate-2026-12-02.db"]).await;
+    let shown = shown_after(&md, "fedgate backup --database-url");
+    assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+}
