@@ -366,7 +366,8 @@ struct DocRun<'a> {
     /// (text in the doc, replacement) applied to every command line;
     /// `{base}` in a replacement is the server's URL.
     subs: Vec<(String, String)>,
-    /// Variables the environment provides (a CI system's token, say).
+    /// Variables the environment provides (a CI system's token, say);
+    /// `{base}` is the server's URL, `{admin_key}` the key it printed.
     env: Vec<(String, String)>,
 }
 
@@ -454,11 +455,12 @@ async fn run_doc_with(run: DocRun<'_>, before: impl AsyncFnOnce(&str, &str, &Pat
         .env("GIT_AUTHOR_EMAIL", "docs@example.com")
         .env("GIT_COMMITTER_NAME", "docs")
         .env("GIT_COMMITTER_EMAIL", "docs@example.com")
-        .envs(
-            run.env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.replace("{base}", &base))),
-        )
+        .envs(run.env.iter().map(|(k, v)| {
+            (
+                k.clone(),
+                v.replace("{base}", &base).replace("{admin_key}", &key),
+            )
+        }))
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await
@@ -2109,4 +2111,24 @@ async fn the_operations_commands_print_what_the_guide_shows() {
     let out = run(&["backup", "--database-url", db, "fedgate-2026-12-02.db"]).await;
     let shown = shown_after(&md, "fedgate backup --database-url");
     assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+}
+
+#[tokio::test]
+async fn the_console_guides_sso_setup_runs_with_the_test_idp_as_the_provider() {
+    let idp = TestIdp::start().await;
+    // The client the guide registers at the provider first.
+    idp.enable_sso("fedgate", "…");
+    run_doc(DocRun {
+        doc: "docs/console.md",
+        subs: vec![
+            ("https://login.example.com".into(), idp.issuer()),
+            ("https://fedgate.example.com".into(), "{base}".into()),
+        ],
+        // As the README's tour left them.
+        env: vec![
+            ("B".into(), "{base}/api/v1".into()),
+            ("ADMIN".into(), "{admin_key}".into()),
+        ],
+    })
+    .await;
 }
