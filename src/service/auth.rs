@@ -271,10 +271,28 @@ pub async fn authenticate(
         Credential::AccessToken(token) => authenticate_token(app, ctx, token, now).await,
     };
     if let Err(ServiceError::Unauthenticated(reason)) = &result {
-        tracing::info!(request_id = %ctx.request_id, %reason, "credential refused");
+        // Per request at debug only: a flood of bad credentials must not
+        // cost a formatted info line each. Refusals of a known owner's
+        // credential are already in that organization's audit log; the
+        // rest are counted by the HTTP metrics (401s per route) and
+        // summarized here at info, rate-limited like unverified exchanges.
+        tracing::debug!(request_id = %ctx.request_id, reason = ?reason, "credential refused");
+        if let Some(suppressed) = REFUSED_LOG.allow(app.clock.now_s()) {
+            tracing::info!(
+                request_id = %ctx.request_id,
+                // Debug form: attacker-chosen text cannot forge log lines.
+                reason = ?reason,
+                suppressed,
+                "credential refused"
+            );
+        }
     }
     result
 }
+
+/// Refused credentials are logged at info at most this often (per second,
+/// for the whole process), with the count of those left out since.
+static REFUSED_LOG: crate::ratelimit::LogThrottle = crate::ratelimit::LogThrottle::new(5);
 
 /// Checks a fedgate access token and returns its principal, through the same
 /// revocation checks as an API key.
