@@ -84,14 +84,22 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
     let kek = kek::Kek::load_optional(config.key_encryption_key_file.as_deref())?;
     let store = store::open(&config.database_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let signer = Signer::load_with(
-        &store,
-        &config.public_url,
-        &config.signing_alg,
-        kek,
-        clock.now_ms(),
-    )
-    .await?;
+    // The signing keys and the federation index (issuers, external
+    // accounts) are independent reads: both at once.
+    let (signer, (issuers, accounts)) = tokio::try_join!(
+        Signer::load_with(
+            &store,
+            &config.public_url,
+            &config.signing_alg,
+            kek,
+            clock.now_ms(),
+        ),
+        async {
+            service::federation::read_index(&store)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading trusted issuers: {e}"))
+        }
+    )?;
     let (audit, audit_task) = AuditSink::start(store.clone());
     let (writes, writes_task) = writes::Writes::start(store.clone());
     let bootstrap = config.bootstrap;
@@ -131,9 +139,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
             }
         }
     });
-    service::federation::load_index(&app)
-        .await
-        .map_err(|e| anyhow::anyhow!("loading trusted issuers: {e}"))?;
+    app.index.replace(issuers, accounts);
     let bootstrapped = if bootstrap && app.store.count_orgs().await? == 0 {
         Some(
             service::admin::bootstrap(&app, "default", "admin", "admin@fedgate.local")
