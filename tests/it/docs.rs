@@ -91,7 +91,8 @@ fn steps(md: &str) -> Vec<Step> {
             in_answer = true;
             continue;
         }
-        if in_answer && t.starts_with("#  ") {
+        // Continuation lines: `#  …`, and `#` alone for a blank line.
+        if in_answer && (t.starts_with("#  ") || t.trim_end() == "#") {
             if let Some(last) = cur.expects.last_mut() {
                 last.text.push_str(t.trim_start_matches('#'));
             }
@@ -365,7 +366,8 @@ struct DocRun<'a> {
     /// (text in the doc, replacement) applied to every command line;
     /// `{base}` in a replacement is the server's URL.
     subs: Vec<(String, String)>,
-    /// Variables the environment provides (a CI system's token, say).
+    /// Variables the environment provides (a CI system's token, say);
+    /// `{base}` is the server's URL, `{admin_key}` the key it printed.
     env: Vec<(String, String)>,
 }
 
@@ -374,7 +376,7 @@ struct Ran {
     base: String,
     admin_key: String,
     _server: tokio::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 const MARK: &str = "@@doc-step";
@@ -382,12 +384,13 @@ const MARK: &str = "@@doc-step";
 /// Runs every step of `run.doc` against a fresh `fedgate serve` and checks
 /// every shown answer; returns the server, still running.
 async fn run_doc(run: DocRun<'_>) -> Ran {
-    run_doc_with(run, |_| {}).await
+    run_doc_with(run, async |_: &str, _: &str, _: &Path| {}).await
 }
 
-/// [`run_doc`], calling `before` with the server's URL before the doc's
-/// commands run (to hand them what a CI system would, e.g. a token file).
-async fn run_doc_with(run: DocRun<'_>, before: impl FnOnce(&str)) -> Ran {
+/// [`run_doc`], calling `before` with the server's URL, the admin key and
+/// the folder the commands run in, before they run (to hand them what a CI
+/// system or an earlier step of the reader's would: a token file, trust).
+async fn run_doc_with(run: DocRun<'_>, before: impl AsyncFnOnce(&str, &str, &Path)) -> Ran {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let md = std::fs::read_to_string(root.join(run.doc)).unwrap();
     let steps = steps(&md);
@@ -396,7 +399,7 @@ async fn run_doc_with(run: DocRun<'_>, before: impl FnOnce(&str)) -> Ran {
     let port = free_port();
     let (server, printed, key) = serve(dir.path(), port).await;
     let base = format!("http://127.0.0.1:{port}");
-    before(&base);
+    before(&base, &key, dir.path()).await;
 
     let mut subs: Vec<(String, String)> = run
         .subs
@@ -452,11 +455,12 @@ async fn run_doc_with(run: DocRun<'_>, before: impl FnOnce(&str)) -> Ran {
         .env("GIT_AUTHOR_EMAIL", "docs@example.com")
         .env("GIT_COMMITTER_NAME", "docs")
         .env("GIT_COMMITTER_EMAIL", "docs@example.com")
-        .envs(
-            run.env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.replace("{base}", &base))),
-        )
+        .envs(run.env.iter().map(|(k, v)| {
+            (
+                k.clone(),
+                v.replace("{base}", &base).replace("{admin_key}", &key),
+            )
+        }))
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await
@@ -533,7 +537,7 @@ async fn run_doc_with(run: DocRun<'_>, before: impl FnOnce(&str)) -> Ran {
         base,
         admin_key: key,
         _server: server,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -591,6 +595,9 @@ fn answers_are_matched_on_their_key_facts() {
     assert!(s[0].serve && s[0].expects[0].text == "hello");
     assert_eq!(s[1].script, ["export A=1", "curl x"]);
     assert_eq!(s[1].expects[0].text, "{\"a\":   1}");
+    let s = steps("```sh\nfedgate plan\n# → Plan:\n#\n#   + x\nls\n```\n");
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(s[0].expects[0].text, "Plan:   + x");
 }
 
 #[tokio::test]
@@ -846,44 +853,582 @@ async fn the_github_actions_guide_runs_with_the_test_idp_as_github() {
     assert_eq!(out.stdout["name"], "gh-deploy");
 }
 
-#[tokio::test]
-async fn the_client_guides_quoted_messages_are_what_the_binary_prints() {
-    let md = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/guides/client.md"),
+/// The ```text blocks of a doc: (line of the fence, text).
+fn text_blocks(md: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, line) in md.lines().enumerate() {
+        let t = line.trim_start();
+        match (cur.take(), t.strip_prefix("```")) {
+            (None, Some("text")) => cur = Some((i + 1, String::new())),
+            (Some(block), Some(_)) => out.push(block),
+            (Some((n, mut text)), None) => {
+                text.push_str(line);
+                text.push('\n');
+                cur = Some((n, text));
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// The ```json blocks of a doc: (line of the fence, text).
+fn json_blocks(md: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, line) in md.lines().enumerate() {
+        let t = line.trim_start();
+        match (cur.take(), t.strip_prefix("```")) {
+            (None, Some("json")) => cur = Some((i + 1, String::new())),
+            (Some(block), Some(_)) => out.push(block),
+            (Some((n, mut text)), None) => {
+                text.push_str(line);
+                text.push('\n');
+                cur = Some((n, text));
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+/// Whitespace removed, for quotes that the Markdown wraps over lines.
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Asserts `md` quotes `quote` (wrapped or not) and returns it.
+fn quoted<'a>(doc: &str, md: &str, quote: &'a str) -> &'a str {
+    assert!(
+        squash(md).contains(&squash(quote)),
+        "{doc} no longer quotes {quote:?}: update this test with what it quotes now"
+    );
+    quote
+}
+
+/// Whether `actual` has the shape the doc shows: the same members (none
+/// missing, none extra), the same values, except members named in `vary`
+/// (ids, times, paths: the same type, and for `x_…` ids the same prefix) and
+/// strings with `…` (a pattern). Differences go to `wrong`.
+fn same_shape(shown: &Value, actual: &Value, vary: &[&str], at: &str, wrong: &mut Vec<String>) {
+    match (shown, actual) {
+        (Value::Object(s), Value::Object(a)) => {
+            for k in s.keys().filter(|k| !a.contains_key(*k)) {
+                wrong.push(format!("{at}.{k}: shown, but not printed"));
+            }
+            for k in a.keys().filter(|k| !s.contains_key(*k)) {
+                wrong.push(format!("{at}.{k}: printed, but not shown"));
+            }
+            for (k, sv) in s {
+                let Some(av) = a.get(k) else { continue };
+                let path = format!("{at}.{k}");
+                if vary.contains(&k.as_str()) {
+                    let prefix = |v: &Value| {
+                        v.as_str()
+                            .and_then(|t| t.split_once('_'))
+                            .map(|(p, _)| p.to_string())
+                    };
+                    let same_type = std::mem::discriminant(sv) == std::mem::discriminant(av);
+                    if !same_type || prefix(sv) != prefix(av) {
+                        wrong.push(format!("{path}: shown {sv}, printed {av}"));
+                    }
+                } else {
+                    same_shape(sv, av, vary, &path, wrong);
+                }
+            }
+        }
+        (Value::String(s), Value::String(_)) if s.contains('…') => {
+            if !Pattern::Str(s.clone()).matches(actual) {
+                wrong.push(format!("{at}: shown {shown}, printed {actual}"));
+            }
+        }
+        (Value::Array(s), Value::Array(a)) if s.len() == a.len() => {
+            for (i, (sv, av)) in s.iter().zip(a).enumerate() {
+                same_shape(sv, av, vary, &format!("{at}[{i}]"), wrong);
+            }
+        }
+        _ if shown == actual => {}
+        _ => wrong.push(format!("{at}: shown {shown}, printed {actual}")),
+    }
+}
+
+const GH_SUB: &str = "repo:acme/vision-train:ref:refs/heads/main";
+
+/// What the GitHub Actions guide sets up, for guides that build on it: the
+/// test IdP trusted with audience `base` (fedgate's URL, as the guide's
+/// audience) and `gh-train` of team `vision` bound to the fixture's repository.
+async fn bind_gh_train(base: &str, key: &str, idp: &TestIdp) {
+    let client = reqwest::Client::new();
+    for (path, body) in [
+        (
+            "/api/v1/orgs/default/teams".to_string(),
+            json!({"name": "vision"}),
+        ),
+        (
+            "/api/v1/orgs/default/issuers".into(),
+            json!({"issuer": idp.issuer(), "audiences": [base]}),
+        ),
+        (
+            "/api/v1/teams/vision/service-accounts".into(),
+            json!({"name": "gh-train", "auth": "external", "issuer": idp.issuer(),
+                   "subject": GH_SUB,
+                   "claims": {"repository_id": "703518824", "repository_owner_id": "84215903"}}),
+        ),
+    ] {
+        let r = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{path}: {}", r.text().await.unwrap());
+    }
+}
+
+/// An admin's POST; its answer's status must be `want`.
+async fn admin_post(ran: &Ran, path: &str, body: Value, want: u16) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", ran.base))
+        .bearer_auth(&ran.admin_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, want, "{path} {body}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A server that answers the n-th request with `answers[n]` (raw HTTP
+/// responses; the last one again for any further request), as a proxy or
+/// another product at WANDB_BASE_URL would. Returns its URL.
+async fn canned(answers: Vec<String>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let answer = answers[n.min(answers.len() - 1)].clone();
+            n += 1;
+            tokio::spawn(async move {
+                // The whole request first (headers, then Content-Length bytes).
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(k) = sock.read(&mut buf).await else {
+                        return;
+                    };
+                    if k == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..k]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = sock.write_all(answer.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A raw HTTP response.
+fn http_answer(status: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
-    .unwrap();
-    let both = md
-        .lines()
-        .find(|l| l.starts_with("fedgate: both WANDB_API_KEY"))
-        .expect("client.md quotes the both-set error");
-    let home = tempfile::tempdir().unwrap();
-    let out = crate::client::fedgate(
-        home.path(),
-        &[
-            ("WANDB_API_KEY", "fgk_x"),
-            ("WANDB_IDENTITY_TOKEN_FILE", "/t"),
-        ],
-        &["whoami"],
+}
+
+#[tokio::test]
+async fn the_client_guide_runs_with_the_test_idp_as_the_ci_system() {
+    let doc = "docs/guides/client.md";
+    let idp = TestIdp::start().await;
+    let outside = tempfile::tempdir().unwrap();
+    let tf = outside.path().join("oidc-token");
+    let ran = run_doc_with(
+        DocRun {
+            doc,
+            subs: vec![
+                ("https://fedgate.example.com".into(), "{base}".into()),
+                (
+                    "/path/to/your/ci/oidc-token".into(),
+                    tf.to_str().unwrap().to_string(),
+                ),
+            ],
+            env: vec![],
+        },
+        // The CI system's token, for the account the guide says is bound.
+        async |base: &str, key: &str, _: &Path| {
+            bind_gh_train(base, key, &idp).await;
+            std::fs::write(&tf, github_token(&idp, base, json!({}))).unwrap();
+        },
     )
     .await;
-    assert!(!out.ok);
-    assert_eq!(out.stderr.trim(), both);
+    let base = ran.base.as_str();
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let md_here = md.replace("https://fedgate.example.com", base);
+    let home = tempfile::tempdir().unwrap();
+    let creds = home.path().join(".config/wandb/credentials.json");
+    let tf = tf.to_str().unwrap();
+    let vars = [("WANDB_BASE_URL", base), ("WANDB_IDENTITY_TOKEN_FILE", tf)];
+    let mut wrong = Vec::new();
 
-    let help = crate::client::fedgate(home.path(), &[], &["login", "--help"]).await;
-    let help = help.stdout.as_str().unwrap_or_default().to_string();
-    for var in [
-        "WANDB_BASE_URL",
-        "WANDB_IDENTITY_TOKEN_FILE",
-        "WANDB_API_KEY",
-        "WANDB_CREDENTIALS_FILE",
-        "FEDGATE_AUDIENCE",
-        "FEDGATE_SCOPE",
-        "--audience",
-        "--scope",
-    ] {
-        assert!(help.contains(var), "login --help lists {var}: {help}");
-        assert!(md.contains(var), "client.md documents {var}");
+    // What the commands print, as the guide's JSON shows it.
+    admin_post(
+        &ran,
+        "/api/v1/orgs/default/users",
+        json!({"username": "alice", "email": "alice@acme.example", "role": "member"}),
+        201,
+    )
+    .await;
+    admin_post(
+        &ran,
+        "/api/v1/teams/vision/members",
+        json!({"username": "alice", "role": "member"}),
+        201,
+    )
+    .await;
+    let out = crate::client::fedgate(home.path(), &vars, &["login"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    for (line, text) in json_blocks(&md_here) {
+        let shown: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{doc} line {line}: {e}"));
+        let (actual, vary): (Value, &[&str]) = if shown.get("viewer").is_some() {
+            let out = crate::client::fedgate(home.path(), &vars, &["login"]).await;
+            assert!(out.ok, "{}", out.stderr);
+            (out.stdout, &["credentials_file", "expires_at", "id"])
+        } else if shown.get("credentials").is_some() {
+            let file = std::fs::read_to_string(&creds).unwrap();
+            (
+                serde_json::from_str(&file).unwrap(),
+                &["expires_at", "fedgate_request"],
+            )
+        } else if shown.get("attribution").is_some() {
+            let mut with_user = vars.to_vec();
+            with_user.push(("WANDB_USERNAME", "alice"));
+            let config = shown["config"].to_string();
+            let out = crate::client::fedgate(
+                home.path(),
+                &with_user,
+                &["log-run", "--project", "detector", "--config", &config],
+            )
+            .await;
+            assert!(out.ok, "{}", out.stderr);
+            (out.stdout, &["id", "name", "created_at"])
+        } else {
+            panic!("{doc} line {line}: a JSON answer this test does not produce: add it");
+        };
+        same_shape(
+            &shown,
+            &actual,
+            vary,
+            &format!("{doc} line {line}"),
+            &mut wrong,
+        );
     }
+
+    // The errors it quotes, from the binary.
+    let run = async |vars: &[(&str, &str)], args: &[&str]| {
+        let out = crate::client::fedgate(home.path(), vars, args).await;
+        assert!(!out.ok, "{args:?} fails: {}", out.stdout);
+        out.stderr
+    };
+    let wrong_aud = outside.path().join("wrong-aud");
+    std::fs::write(
+        &wrong_aud,
+        github_token(&idp, "https://github.com/acme", json!({})),
+    )
+    .unwrap();
+    admin_post(
+        &ran,
+        "/api/v1/orgs/default/teams",
+        json!({"name": "nlp"}),
+        201,
+    )
+    .await;
+    admin_post(
+        &ran,
+        "/api/v1/teams/nlp/projects",
+        json!({"name": "n-team", "visibility": "team"}),
+        201,
+    )
+    .await;
+    let retried = canned(vec![
+        http_answer(
+            "503 Service Unavailable",
+            "application/json",
+            r#"{"error":"temporarily_unavailable","error_description":"the issuer's keys cannot be fetched"}"#,
+        ),
+        http_answer(
+            "400 Bad Request",
+            "application/json",
+            r#"{"error":"invalid_grant","error_description":"stop here"}"#,
+        ),
+    ])
+    .await;
+    for (line, text) in text_blocks(&md_here) {
+        let stderr = if text.starts_with("fedgate: both") {
+            run(
+                &[
+                    ("WANDB_API_KEY", "fgk_x"),
+                    ("WANDB_IDENTITY_TOKEN_FILE", tf),
+                ],
+                &["whoami"],
+            )
+            .await
+        } else if text.contains("token exchange attempt") {
+            run(
+                &[
+                    ("WANDB_BASE_URL", retried.as_str()),
+                    ("WANDB_IDENTITY_TOKEN_FILE", tf),
+                ],
+                &["login"],
+            )
+            .await
+        } else if text.contains("token exchange refused") {
+            run(
+                &[
+                    ("WANDB_BASE_URL", base),
+                    ("WANDB_IDENTITY_TOKEN_FILE", wrong_aud.to_str().unwrap()),
+                ],
+                &["login"],
+            )
+            .await
+        } else if text.starts_with("fedgate: POST") {
+            run(
+                &vars,
+                &["log-run", "--entity", "nlp", "--project", "n-team"],
+            )
+            .await
+        } else {
+            panic!("{doc} line {line}: a quoted message this test does not produce: add it");
+        };
+        if !shows(&text, &stderr) {
+            wrong.push(format!(
+                "{doc} line {line}: the doc quotes\n  {}\nbut the binary printed\n  {}",
+                text.trim(),
+                stderr.trim()
+            ));
+        }
+    }
+
+    // Quotes in the text.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let stderr = run(
+        &[
+            ("WANDB_BASE_URL", closed.as_str()),
+            ("WANDB_IDENTITY_TOKEN_FILE", tf),
+        ],
+        &["login"],
+    )
+    .await;
+    let quote = quoted(doc, &md, "(`cannot reach …/oidc/token: …`)");
+    assert!(
+        shows(quote.trim_matches(['(', ')', '`']), &stderr),
+        "{quote} vs {stderr}"
+    );
+    assert_eq!(stderr.matches(&closed).count(), 1, "the URL once: {stderr}");
+
+    let html = canned(vec![http_answer(
+        "501 Not Implemented",
+        "text/html",
+        "<html><body>Not Implemented</body></html>",
+    )])
+    .await;
+    let stderr = run(
+        &[
+            ("WANDB_BASE_URL", html.as_str()),
+            ("WANDB_IDENTITY_TOKEN_FILE", tf),
+        ],
+        &["login"],
+    )
+    .await;
+    let quote = quoted(
+        doc,
+        &md,
+        "`… answered 501 with an HTML page, not fedgate's JSON: is WANDB_BASE_URL (…) the root URL of a fedgate server?`",
+    );
+    assert!(
+        shows(quote.trim_matches('`'), &stderr),
+        "{quote} vs {stderr}"
+    );
+    assert_eq!(stderr.matches("answered 501").count(), 1, "once: {stderr}");
+
+    std::fs::write(&creds, "not json").unwrap();
+    let out = crate::client::fedgate(home.path(), &vars, &["whoami"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let quote = quoted(
+        doc,
+        &md,
+        "(`fedgate: warning: the credentials file … is not JSON; it will be replaced …`)",
+    );
+    assert!(
+        shows(quote.trim_matches(['(', ')', '`']), &out.stderr),
+        "{quote} vs {}",
+        out.stderr
+    );
+
+    // `--help` lists what the guide's table lists.
+    for cmd in ["login", "whoami", "log-run"] {
+        let help = crate::client::fedgate(home.path(), &[], &[cmd, "--help"]).await;
+        let help = help.stdout.as_str().unwrap_or_default().to_string();
+        for var in [
+            "WANDB_BASE_URL",
+            "WANDB_IDENTITY_TOKEN_FILE",
+            "WANDB_API_KEY",
+            "WANDB_CREDENTIALS_FILE",
+            "FEDGATE_AUDIENCE",
+            "FEDGATE_SCOPE",
+            "--audience",
+            "--scope",
+        ] {
+            assert!(help.contains(var), "{cmd} --help lists {var}: {help}");
+            assert!(md.contains(var), "{doc} documents {var}");
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// `fedgate login` with `token` at `base`: what it prints on stderr (it must fail).
+async fn login_refused(base: &str, token: &str) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let tf = home.path().join("token");
+    std::fs::write(&tf, token).unwrap();
+    let vars = [
+        ("WANDB_BASE_URL", base),
+        ("WANDB_IDENTITY_TOKEN_FILE", tf.to_str().unwrap()),
+    ];
+    let out = crate::client::fedgate(home.path(), &vars, &["login"]).await;
+    assert!(!out.ok, "refused: {}", out.stdout);
+    out.stderr
+}
+
+#[tokio::test]
+async fn the_github_guides_quoted_refusals_are_what_the_binary_prints() {
+    let doc = "docs/guides/github-actions.md";
+    let idp = TestIdp::start().await;
+    let ran = run_doc(DocRun {
+        doc,
+        subs: vec![
+            (GITHUB.into(), idp.issuer()),
+            ("https://fedgate.example.com".into(), "{base}".into()),
+        ],
+        env: vec![],
+    })
+    .await;
+    let base = ran.base.as_str();
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let md_here = md.replace("https://fedgate.example.com", base);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut wrong = Vec::new();
+
+    for (line, text) in text_blocks(&md_here) {
+        if text.contains("──▶") {
+            continue; // the diagram
+        }
+        let token =
+            if text.contains("is bound to subject \"repo:acme/vision-train:ref:refs/heads/dev\"") {
+                github_token(
+                    &idp,
+                    base,
+                    json!({"sub": "repo:acme/vision-train:ref:refs/heads/dev",
+                       "ref": "refs/heads/dev"}),
+                )
+            } else {
+                panic!("{doc} line {line}: a quoted message this test does not produce: add it");
+            };
+        let stderr = login_refused(base, &token).await;
+        if !shows(&text, &stderr) {
+            wrong.push(format!(
+                "{doc} line {line}: the doc quotes\n  {}\nbut the binary printed\n  {}",
+                text.trim(),
+                stderr.trim()
+            ));
+        }
+    }
+
+    // The troubleshooting table: each error it lists, as the client prints it.
+    let table = md_here
+        .split("## Troubleshooting")
+        .nth(1)
+        .expect("the guide has a troubleshooting table");
+    let mut quotes: Vec<String> = table
+        .lines()
+        .filter_map(|row| row.strip_prefix("| `")?.split_once('`'))
+        .map(|(quote, _)| quote.replace(GITHUB, &idp.issuer()))
+        .collect();
+    let rows = quotes.len();
+    // The overlap needs a second account: last, so the others see one.
+    quotes.sort_by_key(|q| q.contains("matches 2 service accounts"));
+    let mut overlap = false;
+    for quote in quotes {
+        let token = if quote.starts_with("ACTIONS_ID_TOKEN_REQUEST_URL") {
+            continue; // GitHub's side: the workflow's permissions
+        } else if quote.contains("is not accepted") {
+            github_token(&idp, "https://github.com/acme", json!({}))
+        } else if quote.contains("nearly matches") {
+            github_token(&idp, base, json!({"iss": format!("{}/", idp.issuer())}))
+        } else if quote.contains("is not a trusted issuer") {
+            github_token(&idp, base, json!({"iss": "https://ci.untrusted.example"}))
+        } else if quote.contains("is bound to subject") {
+            github_token(
+                &idp,
+                base,
+                json!({"sub": "repo:acme/vision-train:ref:refs/heads/dev"}),
+            )
+        } else if quote.contains("does not hold") {
+            github_token(&idp, base, json!({"repository_id": "703518825"}))
+        } else if quote.contains("expired at") {
+            github_token(&idp, base, json!({"iat": now - 900, "exp": now - 600}))
+        } else if quote.contains("matches 2 service accounts") {
+            if !overlap {
+                admin_post(
+                    &ran,
+                    "/api/v1/teams/vision/service-accounts",
+                    json!({"name": "gh-train-copy", "auth": "external",
+                           "issuer": idp.issuer(), "subject": GH_SUB}),
+                    201,
+                )
+                .await;
+                overlap = true;
+            }
+            github_token(&idp, base, json!({}))
+        } else {
+            panic!(
+                "{doc}: the troubleshooting table quotes an error this test does not produce: {quote}"
+            );
+        };
+        let stderr = login_refused(base, &token).await;
+        if !shows(&quote, &stderr) {
+            wrong.push(format!(
+                "{doc}: the troubleshooting table quotes\n  {quote}\nbut the binary printed\n  {}",
+                stderr.trim()
+            ));
+        }
+    }
+    assert!(rows >= 8, "{doc}: the troubleshooting table was not found");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
 }
 
 /// The name of the account an exchange of `token` at `base` becomes, or
@@ -1070,7 +1615,7 @@ async fn the_generic_oidc_guide_runs_with_the_test_idp_as_keycloak() {
             ],
         },
         // The token's audience is the server's URL, known once it runs.
-        |base| std::fs::write(&tf, token(base)).unwrap(),
+        async |base: &str, _: &str, _: &Path| std::fs::write(&tf, token(base)).unwrap(),
     )
     .await;
     // Another client of the realm is not the trainer.
@@ -1081,10 +1626,509 @@ async fn the_generic_oidc_guide_runs_with_the_test_idp_as_keycloak() {
 
 #[tokio::test]
 async fn the_trust_as_code_guide_runs_as_written() {
-    run_doc(DocRun {
-        doc: "docs/guides/trust-as-code.md",
+    let doc = "docs/guides/trust-as-code.md";
+    let ran = run_doc(DocRun {
+        doc,
         subs: vec![("https://fedgate.example.com".into(), "{base}".into())],
         env: vec![],
+    })
+    .await;
+
+    // What reviewers see: the plan of the file it shows, against the
+    // organization before that pull request (gh-train on any branch).
+    let idp = TestIdp::start().await;
+    let base = ran.base.as_str();
+    for (path, body) in [
+        ("/api/v1/orgs/default/teams", json!({"name": "vision"})),
+        ("/api/v1/orgs/default/teams", json!({"name": "research"})),
+        (
+            "/api/v1/orgs/default/issuers",
+            json!({"issuer": idp.issuer(), "audiences": [base]}),
+        ),
+        (
+            "/api/v1/teams/vision/service-accounts",
+            json!({"name": "gh-train", "auth": "external", "issuer": idp.issuer(),
+                   "subject": GH_SUB, "claims": {"repository_id": "703518824"}}),
+        ),
+    ] {
+        admin_post(&ran, path, body, 201).await;
+    }
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc))
+        .unwrap()
+        .replace(GITHUB, &idp.issuer())
+        .replace("https://fedgate.example.com", base);
+    let toml = toml_blocks(&md);
+    assert_eq!(toml.len(), 1, "{doc}: one trust file");
+    std::fs::write(ran.dir.path().join("trust.toml"), &toml[0].1).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+        .args(["plan", "-f", "trust.toml"])
+        .current_dir(ran.dir.path())
+        .env_clear()
+        .env("FEDGATE_URL", base)
+        .env("FEDGATE_API_KEY", &ran.admin_key)
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    let texts = text_blocks(&md);
+    assert_eq!(texts.len(), 1, "{doc}: one quoted plan");
+    assert!(
+        shows(&texts[0].1, &printed),
+        "{doc} line {}: the guide shows\n{}\nbut plan printed\n{printed}",
+        texts[0].0,
+        texts[0].1
+    );
+}
+
+/// README.md and every Markdown file under docs/: (path, text).
+fn all_docs() -> Vec<(String, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut out = vec![(
+        "README.md".to_string(),
+        std::fs::read_to_string(root.join("README.md")).unwrap(),
+    )];
+    let mut dirs = vec![root.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                let rel = path.strip_prefix(&root).unwrap().display().to_string();
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `fedgate <path> --help`, or `None` when `path` is not a command.
+fn help_of(
+    cache: &mut std::collections::HashMap<Vec<String>, Option<String>>,
+    path: &[String],
+) -> Option<String> {
+    cache
+        .entry(path.to_vec())
+        .or_insert_with(|| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+                .args(path)
+                .arg("--help")
+                .env_clear()
+                .output()
+                .expect("run fedgate --help");
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+        })
+        .clone()
+}
+
+/// Whether `help` lists `flag` (`--x`, not a longer `--x-y`).
+fn lists_flag(help: &str, flag: &str) -> bool {
+    help.match_indices(flag).any(|(i, _)| {
+        !help[i + flag.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// Every `fedgate …` command line the docs show (in code blocks, code spans
+/// and tables) uses only flags that command's `--help` lists, and every
+/// `FEDGATE_*` variable they name is one some `--help` lists, or a variable
+/// of the test suite or of a CI system that the docs name themselves.
+#[test]
+fn every_documented_flag_and_variable_is_one_the_binary_has() {
+    let mut cache = std::collections::HashMap::new();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let mut all_help = String::new();
+    for path in [
+        vec![],
+        vec!["serve".to_string()],
+        vec!["login".to_string()],
+        vec!["team".to_string(), "list".to_string()],
+    ] {
+        all_help.push_str(&help_of(&mut cache, &path).expect("fedgate --help"));
+    }
+    for (doc, md) in all_docs() {
+        // A command continued with `\` is one line.
+        let md = md.replace("\\\n", " ");
+        for (n, line) in md.lines().enumerate() {
+            let mut at = 0;
+            while let Some(i) = line[at..].find("fedgate ") {
+                let start = at + i;
+                at = start + "fedgate ".len();
+                let before = line[..start].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || "-_./:$".contains(c)) {
+                    continue;
+                }
+                // The command ends where the shell or the Markdown says so.
+                let rest = &line[at..];
+                let end = ["`", "|", " #", "&&", ";", ")", ">", "<!--"]
+                    .iter()
+                    .filter_map(|s| rest.find(s))
+                    .min()
+                    .unwrap_or(rest.len());
+                let words: Vec<&str> = rest[..end].split_whitespace().collect();
+                let mut path: Vec<String> = Vec::new();
+                for w in &words {
+                    if !w.chars().all(|c| c.is_ascii_lowercase() || c == '-') || w.starts_with('-')
+                    {
+                        break;
+                    }
+                    let mut next = path.clone();
+                    next.push(w.to_string());
+                    if help_of(&mut cache, &next).is_none() {
+                        break;
+                    }
+                    path = next;
+                }
+                if path.is_empty() {
+                    continue;
+                }
+                let help = help_of(&mut cache, &path).unwrap_or_default();
+                for w in &words {
+                    let Some(name) = w.strip_prefix("--") else {
+                        continue;
+                    };
+                    let name: String = name
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect();
+                    if name.is_empty() {
+                        continue;
+                    }
+                    checked += 1;
+                    let flag = format!("--{name}");
+                    if !lists_flag(&help, &flag) {
+                        wrong.push(format!(
+                            "{doc} line {}: `fedgate {}` has no {flag} (see `fedgate {} --help`)",
+                            n + 1,
+                            path.join(" "),
+                            path.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+        // Variables: the binary's, or ones the docs define for CI / tests.
+        let not_ours = [
+            "FEDGATE_TEST_DATABASE_URL", // the test suite's (README, scripts/test.sh)
+            "FEDGATE_SCREENSHOTS",       // the console tests' (docs/console.md)
+            "FEDGATE_ID_TOKEN",          // GitLab's id_tokens name (gitlab-ci.md)
+            "FEDGATE_SOURCE",            // a GitHub variable (trust-as-code.md)
+        ];
+        let mut rest = md.as_str();
+        while let Some(i) = rest.find("FEDGATE_") {
+            let var: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            rest = &rest[i + var.len()..];
+            checked += 1;
+            if !not_ours.contains(&var.as_str()) && !lists_flag(&all_help, &var) {
+                wrong.push(format!("{doc}: {var} is in no --help"));
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} flags and variables found");
+    wrong.sort();
+    wrong.dedup();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The ```toml blocks of a doc: (line of the fence, text).
+fn toml_blocks(md: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, String)> = None;
+    for (i, line) in md.lines().enumerate() {
+        let t = line.trim_start();
+        match (cur.take(), t.strip_prefix("```")) {
+            (None, Some("toml")) => cur = Some((i + 1, String::new())),
+            (Some(block), Some(_)) => out.push(block),
+            (Some((n, mut text)), None) => {
+                text.push_str(line);
+                text.push('\n');
+                cur = Some((n, text));
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_cli_manual_runs_as_written() {
+    let doc = "docs/cli.md";
+    let idp = TestIdp::start().await;
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let here = |text: &str, base: &str| {
+        text.replace(GITHUB, &idp.issuer())
+            .replace("https://fedgate.example.com", base)
+    };
+    let ran = run_doc_with(
+        DocRun {
+            doc,
+            subs: vec![
+                (GITHUB.into(), idp.issuer()),
+                ("https://fedgate.example.com".into(), "{base}".into()),
+            ],
+            env: vec![],
+        },
+        async |base: &str, _: &str, dir: &Path| {
+            // The CI job's token that `explain` reads, and the trust file
+            // the manual shows, where the reader keeps them.
+            let jwt = github_token(&idp, "default", json!({}));
+            std::fs::write(dir.join("token.jwt"), jwt).unwrap();
+            let toml = toml_blocks(&md);
+            assert_eq!(toml.len(), 1, "{doc}: one trust file");
+            std::fs::write(dir.join("trust.toml"), here(&toml[0].1, base)).unwrap();
+        },
+    )
+    .await;
+    let base = ran.base.as_str();
+    let cli = async |key: &str, args: &[&str]| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+            .args(args)
+            .current_dir(ran.dir.path())
+            .env_clear()
+            .env("FEDGATE_URL", base)
+            .env("FEDGATE_API_KEY", key)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    // The failure it quotes: a member's key where an org admin's is needed.
+    admin_post(
+        &ran,
+        "/api/v1/orgs/default/users",
+        json!({"username": "dev", "email": "dev@acme.example", "role": "member"}),
+        201,
+    )
+    .await;
+    let k = admin_post(&ran, "/api/v1/users/dev/api-keys", json!({}), 201).await;
+    let dev = k["api_key"].as_str().unwrap();
+    let mut wrong = Vec::new();
+    for (line, text) in text_blocks(&here(&md, base)) {
+        if text.starts_with("error: ") {
+            let (code, _, err) = cli(dev, &["sa", "list"]).await;
+            assert_eq!(code, Some(5), "{err}");
+            if !shows(&text, &err) {
+                wrong.push(format!(
+                    "{doc} line {line}: the manual quotes\n  {}\nbut the binary printed\n  {}",
+                    text.trim(),
+                    err.trim()
+                ));
+            }
+        } else {
+            panic!("{doc} line {line}: a quoted output this test does not produce: add it");
+        }
+    }
+    let (code, out, err) = cli(dev, &["sa", "list", "--json"]).await;
+    assert_eq!((code, out.as_str()), (Some(5), ""), "{err}");
+    let e: Value = serde_json::from_str(&err).unwrap();
+    let keys: Vec<&str> = e["error"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let shown = quoted(
+        doc,
+        &md,
+        r#"`{"error": {"status", "code", "message", "hint", "exit_code"}}`"#,
+    );
+    for k in &keys {
+        assert!(
+            shown.contains(&format!("\"{k}\"")),
+            "{k} is not shown: {err}"
+        );
+    }
+    assert_eq!(keys.len(), 5, "{err}");
+
+    // Accounts the file does not declare are listed, and left alone.
+    admin_post(
+        &ran,
+        "/api/v1/teams/vision/service-accounts",
+        json!({"name": "legacy-ci", "auth": "external", "issuer": idp.issuer(),
+               "subject": "repo:acme/legacy:ref:refs/heads/main"}),
+        201,
+    )
+    .await;
+    let file = ran.dir.path().join("trust.toml");
+    std::fs::write(&file, here(&toml_blocks(&md)[0].1, base)).unwrap();
+    let (code, out, err) = cli(&ran.admin_key, &["plan", "-f", "trust.toml"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let shown = quoted(
+        doc,
+        &md,
+        "Not in trust.toml, left as they are (apply --prune deletes them):",
+    );
+    assert!(
+        shows(
+            &format!("{shown} service account legacy-ci (team vision)"),
+            &out
+        ),
+        "{out}"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// Whether the OpenAPI template `tpl` (`/api/v1/teams/{team}`) matches the
+/// path a doc names (`/api/v1/teams/vision`, `/api/v1/teams/{team}`, `$B/…`).
+fn template_matches(tpl: &str, path: &str) -> bool {
+    let t: Vec<&str> = tpl.trim_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_matches('/').split('/').collect();
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t.starts_with('{') || t == p || p.contains(['{', '<', '$', '…']))
+}
+
+/// Every endpoint the docs name (`POST /api/v1/…`, `/oidc/token`, …) is one
+/// the server describes in `/openapi.json`, with that method.
+#[tokio::test]
+async fn every_documented_endpoint_is_served() {
+    let app = crate::support::TestApp::start().await;
+    let (_, spec) = app.get("/openapi.json", None).await;
+    let paths = spec["paths"].as_object().expect("paths").clone();
+    app.stop().await;
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let prefixes = ["/api/v1/", "/oidc/", "/oauth/", "/.well-known/"];
+    for (doc, md) in all_docs() {
+        for (n, line) in md.lines().enumerate() {
+            for prefix in prefixes {
+                let mut at = 0;
+                while let Some(i) = line[at..].find(prefix) {
+                    let start = at + i;
+                    at = start + prefix.len();
+                    // The path: up to a space, quote, backtick or query.
+                    let path: String = line[start..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && !"`\"'?),|*:;".contains(*c))
+                        .collect();
+                    let path = path.trim_end_matches(['.', '/']).to_string();
+                    // Another product's endpoint (GitHub's, GitLab's).
+                    let host = line[..start]
+                        .rsplit(|c: char| c.is_whitespace() || "`\"'(".contains(c))
+                        .next()
+                        .unwrap_or("");
+                    if host.contains("github") || host.contains("gitlab") || host.contains('{') {
+                        continue;
+                    }
+                    if path.len() <= prefix.len() || path.ends_with('…') {
+                        continue;
+                    }
+                    let method = line[..start]
+                        .trim_end_matches(['`', ' '])
+                        .rsplit([' ', '`', '(', '|'])
+                        .next()
+                        .filter(|m| ["GET", "POST", "PATCH", "PUT", "DELETE"].contains(m))
+                        .map(str::to_lowercase);
+                    checked += 1;
+                    let served = paths.iter().any(|(tpl, item)| {
+                        template_matches(tpl, &path)
+                            && method.as_ref().is_none_or(|m| item.get(m).is_some())
+                    });
+                    if !served {
+                        wrong.push(format!(
+                            "{doc} line {}: {} {path} is not in /openapi.json",
+                            n + 1,
+                            method.as_deref().unwrap_or("").to_uppercase()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} endpoints found");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The answer a doc shows as `# …` lines right after the line starting
+/// with `command`, joined.
+fn shown_after(md: &str, command: &str) -> String {
+    let mut lines = md.lines().skip_while(|l| !l.starts_with(command));
+    assert!(lines.next().is_some(), "the doc shows `{command}`");
+    lines
+        .map_while(|l| l.strip_prefix('#'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test]
+async fn the_operations_commands_print_what_the_guide_shows() {
+    let doc = "docs/operations.md";
+    let md = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = async |args: &[&str]| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fedgate"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let db = "sqlite://fedgate.db";
+    let out = run(&[
+        "bootstrap",
+        "--database-url",
+        db,
+        "--org",
+        "acme",
+        "--admin",
+        "alice",
+        "--email",
+        "alice@acme.example",
+    ])
+    .await;
+    let shown = shown_after(&md, "fedgate bootstrap --database-url URL")
+        .replace("USERNAME", "alice")
+        .replace("NAME", "acme");
+    assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+    let out = run(&["keys", "rotate", "--database-url", db]).await;
+    let shown = shown_after(&md, "fedgate keys rotate");
+    assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+    let out = run(&["backup", "--database-url", db, "fedgate-2026-12-02.db"]).await;
+    let shown = shown_after(&md, "fedgate backup --database-url");
+    assert!(shows(&shown, &out), "{doc}: {shown} vs {out}");
+}
+
+#[tokio::test]
+async fn the_console_guides_sso_setup_runs_with_the_test_idp_as_the_provider() {
+    let idp = TestIdp::start().await;
+    // The client the guide registers at the provider first.
+    idp.enable_sso("fedgate", "…");
+    run_doc(DocRun {
+        doc: "docs/console.md",
+        subs: vec![
+            ("https://login.example.com".into(), idp.issuer()),
+            ("https://fedgate.example.com".into(), "{base}".into()),
+        ],
+        // As the README's tour left them.
+        env: vec![
+            ("B".into(), "{base}/api/v1".into()),
+            ("ADMIN".into(), "{admin_key}".into()),
+        ],
     })
     .await;
 }
