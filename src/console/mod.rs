@@ -47,23 +47,59 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(accounts::org_action),
         )
         .route(
+            "/org/{org}/service-accounts/{id}/edit",
+            get(accounts::org_edit_page).post(accounts::org_edit),
+        )
+        .route(
+            "/org/{org}/service-accounts/{id}/delete",
+            get(accounts::org_delete_page).post(accounts::org_delete),
+        )
+        .route(
             "/org/{org}/service-accounts/{id}/keys/{key}/revoke",
             post(accounts::org_revoke),
         )
         .route("/org/{org}/teams", get(teams::page).post(teams::create))
         .route("/org/{org}/users", get(users::page).post(users::create))
         .route("/org/{org}/users/{username}/{action}", post(users::toggle))
+        .route(
+            "/org/{org}/users/{username}/keys/{key}/revoke",
+            post(users::revoke_key),
+        )
+        .route(
+            "/org/{org}/users/{username}/edit",
+            get(users::edit_page).post(users::edit),
+        )
+        .route(
+            "/org/{org}/users/{username}/delete",
+            get(users::delete_page).post(users::delete),
+        )
+        .route(
+            "/org/{org}/teams/{team}/delete",
+            get(teams::delete_page).post(teams::delete),
+        )
         .route("/org/{org}/settings", get(settings::page))
         .route("/org/{org}/settings/issuers", post(settings::create_issuer))
         .route(
             "/org/{org}/settings/issuers/{id}/{action}",
             post(settings::issuer_action),
         )
+        .route(
+            "/org/{org}/settings/issuers/{id}/edit",
+            get(settings::edit_issuer_page).post(settings::edit_issuer),
+        )
+        .route(
+            "/org/{org}/settings/issuers/{id}/delete",
+            get(settings::delete_issuer_page).post(settings::delete_issuer),
+        )
         .route("/org/{org}/settings/sso", post(settings::save_sso))
         .route("/org/{org}/settings/explain", post(settings::explain))
         .route("/org/{org}/audit", get(audit::page))
         .route("/{team}", get(team::page))
         .route("/{team}/members", post(team::add_member))
+        .route(
+            "/{team}/members/{username}/remove",
+            post(team::remove_member),
+        )
         .route("/{team}/projects", post(team::create_project))
         .route(
             "/{team}/projects/{project}/visibility",
@@ -72,6 +108,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/{team}/projects/{project}/members",
             post(team::add_project_member),
+        )
+        .route(
+            "/{team}/projects/{project}/members/{member}/remove",
+            post(team::remove_project_member),
+        )
+        .route(
+            "/{team}/projects/{project}/delete",
+            get(team::delete_project_page).post(team::delete_project),
         )
         .route(
             "/{team}/service-accounts",
@@ -84,6 +128,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/{team}/service-accounts/{id}/keys/{key}/revoke",
             post(accounts::team_revoke),
+        )
+        .route(
+            "/{team}/service-accounts/{id}/edit",
+            get(accounts::team_edit_page).post(accounts::team_edit),
+        )
+        .route(
+            "/{team}/service-accounts/{id}/delete",
+            get(accounts::team_delete_page).post(accounts::team_delete),
         )
         .layer(middleware::from_fn_with_state(state, forgery_guard))
 }
@@ -172,6 +224,130 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
+
+// ---------------------------------------------------------------- confirmation
+
+/// The confirmation step of a destructive row action, without JavaScript:
+/// a page that says what will go, and a form where the person types the
+/// name of what they delete. The POST checks the typed name again.
+#[derive(askama::Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub layout: Layout,
+    /// E.g. "Delete service account ci-bot".
+    pub heading: String,
+    /// What happens, in plain words.
+    pub consequences: Vec<String>,
+    /// Where the form posts.
+    pub action: String,
+    /// What must be typed.
+    pub name: String,
+    /// The page to go back to.
+    pub back: String,
+    /// The label of an extra checkbox (field `option`), e.g. a team's contents.
+    pub option: Option<String>,
+}
+
+impl ConfirmPage {
+    /// Renders the page (400 with the error after a mistyped name).
+    pub fn show(mut self, error: Option<String>) -> Response {
+        let status = if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        self.layout.error = error;
+        render_status(status, &self)
+    }
+}
+
+/// The confirmation form's fields.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    pub confirm: String,
+    /// The confirmation page's extra checkbox, when it has one.
+    #[serde(default)]
+    pub option: Option<String>,
+}
+
+impl ConfirmForm {
+    /// Whether the person typed `name` exactly (surrounding spaces aside).
+    pub fn confirms(&self, name: &str) -> bool {
+        self.confirm.trim() == name
+    }
+}
+
+/// The refusal shown when the typed name does not match.
+pub fn not_confirmed(name: &str) -> String {
+    format!("Nothing was deleted: type {name} exactly to confirm.")
+}
+
+// ---------------------------------------------------------------- paging
+
+/// Rows per page of a console list (the API's own default is larger).
+pub const PAGE_SIZE: i64 = 50;
+
+/// `?after=&limit=` of a list page: `after` is the last name of the previous
+/// page (the API's `next_after`), `limit` the page size (default [`PAGE_SIZE`]).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub after: String,
+    #[serde(default)]
+    pub limit: String,
+}
+
+impl ListQuery {
+    /// The service's page; a limit that is not a number is refused in words
+    /// (the service checks the range).
+    pub fn page(&self) -> Result<crate::service::Page, ServiceError> {
+        let limit = match self.limit.trim() {
+            "" => PAGE_SIZE,
+            text => text.parse::<i64>().map_err(|_| {
+                ServiceError::BadRequest(format!(
+                    "limit must be a whole number, got {:?}",
+                    crate::model::truncate(text, 20)
+                ))
+            })?,
+        };
+        Ok(crate::service::Page {
+            limit: Some(limit),
+            after: Some(self.after.clone()).filter(|a| !a.is_empty()),
+        })
+    }
+
+    /// The First page / Next page links of a list at `path`, given the
+    /// service's `next_after`.
+    pub fn pager(&self, path: &str, next_after: Option<&str>) -> Pager {
+        let href = |after: Option<&str>| {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            if !self.limit.trim().is_empty() {
+                q.append_pair("limit", self.limit.trim());
+            }
+            if let Some(a) = after {
+                q.append_pair("after", a);
+            }
+            let q = q.finish();
+            if q.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{q}")
+            }
+        };
+        Pager {
+            first: (!self.after.is_empty()).then(|| href(None)),
+            next: next_after.map(|a| href(Some(a))),
+        }
+    }
+}
+
+/// The links under a paged list (the Audit tab's, for names instead of sequence numbers).
+#[derive(Clone, Debug, Default)]
+pub struct Pager {
+    pub first: Option<String>,
+    pub next: Option<String>,
 }
 
 #[derive(askama::Template)]

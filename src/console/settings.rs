@@ -1,6 +1,7 @@
 //! The org dashboard's Settings tab: Authentication (Set up JWT issuer, the
-//! trusted issuers with their keys, last fetch, last error and Refresh keys;
-//! single sign-on) and Explain (the explain API's dry run of an exchange).
+//! trusted issuers with their keys, last fetch, last error, Refresh keys,
+//! Edit and Delete after a confirmation page; single sign-on) and Explain
+//! (the explain API's dry run of an exchange).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -8,8 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::Console;
-use super::{Layout, Outcome, error_page, render_status};
-use crate::service::federation::{self, NewIssuer};
+use super::{ConfirmForm, ConfirmPage, Layout, Outcome, error_page, not_confirmed, render_status};
+use crate::service::federation::{self, IssuerUpdate, NewIssuer};
 use crate::service::sso::{self, SsoSettings};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::{App, AppState};
@@ -222,7 +223,7 @@ pub async fn create_issuer(
     }
 }
 
-/// `POST /org/<org>/settings/issuers/<id>/<refresh|delete>`.
+/// `POST /org/<org>/settings/issuers/<id>/refresh`.
 pub async fn issuer_action(
     State(app): State<AppState>,
     c: Console,
@@ -241,16 +242,203 @@ pub async fn issuer_action(
                 Err(e) => Outcome::failed(&e),
             }
         }
-        "delete" => match federation::delete_issuer(&app, &c.ctx, &c.principal, &org, &id).await {
-            Ok(()) => Outcome::done("Deleted the trusted issuer."),
-            Err(e) => Outcome::failed(&e),
-        },
         other => Outcome::failed(&ServiceError::NotFound(format!(
             "no action {:?} on issuers",
             crate::model::truncate(other, 32)
         ))),
     };
     render(&app, &c, &org, outcome, Extra::default()).await
+}
+
+async fn delete_issuer_confirm(
+    app: &App,
+    c: &Console,
+    org: &str,
+    id: &str,
+    error: Option<String>,
+) -> Response {
+    let issuer = match federation::get_issuer(app, &c.ctx, &c.principal, org, id).await {
+        Ok(i) => i,
+        Err(e) => return error_page(Some(c), e),
+    };
+    ConfirmPage {
+        layout: c.layout(format!("Delete trusted issuer {}", issuer.issuer)),
+        heading: format!("Delete trusted issuer {}", issuer.issuer),
+        consequences: vec![
+            "Its tokens are no longer exchanged by this organization.".into(),
+            "An issuer that Federated Identity accounts are still bound to is kept: delete those accounts, or bind them to another issuer, first.".into(),
+        ],
+        action: format!("/org/{org}/settings/issuers/{}/delete", issuer.id),
+        back: format!("/org/{org}/settings"),
+        name: issuer.issuer,
+        option: None,
+    }
+    .show(error)
+}
+
+/// `GET /org/<org>/settings/issuers/<id>/delete`: the confirmation page.
+pub async fn delete_issuer_page(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, id)): Path<(String, String)>,
+) -> Response {
+    delete_issuer_confirm(&app, &c, &org, &id, None).await
+}
+
+/// `POST /org/<org>/settings/issuers/<id>/delete`: the same as
+/// `DELETE /api/v1/orgs/{org}/issuers/{id}`, once the issuer URL is typed.
+pub async fn delete_issuer(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, id)): Path<(String, String)>,
+    axum::Form(f): axum::Form<ConfirmForm>,
+) -> Response {
+    let issuer = match federation::get_issuer(&app, &c.ctx, &c.principal, &org, &id).await {
+        Ok(i) => i,
+        Err(e) => return error_page(Some(&c), e),
+    };
+    if !f.confirms(&issuer.issuer) {
+        let error = not_confirmed(&issuer.issuer);
+        return delete_issuer_confirm(&app, &c, &org, &id, Some(error)).await;
+    }
+    let outcome = match federation::delete_issuer(&app, &c.ctx, &c.principal, &org, &id).await {
+        Ok(()) => Outcome::done(format!("Deleted the trusted issuer {}.", issuer.issuer)),
+        Err(e) => Outcome::failed(&e),
+    };
+    render(&app, &c, &org, outcome, Extra::default()).await
+}
+
+/// What the issuer's Edit form holds.
+#[derive(Debug, Default, Deserialize)]
+pub struct IssuerEditForm {
+    #[serde(default)]
+    pub audiences: String,
+    #[serde(default)]
+    pub jwks: String,
+    #[serde(default)]
+    pub max_token_age_s: String,
+    #[serde(default)]
+    pub leeway_s: String,
+    #[serde(default)]
+    pub single_use_jti: Option<String>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "issuer_edit.html")]
+pub struct IssuerEditPage {
+    pub layout: Layout,
+    pub issuer: String,
+    pub key_source: String,
+    pub action: String,
+    pub back: String,
+    pub form: IssuerEditForm,
+    pub error: Option<String>,
+}
+
+fn audiences_of(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn seconds(label: &str, text: &str) -> ServiceResult<i64> {
+    text.trim().parse::<i64>().map_err(|_| {
+        ServiceError::BadRequest(format!(
+            "{label} must be a whole number of seconds, got {:?}",
+            crate::model::truncate(text.trim(), 20)
+        ))
+    })
+}
+
+impl IssuerEditForm {
+    fn update(&self) -> ServiceResult<IssuerUpdate> {
+        let jwks = match self.jwks.trim() {
+            "" => None,
+            text => Some(serde_json::from_str::<Value>(text).map_err(|e| {
+                ServiceError::BadRequest(format!("the static JWKS is not valid JSON: {e}"))
+            })?),
+        };
+        Ok(IssuerUpdate {
+            jwks_uri: None,
+            jwks,
+            audiences: Some(audiences_of(&self.audiences)),
+            allowed_algs: None,
+            max_token_age_s: Some(seconds("Max token age", &self.max_token_age_s)?),
+            leeway_s: Some(seconds("Leeway", &self.leeway_s)?),
+            single_use_jti: Some(self.single_use_jti.is_some()),
+            users: None,
+        })
+    }
+}
+
+async fn issuer_edit_render(
+    app: &App,
+    c: &Console,
+    org: &str,
+    id: &str,
+    form: Option<IssuerEditForm>,
+    error: Option<&ServiceError>,
+) -> Response {
+    let issuer = match federation::get_issuer(app, &c.ctx, &c.principal, org, id).await {
+        Ok(i) => i,
+        Err(e) => return error_page(Some(c), e),
+    };
+    let mut layout = c.layout(format!("Edit trusted issuer {}", issuer.issuer));
+    layout.error = None;
+    let form = form.unwrap_or_else(|| IssuerEditForm {
+        audiences: issuer.audiences.join(" "),
+        jwks: issuer
+            .jwks
+            .as_ref()
+            .and_then(|j| serde_json::to_string_pretty(j).ok())
+            .unwrap_or_default(),
+        max_token_age_s: issuer.max_token_age_s.to_string(),
+        leeway_s: issuer.leeway_s.to_string(),
+        single_use_jti: issuer.single_use_jti.then(|| "true".into()),
+    });
+    let page = IssuerEditPage {
+        layout,
+        key_source: issuer.key_source.to_string(),
+        action: format!("/org/{org}/settings/issuers/{}/edit", issuer.id),
+        back: format!("/org/{org}/settings"),
+        form,
+        error: error.map(super::denial),
+        issuer: issuer.issuer,
+    };
+    let status = error.map_or(axum::http::StatusCode::OK, super::status_of);
+    render_status(status, &page)
+}
+
+/// `GET /org/<org>/settings/issuers/<id>/edit`.
+pub async fn edit_issuer_page(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, id)): Path<(String, String)>,
+) -> Response {
+    issuer_edit_render(&app, &c, &org, &id, None, None).await
+}
+
+/// `POST /org/<org>/settings/issuers/<id>/edit`: the same change as
+/// `PATCH /api/v1/orgs/{org}/issuers/{id}`, with the same key lint.
+pub async fn edit_issuer(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, id)): Path<(String, String)>,
+    axum::Form(f): axum::Form<IssuerEditForm>,
+) -> Response {
+    let result = match f.update() {
+        Ok(upd) => federation::update_issuer(&app, &c.ctx, &c.principal, &org, &id, upd).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(i) => {
+            let outcome = Outcome::done(format!("Saved trusted issuer {}.", i.issuer));
+            render(&app, &c, &org, outcome, Extra::default()).await
+        }
+        Err(e) => issuer_edit_render(&app, &c, &org, &id, Some(f), Some(&e)).await,
+    }
 }
 
 #[derive(Debug, Deserialize)]

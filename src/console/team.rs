@@ -1,5 +1,6 @@
-//! A team's page, `/<team>`: its Settings tab (members; projects with their
-//! visibility and, for restricted ones, Add member). Its Service Accounts tab
+//! A team's page, `/<team>`: its Settings tab (members, Add team member and
+//! Remove; projects with their visibility, Delete after a confirmation page,
+//! and for restricted ones Add member and Remove). Its Service Accounts tab
 //! is in [`super::accounts`].
 
 use axum::extract::{Path, State};
@@ -7,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::Console;
-use super::{Layout, Outcome, error_page, render_status};
+use super::{ConfirmForm, ConfirmPage, Layout, Outcome, error_page, not_confirmed, render_status};
 use crate::model::{Role, Visibility};
 use crate::service::admin::{self, NewMember};
 use crate::service::projects::{
@@ -203,5 +204,97 @@ pub async fn add_project_member(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
+    render(&app, &c, &team, outcome).await
+}
+
+/// `POST /<team>/members/<username>/remove`: the same as `DELETE /api/v1/teams/{team}/members/{username}`.
+pub async fn remove_member(
+    State(app): State<AppState>,
+    c: Console,
+    Path((team, username)): Path<(String, String)>,
+) -> Response {
+    let outcome = match crate::service::teams::remove_team_member(
+        &app,
+        &c.ctx,
+        &c.principal,
+        &team,
+        &username,
+    )
+    .await
+    {
+        Ok(()) => Outcome::done(format!("Removed {username} from team {team}.")),
+        Err(e) => Outcome::failed(&e),
+    };
+    render(&app, &c, &team, outcome).await
+}
+
+/// `POST /<team>/projects/<project>/members/<member>/remove`.
+pub async fn remove_project_member(
+    State(app): State<AppState>,
+    c: Console,
+    Path((team, project, member)): Path<(String, String, String)>,
+) -> Response {
+    let outcome =
+        match projects::remove_project_member(&app, &c.ctx, &c.principal, &team, &project, &member)
+            .await
+        {
+            Ok(p) => Outcome::done(format!("Removed {member} from project {}.", p.name)),
+            Err(e) => Outcome::failed(&e),
+        };
+    render(&app, &c, &team, outcome).await
+}
+
+async fn delete_project_confirm(
+    app: &App,
+    c: &Console,
+    team: &str,
+    project: &str,
+    error: Option<String>,
+) -> Response {
+    let name = match projects::get_project(app, &c.ctx, Some(&c.principal), team, project).await {
+        Ok(p) => p.name,
+        Err(e) => return error_page(Some(c), e),
+    };
+    ConfirmPage {
+        layout: c.layout(format!("Delete project {team}/{name}")),
+        heading: format!("Delete project {team}/{name}"),
+        consequences: vec![
+            "Its runs and its members go with it.".into(),
+            "Only the project's admins (and the team's and org's) may delete it.".into(),
+        ],
+        action: format!("/{team}/projects/{name}/delete"),
+        back: format!("/{team}"),
+        name,
+        option: None,
+    }
+    .show(error)
+}
+
+/// `GET /<team>/projects/<project>/delete`: the confirmation page.
+pub async fn delete_project_page(
+    State(app): State<AppState>,
+    c: Console,
+    Path((team, project)): Path<(String, String)>,
+) -> Response {
+    delete_project_confirm(&app, &c, &team, &project, None).await
+}
+
+/// `POST /<team>/projects/<project>/delete`: the same as
+/// `DELETE /api/v1/projects/{entity}/{project}`, once the name is typed.
+pub async fn delete_project(
+    State(app): State<AppState>,
+    c: Console,
+    Path((team, project)): Path<(String, String)>,
+    axum::Form(f): axum::Form<ConfirmForm>,
+) -> Response {
+    if !f.confirms(&project) {
+        return delete_project_confirm(&app, &c, &team, &project, Some(not_confirmed(&project)))
+            .await;
+    }
+    let outcome = match projects::delete_project(&app, &c.ctx, &c.principal, &team, &project).await
+    {
+        Ok(()) => Outcome::done(format!("Deleted project {team}/{project} with its runs.")),
+        Err(e) => Outcome::failed(&e),
+    };
     render(&app, &c, &team, outcome).await
 }

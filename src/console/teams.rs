@@ -1,11 +1,13 @@
-//! The org dashboard's Teams tab: the org's teams, and New team for org admins.
+//! The org dashboard's Teams tab: the org's teams; org admins create them
+//! (New team) and delete them (after a confirmation page that can take the
+//! team's projects and accounts with it).
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::Console;
-use super::{Layout, Outcome, error_page, render_status};
+use super::{ConfirmForm, ConfirmPage, Layout, Outcome, error_page, not_confirmed, render_status};
 use crate::service::ServiceResult;
 use crate::service::admin::{self, NewTeam};
 use crate::state::{App, AppState};
@@ -68,5 +70,85 @@ pub async fn create(
         Ok(t) => Outcome::done(format!("Created team {}.", t.name)),
         Err(e) => Outcome::failed(&e),
     };
+    render(&app, &c, &org, outcome).await
+}
+
+async fn delete_confirm(
+    app: &App,
+    c: &Console,
+    org: &str,
+    team: &str,
+    error: Option<String>,
+) -> Response {
+    let team = match app.org_of(&c.principal, org).await {
+        Ok(_) => crate::service::teams::get_team(app, &c.principal, team).await,
+        Err(e) => Err(e),
+    };
+    let team = match team {
+        Ok(t) => t.name,
+        Err(e) => return error_page(Some(c), e),
+    };
+    ConfirmPage {
+        layout: c.layout(format!("Delete team {team}")),
+        heading: format!("Delete team {team}"),
+        consequences: vec![
+            "Its members lose what they could do through it, at once.".into(),
+            "A team that still has projects or service accounts is kept unless you also tick the box below: then its projects (with their runs) and its team service accounts (with every credential) go with it.".into(),
+            "Org-scoped service accounts whose default team it is must be given another one first.".into(),
+        ],
+        action: format!("/org/{org}/teams/{team}/delete"),
+        back: format!("/org/{org}/teams"),
+        name: team,
+        option: Some("Also delete its projects and team service accounts".into()),
+    }
+    .show(error)
+}
+
+/// `GET /org/<org>/teams/<team>/delete`: the confirmation page.
+pub async fn delete_page(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, team)): Path<(String, String)>,
+) -> Response {
+    delete_confirm(&app, &c, &org, &team, None).await
+}
+
+/// `POST /org/<org>/teams/<team>/delete`: the same as `DELETE /api/v1/teams/{team}`
+/// (`?delete_contents=true` when the box is ticked), once the name is typed.
+pub async fn delete(
+    State(app): State<AppState>,
+    c: Console,
+    Path((org, team)): Path<(String, String)>,
+    axum::Form(f): axum::Form<ConfirmForm>,
+) -> Response {
+    if let Err(e) = app.org_of(&c.principal, &org).await {
+        return error_page(Some(&c), e);
+    }
+    if !f.confirms(&team) {
+        return delete_confirm(&app, &c, &org, &team, Some(not_confirmed(&team))).await;
+    }
+    let with_contents = f.option.is_some();
+    let outcome =
+        match crate::service::teams::delete_team(&app, &c.ctx, &c.principal, &team, with_contents)
+            .await
+        {
+            Ok(gone) => {
+                let mut notice = format!("Deleted team {team}.");
+                if !gone.projects.is_empty() {
+                    notice.push_str(&format!(
+                        " Projects deleted with it: {}.",
+                        gone.projects.join(", ")
+                    ));
+                }
+                if !gone.service_accounts.is_empty() {
+                    notice.push_str(&format!(
+                        " Service accounts deleted with it: {}.",
+                        gone.service_accounts.join(", ")
+                    ));
+                }
+                Outcome::done(notice)
+            }
+            Err(e) => Outcome::failed(&e),
+        };
     render(&app, &c, &org, outcome).await
 }

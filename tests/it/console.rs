@@ -441,6 +441,151 @@ async fn team_admin_signs_in_with_sso_and_creates_accounts() {
     app.stop().await;
 }
 
+// ------------------------------------------------------------ scenario 4
+
+/// The rows' lifecycle actions in a browser, one server and one session: a
+/// list longer than a page is paged (Next page / First page); a Federated
+/// Identity account's binding is edited (a lint failure shown in the form,
+/// then saved) and the next exchange at `/oidc/token` follows it; an account
+/// is deleted after a typed confirmation (a mistyped one deletes nothing) and
+/// its key is refused over the API at once.
+#[tokio::test]
+async fn admin_pages_edits_and_deletes_accounts_in_the_browser() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    let idp = TestIdp::start().await;
+    app.trust(&idp).await;
+    let old_subject = "repo:acme/vision-train:ref:refs/heads/main";
+    let new_subject = "repo:acme/vision-deploy:ref:refs/heads/main";
+    app.external_sa(
+        "vision",
+        "vision-ci",
+        json!({"issuer": idp.issuer(), "subject": old_subject}),
+    )
+    .await;
+    let (_, key_a) = app.team_sa("vision", "bot-a").await;
+    app.team_sa("vision", "bot-b").await;
+    app.team_sa("vision", "bot-c").await;
+    app.user("uma", "member").await;
+    app.user("vic", "member").await;
+    let token = |sub: &str| idp.mint(json!({"sub": sub, "aud": "default"}));
+    app.exchange_ok(&token(old_subject)).await;
+
+    let b = Browser::open(&app).await;
+    b.goto("/login").await;
+    b.sign_in_with_key(&app.admin_key).await;
+
+    // Paging: two accounts a page; Next page shows the others, by name.
+    b.goto("/vision/service-accounts?limit=2").await;
+    b.row("bot-b").await;
+    assert!(b.exists("//tr[@data-name='bot-a']").await);
+    assert!(!b.exists("//tr[@data-name='bot-c']").await);
+    assert!(!b.exists("//a[normalize-space()='First page']").await);
+    b.wait(By::LinkText("Next page"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.row("vision-ci").await;
+    assert!(b.exists("//tr[@data-name='bot-c']").await);
+    assert!(!b.exists("//tr[@data-name='bot-a']").await);
+    b.wait(By::LinkText("First page")).await;
+    b.shot("team-service-accounts-page-2").await;
+    // The Users tab pages the same way (admin, uma, vic).
+    b.goto("/org/default/users?limit=2").await;
+    b.row("admin").await;
+    assert!(!b.exists("//tr[@data-name='vic']").await);
+    b.wait(By::LinkText("Next page"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.row("vic").await;
+    assert!(!b.exists("//tr[@data-name='admin']").await);
+
+    // Edit binding: the form holds the current binding.
+    b.goto("/vision/service-accounts").await;
+    b.row("vision-ci")
+        .await
+        .find(By::XPath(".//button[normalize-space()='Edit binding']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("Edit binding of vision-ci").await;
+    assert_eq!(
+        b.field("Subject").await.value().await.unwrap().as_deref(),
+        Some(old_subject)
+    );
+    // A pattern the lint refuses: the API's words, in the form; nothing changes.
+    b.fill("Subject pattern", "*").await;
+    b.click("Save").await;
+    let error = b.wait(By::Id("edit-error")).await.text().await.unwrap();
+    assert!(error.contains("Binding refused"), "{error}");
+    assert_eq!(
+        b.field("Subject pattern")
+            .await
+            .value()
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("*"),
+        "what was typed is kept"
+    );
+    b.shot("edit-binding-refused").await;
+    app.exchange_ok(&token(old_subject)).await;
+    // The new subject, no pattern, a claim condition: saved.
+    b.field("Subject pattern").await.clear().await.unwrap();
+    b.fill("Subject", new_subject).await;
+    b.fill("Claim conditions", "repository_owner=acme").await;
+    b.fill("Token lifetime (seconds)", "900").await;
+    b.shot("edit-binding").await;
+    b.click("Save").await;
+    b.wait_text("Saved service account vision-ci").await;
+    let text = b.row("vision-ci").await.text().await.unwrap();
+    assert!(text.contains(new_subject), "{text}");
+    // The next exchange follows the new binding.
+    let (s, body) = app.exchange(&token(old_subject)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "old subject: {body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    let new_token =
+        idp.mint(json!({"sub": new_subject, "aud": "default", "repository_owner": "acme"}));
+    app.exchange_ok(&new_token).await;
+    let (s, _) = app.exchange(&token(new_subject)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the claim condition holds too");
+
+    // Delete, confirmed by typing the name; a mistyped name deletes nothing.
+    b.row("bot-a")
+        .await
+        .find(By::XPath(".//button[normalize-space()='Delete']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("Delete service account bot-a").await;
+    b.shot("confirm-delete").await;
+    b.fill("Type the name to confirm", "bot-b").await;
+    b.click("Delete").await;
+    b.wait_text("Nothing was deleted").await;
+    let (s, run) = app.run(&key_a, json!({"project": "still-here"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    b.fill("Type the name to confirm", "bot-a").await;
+    b.click("Delete").await;
+    b.wait_text("Deleted service account bot-a").await;
+    assert!(!b.exists("//tr[@data-name='bot-a']").await);
+    b.row("bot-b").await;
+    let (s, _) = app.run(&key_a, json!({"project": "gone"})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a deleted account's key is refused"
+    );
+    b.close().await;
+    app.stop().await;
+}
+
 // ------------------------------------------------------------ scenario 3
 
 /// A member sees no "New service account" and the service still refuses the
@@ -453,6 +598,7 @@ async fn member_sees_read_only_pages_and_sessions_end() {
     app.team("vision").await;
     let mia_key = app.user("mia", "member").await;
     app.member("vision", "mia", "member").await;
+    let (bot_id, _) = app.team_sa("vision", "bot").await;
     let b = Browser::open(&app).await;
 
     for path in [
@@ -475,6 +621,21 @@ async fn member_sees_read_only_pages_and_sessions_end() {
             .await
     );
     b.shot("member-team-service-accounts").await;
+    // Neither Delete nor Edit for a member, and their pages say why not.
+    for button in ["Delete", "Edit", "Edit binding"] {
+        assert!(
+            !b.exists(&format!("//button[normalize-space()='{button}']"))
+                .await,
+            "{button}"
+        );
+    }
+    for action in ["edit", "delete"] {
+        b.goto(&format!("/vision/service-accounts/{bot_id}/{action}"))
+            .await;
+        b.wait_text("Denied").await;
+        assert!(!b.exists("//input[@name='confirm']").await, "{action}");
+        assert!(!b.exists("//input[@name='subject']").await, "{action}");
+    }
     b.goto("/org/default").await;
     b.wait(By::Css("nav.tabs")).await;
     assert!(
@@ -498,6 +659,17 @@ async fn member_sees_read_only_pages_and_sessions_end() {
     let resp = post(&app.base).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(resp.text().await.unwrap().contains("Denied (admin."));
+    // The confirmed deletion, posted anyway: refused with the rule, the account stays.
+    let resp = http
+        .post(app.url(&format!("/vision/service-accounts/{bot_id}/delete")))
+        .header("cookie", format!("fedgate_session={session}"))
+        .header("origin", app.base.clone())
+        .form(&[("confirm", "bot")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("Denied (admin."));
     // A foreign Origin is refused before any service runs.
     let resp = post("http://evil.example").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
@@ -508,7 +680,13 @@ async fn member_sees_read_only_pages_and_sessions_end() {
             Some(&app.admin_key),
         )
         .await;
-    assert_eq!(sas["service_accounts"].as_array().unwrap().len(), 0);
+    let names: Vec<&str> = sas["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|sa| sa["name"].as_str())
+        .collect();
+    assert_eq!(names, ["bot"], "nothing created, nothing deleted");
 
     // Revoking the key mia signed in with ends her session at once.
     let (_, keys) = app
@@ -928,5 +1106,288 @@ async fn sso_callbacks_are_bound_to_the_browser_and_used_once() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(resp.text().await.unwrap().contains("not set up"));
     let _: Value = json!(null);
+    app.stop().await;
+}
+
+/// A console form posted from the console's own origin with a session.
+async fn console_post(
+    app: &TestApp,
+    session: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let resp = raw()
+        .post(app.url(path))
+        .header("cookie", format!("fedgate_session={session}"))
+        .header("origin", app.base.clone())
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.text().await.unwrap())
+}
+
+async fn console_get(app: &TestApp, session: &str, path: &str) -> (StatusCode, String) {
+    let resp = raw()
+        .get(app.url(path))
+        .header("cookie", format!("fedgate_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.text().await.unwrap())
+}
+
+/// Every other row action the API offers, over the console's forms: a user
+/// edited and deleted, a team member and a project member removed, a project,
+/// a team (refused while not empty unless its contents go too) and a trusted
+/// issuer (refused while an account is bound to it) deleted. Each deletion
+/// needs the typed name; a mistyped one changes nothing.
+#[tokio::test]
+async fn row_actions_delete_and_edit_only_after_confirmation() {
+    let app = TestApp::start().await;
+    app.team("vision").await;
+    app.team("audio").await;
+    let uma_key = app.user("uma", "member").await;
+    app.member("vision", "uma", "member").await;
+    app.project("vision", "imagenet", "restricted").await;
+    let (s, b) = app
+        .post(
+            "/api/v1/projects/vision/imagenet/members",
+            Some(&app.admin_key),
+            json!({"username": "uma", "role": "member"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    app.project("audio", "speech", "team").await;
+    let idp = TestIdp::start().await;
+    let issuer_id = app.trust(&idp).await;
+    app.external_sa(
+        "vision",
+        "vision-ci",
+        json!({"issuer": idp.issuer(), "subject": "repo:acme/x:ref:refs/heads/main"}),
+    )
+    .await;
+    let session = sign_in(&app, &app.admin_key).await;
+
+    // A user: Edit (email, role), then Delete.
+    let (s, page) = console_get(&app, &session, "/org/default/users/uma/edit").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("uma@example.com"), "prefilled");
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/users/uma/edit",
+        &[("email", "not-an-email"), ("role", "member")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("id=\"edit-error\""), "inline: {page}");
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/users/uma/edit",
+        &[("email", "uma@acme.example"), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let (_, u) = app.get("/api/v1/users/uma", Some(&app.admin_key)).await;
+    assert_eq!(
+        (u["email"].as_str(), u["role"].as_str()),
+        (Some("uma@acme.example"), Some("admin"))
+    );
+
+    // A user's API key minted in the console (shown once) and revoked.
+    let (s, page) = console_post(&app, &session, "/org/default/users/uma/keys", &[]).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let new_key = page
+        .split("id=\"newkey-uma\" readonly value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the new key, shown once")
+        .to_string();
+    assert_eq!(
+        app.get("/api/v1/viewer", Some(&new_key)).await.0,
+        StatusCode::OK
+    );
+    let (_, keys) = app
+        .get("/api/v1/users/uma/api-keys", Some(&app.admin_key))
+        .await;
+    let newest = keys["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| new_key.starts_with(k["prefix"].as_str().unwrap_or("-")))
+        .and_then(|k| k["id"].as_str())
+        .expect("listed")
+        .to_string();
+    let (s, page) = console_post(
+        &app,
+        &session,
+        &format!("/org/default/users/uma/keys/{newest}/revoke"),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(
+        app.get("/api/v1/viewer", Some(&new_key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/viewer", Some(&uma_key)).await.0,
+        StatusCode::OK
+    );
+
+    // A project member and a team member removed.
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/vision/projects/imagenet/members/uma/remove",
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Removed uma from project imagenet"), "{page}");
+    let (s, page) = console_post(&app, &session, "/vision/members/uma/remove", &[]).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let (_, m) = app
+        .get("/api/v1/teams/vision/members", Some(&app.admin_key))
+        .await;
+    assert!(!m.to_string().contains("\"uma\""), "{m}");
+
+    // Deletions: the confirmation page first, then the typed name.
+    let (s, page) = console_get(&app, &session, "/org/default/users/uma/delete").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("Type the name to confirm"), "{page}");
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/users/uma/delete",
+        &[("confirm", "um")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Nothing was deleted"), "{page}");
+    assert_eq!(
+        app.get("/api/v1/viewer", Some(&uma_key)).await.0,
+        StatusCode::OK
+    );
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/users/uma/delete",
+        &[("confirm", "uma")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Deleted user uma"), "{page}");
+    assert_eq!(
+        app.get("/api/v1/viewer", Some(&uma_key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/vision/projects/imagenet/delete",
+        &[("confirm", "imagenet")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(
+        app.get("/api/v1/projects/vision/imagenet", Some(&app.admin_key))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // The issuer's Edit: its settings prefilled; a bad value refused in the
+    // form; a saved change is the API's.
+    let edit = format!("/org/default/settings/issuers/{issuer_id}/edit");
+    let (s, page) = console_get(&app, &session, &edit).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("name=\"leeway_s\""), "{page}");
+    let (s, page) = console_post(
+        &app,
+        &session,
+        &edit,
+        &[
+            ("audiences", "default"),
+            ("max_token_age_s", "3600"),
+            ("leeway_s", "soon"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("Leeway must be a whole number"), "{page}");
+    let (s, page) = console_post(
+        &app,
+        &session,
+        &edit,
+        &[
+            ("audiences", "default fedgate-ci"),
+            ("max_token_age_s", "3600"),
+            ("leeway_s", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let (_, i) = app
+        .get(
+            &format!("/api/v1/orgs/default/issuers/{issuer_id}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(i["audiences"], json!(["default", "fedgate-ci"]), "{i}");
+    assert_eq!(i["leeway_s"], 30, "{i}");
+
+    // The issuer is still bound to vision-ci: refused with the reason.
+    let path = format!("/org/default/settings/issuers/{issuer_id}/delete");
+    let (s, page) = console_get(&app, &session, &path).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains(&idp.issuer()),
+        "names what is deleted: {page}"
+    );
+    let (s, page) = console_post(&app, &session, &path, &[("confirm", &idp.issuer())]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("still bound"), "{page}");
+
+    // A team with a project: refused unless its contents go too.
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/teams/audio/delete",
+        &[("confirm", "audio")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("speech"), "names what lives in it: {page}");
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/teams/audio/delete",
+        &[("confirm", "audio"), ("option", "true")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Projects deleted with it: speech"), "{page}");
+    assert_eq!(
+        app.get("/api/v1/teams/audio", Some(&app.admin_key)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Deleting vision with its accounts frees the issuer.
+    let (s, page) = console_post(
+        &app,
+        &session,
+        "/org/default/teams/vision/delete",
+        &[("confirm", "vision"), ("option", "true")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let (s, page) = console_post(&app, &session, &path, &[("confirm", &idp.issuer())]).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Deleted the trusted issuer"), "{page}");
     app.stop().await;
 }
