@@ -126,7 +126,7 @@ pub enum IssuerCommand {
 /// The organization's issuers (as the API lists them).
 pub async fn list_issuers(api: &mut AdminApi) -> CliResult<Vec<Value>> {
     let org = api.org().await?;
-    api.list(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
+    api.list_all(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
         .await
 }
 

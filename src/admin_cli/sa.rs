@@ -169,7 +169,7 @@ async fn issuer_urls(api: &mut AdminApi) -> BTreeMap<String, String> {
         return BTreeMap::new();
     };
     match api
-        .list(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
+        .list_all(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
         .await
     {
         Ok(list) => list

@@ -70,7 +70,7 @@ pub async fn run(a: TeamArgs, p: &mut Printer<'_>) -> CliResult<()> {
         }
         TeamCommand::List => {
             let teams = api
-                .list(&path(&["api", "v1", "orgs", &org, "teams"]), "teams")
+                .list_all(&path(&["api", "v1", "orgs", &org, "teams"]), "teams")
                 .await?;
             p.json(&Value::Array(teams.clone()))?;
             let mut t = Table::new(&["NAME", "ID"]);
@@ -82,7 +82,7 @@ pub async fn run(a: TeamArgs, p: &mut Printer<'_>) -> CliResult<()> {
         TeamCommand::Show { name } => {
             let team = api.get(&path(&["api", "v1", "teams", &name])).await?;
             let members = api
-                .list(&path(&["api", "v1", "teams", &name, "members"]), "members")
+                .list_all(&path(&["api", "v1", "teams", &name, "members"]), "members")
                 .await?;
             let mut out = team.clone();
             out["members"] = json!(members);

@@ -122,18 +122,20 @@ pub async fn create_team(
     get,
     path = "/api/v1/orgs/{org}/teams",
     tag = "admin",
-    summary = "The org's teams",
-    params(("org" = String, Path, description = "organization name")),
-    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    summary = "The org's teams by name, a page at a time; one query per page (any member of the org)",
+    params(("org" = String, Path, description = "organization name"), crate::service::Page),
+    responses((status = 200, description = "success", body = crate::service::admin::TeamPage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn list_teams(
     State(app): State<AppState>,
     Auth(a): Auth,
     P(org): P<String>,
+    Q(page): Q<crate::service::Page>,
 ) -> ApiResult<impl IntoResponse> {
-    let teams = admin::list_teams(&app, &a.principal, &org).await?;
-    Ok(Json(json!({ "teams": teams })))
+    Ok(Json(
+        admin::list_teams_page(&app, &a.principal, &org, &page).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -163,18 +165,20 @@ pub async fn add_team_member(
     get,
     path = "/api/v1/teams/{team}/members",
     tag = "admin",
-    summary = "A team's members",
-    params(("team" = String, Path, description = "team name")),
-    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    summary = "A team's members by username, a page at a time; one query per page (any member of the org)",
+    params(("team" = String, Path, description = "team name"), crate::service::Page),
+    responses((status = 200, description = "success", body = crate::service::admin::MemberPage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn list_team_members(
     State(app): State<AppState>,
     Auth(a): Auth,
     P(team): P<String>,
+    Q(page): Q<crate::service::Page>,
 ) -> ApiResult<impl IntoResponse> {
-    let members = admin::list_team_members(&app, &a.principal, &team).await?;
-    Ok(Json(json!({ "members": members })))
+    Ok(Json(
+        admin::list_team_members_page(&app, &a.principal, &team, &page).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -443,9 +447,9 @@ pub async fn create_issuer(
     get,
     path = "/api/v1/orgs/{org}/issuers",
     tag = "federation",
-    summary = "The org's trusted issuers with their key-cache state (org admins)",
-    params(("org" = String, Path, description = "organization name")),
-    responses((status = 200, description = "success", body = serde_json::Value), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    summary = "The org's trusted issuers by URL with their key-cache state, a page at a time; one query per page (org admins)",
+    params(("org" = String, Path, description = "organization name"), crate::service::Page),
+    responses((status = 200, description = "success", body = crate::service::federation::IssuerPage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn list_issuers(
@@ -453,9 +457,12 @@ pub async fn list_issuers(
     ctx: RequestCtx,
     Auth(a): Auth,
     P(org): P<String>,
+    Q(page): Q<crate::service::Page>,
 ) -> ApiResult<impl IntoResponse> {
-    let issuers = crate::service::federation::list_issuers(&app, &ctx, &a.principal, &org).await?;
-    Ok(Json(json!({ "issuers": issuers })))
+    Ok(Json(
+        crate::service::federation::list_issuers_page(&app, &ctx, &a.principal, &org, &page)
+            .await?,
+    ))
 }
 
 #[utoipa::path(

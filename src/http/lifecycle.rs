@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use crate::http::error::ApiResult;
-use crate::http::extract::{Auth, Body, P, Q};
+use crate::http::extract::{Auth, Body, MaybeAuth, P, Q};
 use crate::service::{Page, RequestCtx, accounts, projects, teams, users};
 use crate::state::AppState;
 
@@ -298,6 +298,28 @@ pub async fn delete_project(
 ) -> ApiResult<impl IntoResponse> {
     projects::delete_project(&app, &ctx, &a.principal, &entity, &project).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{entity}/{project}/members",
+    tag = "platform",
+    summary = "A project's explicit members by id, with their names, a page at a time; one query per page (whoever may read the project)",
+    params(("entity" = String, Path, description = "team name"), ("project" = String, Path, description = "project name"), Page),
+    responses((status = 200, description = "success", body = crate::service::projects::ProjectMemberPage), (status = 400, description = "bad input (the message says what)", body = crate::http::openapi::ErrorBody), (status = 401, description = "no or bad credential", body = crate::http::openapi::ErrorBody), (status = 403, description = "denied (the reason and the rule)", body = crate::http::openapi::ErrorBody), (status = 404, description = "not found (or another organization's)", body = crate::http::openapi::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn list_project_members(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    MaybeAuth(a): MaybeAuth,
+    P((entity, project)): P<(String, String)>,
+    Q(page): Q<Page>,
+) -> ApiResult<impl IntoResponse> {
+    let p = a.as_ref().map(|a| &a.principal);
+    Ok(Json(
+        projects::list_project_members_page(&app, &ctx, p, &entity, &project, &page).await?,
+    ))
 }
 
 #[utoipa::path(

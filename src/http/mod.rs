@@ -73,7 +73,10 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api::list_runs))
         .routes(routes!(traces::create_trace))
         .routes(routes!(traces::list_traces))
-        .routes(routes!(api::add_project_member))
+        .routes(routes!(
+            api::add_project_member,
+            lifecycle::list_project_members
+        ))
         .routes(routes!(api::create_project, lifecycle::list_projects))
         .routes(routes!(lifecycle::remove_project_member))
         .routes(routes!(admin::create_user, lifecycle::list_users))

@@ -178,20 +178,22 @@ pub async fn update_sa(
             changes.insert(field.into(), json!({"from": from, "to": to}));
         }
     }
-    app.store
-        .update_service_account(&sa, binding.as_ref())
+    let mut tx = app.store.begin().await?;
+    tx.update_service_account(&sa, binding.as_ref())
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("a service account named \"{}\"", sa.name)))?;
-    account_changed(app, &sa).await;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "service_account.update",
         &format!("service_account:{}", old.name),
         json!({"id": sa.id, "changes": changes}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    account_changed(app, &sa).await;
     sa_out(app, &sa, &p.org_name, None).await
 }
 
@@ -211,18 +213,19 @@ async fn account_changed(app: &App, sa: &SaRow) {
 #[instrument(skip_all, fields(id = %id))]
 pub async fn delete_sa(app: &App, ctx: &RequestCtx, p: &Principal, id: &str) -> ServiceResult<()> {
     let sa = sa_admin_target(app, ctx, p, id, "service_account.delete").await?;
-    app.store
-        .delete_service_account(&sa, app.clock.now_ms())
-        .await?;
-    account_changed(app, &sa).await;
-    app.changed(Change::ApiKeys).await;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.delete_service_account(&sa, app.clock.now_ms()).await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "service_account.delete",
         &format!("service_account:{}", sa.name),
         json!({"id": sa.id, "scope": sa.scope, "auth": sa.auth}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    account_changed(app, &sa).await;
+    app.changed(Change::ApiKeys).await;
     Ok(())
 }

@@ -10,7 +10,9 @@ use crate::authz::{AdminTarget, Decision, decide_admin};
 use crate::clock::rfc3339;
 use crate::model::{OrgRole, Principal, Role, SaScope, TeamRef, check_email, check_name};
 use crate::secrets::{Secret, key_prefix, new_api_key, new_id, sha256_hex};
-use crate::service::{Page, RequestCtx, ServiceError, ServiceResult, conflict};
+use crate::service::{
+    MAX_PAGE_SIZE, Page, RequestCtx, ServiceError, ServiceResult, conflict, next_after,
+};
 use crate::state::{App, Change};
 use crate::store::{
     ApiKeyRow, AuditFilter, AuditRow, OrgRow, SaListRow, SaRow, StoreTx, TeamRow, UserRow,
@@ -52,30 +54,6 @@ impl App {
         })
         .await;
         Err(ServiceError::from_decision(d))
-    }
-
-    /// Queues the audit event of an admin action that changes nothing in
-    /// the store (e.g. a key refresh). A change to the store audits in its
-    /// own transaction instead: [`App::audit_change_in`].
-    pub async fn audit_change(
-        &self,
-        ctx: &RequestCtx,
-        p: &Principal,
-        action: &str,
-        target: &str,
-        details: serde_json::Value,
-    ) {
-        self.audit_event(AuditEvent {
-            org_id: p.org_id.clone(),
-            actor: actor(p),
-            action: action.to_string(),
-            target: target.to_string(),
-            outcome: "success".into(),
-            reason: String::new(),
-            request_id: ctx.request_id.clone(),
-            details: details.to_string(),
-        })
-        .await;
     }
 
     /// Stores a successful admin change's audit event in the change's own
@@ -527,20 +505,54 @@ pub async fn create_team(
     })
 }
 
-/// Lists the org's teams (any member of the org).
-pub async fn list_teams(app: &App, p: &Principal, org: &str) -> ServiceResult<Vec<TeamOut>> {
+/// One page of teams and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TeamPage {
+    pub teams: Vec<TeamOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Lists the org's teams by name, a page at a time (any member of the org):
+/// one query per page.
+pub async fn list_teams_page(
+    app: &App,
+    p: &Principal,
+    org: &str,
+    page: &Page,
+) -> ServiceResult<TeamPage> {
     let org = app.org_of(p, org).await?;
-    Ok(app
-        .store
-        .teams_of_org(&org.id)
-        .await?
-        .into_iter()
-        .map(|t| TeamOut {
-            id: t.id,
-            name: t.name,
-            org: org.name.clone(),
-        })
-        .collect())
+    let limit = page.limit()?;
+    let rows = app.store.teams_page(&org.id, page.after(), limit).await?;
+    let next_after = next_after(&rows, limit, |t| &t.name);
+    Ok(TeamPage {
+        teams: rows
+            .into_iter()
+            .map(|t| TeamOut {
+                id: t.id,
+                name: t.name,
+                org: org.name.clone(),
+            })
+            .collect(),
+        next_after,
+    })
+}
+
+/// Every team of the org, following the pages of [`list_teams_page`].
+pub async fn list_teams(app: &App, p: &Principal, org: &str) -> ServiceResult<Vec<TeamOut>> {
+    let mut out = Vec::new();
+    let mut page = Page {
+        limit: Some(MAX_PAGE_SIZE),
+        after: None,
+    };
+    loop {
+        let got = list_teams_page(app, p, org, &page).await?;
+        out.extend(got.teams);
+        match got.next_after {
+            Some(after) => page.after = Some(after),
+            None => return Ok(out),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -604,24 +616,61 @@ pub async fn add_team_member(
     })
 }
 
-/// Lists a team's members (any member of the org).
+/// One page of a team's members and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberPage {
+    pub members: Vec<MemberOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Lists a team's members by username, a page at a time (any member of the
+/// org): one query per page.
+pub async fn list_team_members_page(
+    app: &App,
+    p: &Principal,
+    team: &str,
+    page: &Page,
+) -> ServiceResult<MemberPage> {
+    let team = app.team_of(p, team).await?;
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .team_members_page(&team.id, page.after(), limit)
+        .await?;
+    let next_after = next_after(&rows, limit, |m| &m.username);
+    Ok(MemberPage {
+        members: rows
+            .into_iter()
+            .map(|m| MemberOut {
+                team: m.team_name,
+                username: m.username,
+                role: m.role,
+            })
+            .collect(),
+        next_after,
+    })
+}
+
+/// Every member of a team, following the pages of [`list_team_members_page`].
 pub async fn list_team_members(
     app: &App,
     p: &Principal,
     team: &str,
 ) -> ServiceResult<Vec<MemberOut>> {
-    let team = app.team_of(p, team).await?;
-    Ok(app
-        .store
-        .members_of_team(&team.id)
-        .await?
-        .into_iter()
-        .map(|m| MemberOut {
-            team: m.team_name,
-            username: m.username,
-            role: m.role,
-        })
-        .collect())
+    let mut out = Vec::new();
+    let mut page = Page {
+        limit: Some(MAX_PAGE_SIZE),
+        after: None,
+    };
+    loop {
+        let got = list_team_members_page(app, p, team, &page).await?;
+        out.extend(got.members);
+        match got.next_after {
+            Some(after) => page.after = Some(after),
+            None => return Ok(out),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- service accounts
@@ -965,9 +1014,7 @@ pub struct SaPage {
 
 /// Builds a page from rows read in one query (no lookup per row).
 fn sa_page(app: &App, org_name: &str, rows: Vec<SaListRow>, limit: i64) -> SaPage {
-    let next_after = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.sa.name.clone()))
-        .flatten();
+    let next_after = next_after(&rows, limit, |r| &r.sa.name);
     let service_accounts = rows
         .into_iter()
         .map(|r| {

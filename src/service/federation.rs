@@ -23,7 +23,7 @@ use crate::federation::{
 use crate::model::{Principal, truncate};
 use crate::secrets::new_id;
 use crate::service::admin::NewTeamSa;
-use crate::service::{RequestCtx, ServiceError, ServiceResult};
+use crate::service::{Page, RequestCtx, ServiceError, ServiceResult};
 use crate::state::{App, Change};
 use crate::store::{BindingRow, IssuerRow, OrgRow, SaRow};
 
@@ -661,20 +661,58 @@ pub async fn update_issuer(
     Ok(issuer_out(app, &cfg, row.created_at))
 }
 
-/// Lists the org's issuers with their key-cache state (org admins).
+/// One page of issuers and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuerPage {
+    pub issuers: Vec<IssuerOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Lists the org's issuers by URL with their key-cache state, a page at a
+/// time (org admins): one query per page (the key-cache state is in memory).
+pub async fn list_issuers_page(
+    app: &App,
+    ctx: &RequestCtx,
+    p: &Principal,
+    org: &str,
+    page: &Page,
+) -> ServiceResult<IssuerPage> {
+    let org = app.require_org_admin(ctx, p, org, "issuer.list").await?;
+    let limit = page.limit()?;
+    let rows = app.store.issuers_page(&org.id, page.after(), limit).await?;
+    let next_after = crate::service::next_after(&rows, limit, |i| &i.issuer);
+    let mut issuers = Vec::with_capacity(rows.len());
+    for row in rows {
+        let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
+        issuers.push(issuer_out(app, &cfg, row.created_at));
+    }
+    Ok(IssuerPage {
+        issuers,
+        next_after,
+    })
+}
+
+/// Every issuer of the org, following the pages of [`list_issuers_page`].
 pub async fn list_issuers(
     app: &App,
     ctx: &RequestCtx,
     p: &Principal,
     org: &str,
 ) -> ServiceResult<Vec<IssuerOut>> {
-    let org = app.require_org_admin(ctx, p, org, "issuer.list").await?;
     let mut out = Vec::new();
-    for row in app.store.issuers_of_org(&org.id).await? {
-        let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
-        out.push(issuer_out(app, &cfg, row.created_at));
+    let mut page = Page {
+        limit: Some(crate::service::MAX_PAGE_SIZE),
+        after: None,
+    };
+    loop {
+        let got = list_issuers_page(app, ctx, p, org, &page).await?;
+        out.extend(got.issuers);
+        match got.next_after {
+            Some(after) => page.after = Some(after),
+            None => return Ok(out),
+        }
     }
-    Ok(out)
 }
 
 /// One of the org's issuers by id, with its key-cache state (org admins).
@@ -738,14 +776,19 @@ pub async fn refresh_issuer(
     let row = org_issuer(app, &org, id).await?;
     let cfg = issuer_config(&row, &org.name).map_err(ServiceError::Internal)?;
     let result = app.keys.refresh(&cfg, app.clock.now_s()).await;
-    app.audit_change(
+    // Nothing in the store changes, but the event is stored the same way
+    // as a change's: durable before the answer.
+    let mut tx = app.store.begin().await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "issuer.refresh",
         &format!("issuer:{}", row.issuer),
         json!({"ok": result.is_ok()}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     let mut out = json!(issuer_out(app, &cfg, row.created_at));
     if let Err(e) = result {
         out["refresh_error"] = json!(e.to_string());

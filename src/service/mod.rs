@@ -132,6 +132,16 @@ impl Page {
     }
 }
 
+/// The cursor of the page after `rows` (the last row's key), or `None`
+/// when `rows` is the last page (shorter than `limit`).
+pub fn next_after<T>(rows: &[T], limit: i64, key: impl Fn(&T) -> &String) -> Option<String> {
+    if rows.len() as i64 == limit {
+        rows.last().map(|r| key(r).clone())
+    } else {
+        None
+    }
+}
+
 /// Per-request facts the services record in the audit log.
 #[derive(Clone, Debug, Default)]
 pub struct RequestCtx {

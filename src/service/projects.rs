@@ -11,7 +11,7 @@ use crate::model::{
     Principal, PrincipalKind, Role, SaScope, TeamRef, Visibility, check_name, truncate,
 };
 use crate::secrets::new_id;
-use crate::service::{RequestCtx, ServiceError, ServiceResult};
+use crate::service::{Page, RequestCtx, ServiceError, ServiceResult};
 use crate::state::App;
 use crate::store::{ProjectMemberRow, ProjectRow, RunRow, StoreError, StoreTx, TeamRow};
 
@@ -298,11 +298,22 @@ pub async fn list_runs(
     let (v, team) = readable_project(app, ctx, p, entity_name, project).await?;
     let rows = app.store.runs_of_project(&v.id, 1000).await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let created_by = principal_ref(app, &r.created_by, &r.created_by_kind).await?;
+    for row in rows {
+        let r = row.run;
+        let created_by = named_ref(
+            &r.created_by,
+            &r.created_by_kind,
+            row.created_by_name,
+            row.created_by_deleted_name,
+        );
         let attributed_to = match &r.attributed_user_id {
-            Some(uid) => principal_ref(app, uid, "user").await?,
-            None => principal_ref(app, &r.created_by, &r.created_by_kind).await?,
+            Some(uid) => named_ref(
+                uid,
+                "user",
+                row.attributed_name,
+                row.attributed_deleted_name,
+            ),
+            None => created_by.clone(),
         };
         out.push(RunOut {
             id: r.id,
@@ -317,6 +328,21 @@ pub async fn list_runs(
         });
     }
     Ok(out)
+}
+
+/// A principal's reference from names read with its run: the live name, else
+/// the name it had when deleted.
+fn named_ref(id: &str, kind: &str, live: Option<String>, gone: Option<String>) -> PrincipalRef {
+    let (name, deleted) = match live {
+        Some(n) => (n, false),
+        None => (gone.unwrap_or_default(), true),
+    };
+    PrincipalRef {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        name,
+        deleted,
+    }
 }
 
 pub(crate) async fn principal_ref(app: &App, id: &str, kind: &str) -> ServiceResult<PrincipalRef> {
@@ -850,7 +876,7 @@ pub async fn list_projects(
     app: &App,
     p: &Principal,
     entity_name: &str,
-    page: &crate::service::Page,
+    page: &Page,
 ) -> ServiceResult<ProjectPage> {
     let team = entity(app, Some(p), entity_name).await?;
     let limit = page.limit()?;
@@ -858,9 +884,7 @@ pub async fn list_projects(
         .store
         .projects_page(&team.id, page.after(), limit)
         .await?;
-    let next_after = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.name.clone()))
-        .flatten();
+    let next_after = crate::service::next_after(&rows, limit, |r| &r.name);
     let mut by_project: std::collections::HashMap<String, Vec<ProjectMember>> =
         std::collections::HashMap::new();
     for m in members {
@@ -887,6 +911,57 @@ pub async fn list_projects(
         .collect();
     Ok(ProjectPage {
         projects,
+        next_after,
+    })
+}
+
+/// An explicit project member as listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectMemberOut {
+    /// The id to remove it by (`DELETE …/members/{member}`).
+    pub principal_id: String,
+    /// `user` or `service_account`.
+    pub kind: String,
+    /// The username or service account name.
+    pub name: String,
+    pub role: String,
+}
+
+/// One page of a project's explicit members and where the next begins.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectMemberPage {
+    pub members: Vec<ProjectMemberOut>,
+    /// Pass as `after` for the next page; `null` on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Lists a project's explicit members by id, with their names, a page at a
+/// time (whoever may read the project): one query per page.
+pub async fn list_project_members_page(
+    app: &App,
+    ctx: &RequestCtx,
+    p: Option<&Principal>,
+    entity_name: &str,
+    project: &str,
+    page: &Page,
+) -> ServiceResult<ProjectMemberPage> {
+    let (v, _team) = readable_project(app, ctx, p, entity_name, project).await?;
+    let limit = page.limit()?;
+    let rows = app
+        .store
+        .project_members_page(&v.id, page.after(), limit)
+        .await?;
+    let next_after = crate::service::next_after(&rows, limit, |r| &r.member.principal_id);
+    Ok(ProjectMemberPage {
+        members: rows
+            .into_iter()
+            .map(|r| ProjectMemberOut {
+                principal_id: r.member.principal_id,
+                kind: r.member.principal_kind,
+                name: r.name,
+                role: r.member.role,
+            })
+            .collect(),
         next_after,
     })
 }
@@ -934,18 +1009,19 @@ pub async fn remove_project_member(
             )));
         }
     };
-    app.store
-        .remove_project_member(&v.id, &principal_id)
-        .await?;
-    app.changed(crate::state::Change::Projects).await;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.remove_project_member(&v.id, &principal_id).await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.member.remove",
         &format!("{}/{}", team.name, v.name),
         json!({"member": member, "principal_id": principal_id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(crate::state::Change::Projects).await;
     let v = find_project(app, &team, &v.name)
         .await?
         .ok_or_else(|| ServiceError::Internal("project vanished".into()))?;
@@ -962,16 +1038,19 @@ pub async fn delete_project(
     project: &str,
 ) -> ServiceResult<()> {
     let (v, team) = admin_project(app, ctx, p, entity_name, project).await?;
-    app.store.delete_project(&v.id).await?;
-    app.changed(crate::state::Change::Projects).await;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.delete_project(&v.id).await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "project.delete",
         &format!("{}/{}", team.name, v.name),
         json!({"id": v.id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(crate::state::Change::Projects).await;
     Ok(())
 }
 

@@ -125,15 +125,18 @@ pub async fn put_settings(
         create_users: req.create_users,
         updated_at: app.clock.now_ms(),
     };
-    app.store.put_sso_config(&row).await?;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.put_sso_config(&row).await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "sso.update",
         &format!("org:{}", org.name),
         json!({"issuer": row.issuer, "client_id": row.client_id, "create_users": row.create_users}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(out(app, &org, &row))
 }
 
@@ -160,20 +163,23 @@ pub async fn delete_settings(
     org: &str,
 ) -> ServiceResult<()> {
     let org = app.require_org_admin(ctx, p, org, "sso.delete").await?;
-    if !app.store.delete_sso_config(&org.id).await? {
+    let mut tx = app.store.begin().await?;
+    if !tx.delete_sso_config(&org.id).await? {
         return Err(ServiceError::NotFound(format!(
             "single sign-on is not set up for organization \"{}\"",
             org.name
         )));
     }
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "sso.delete",
         &format!("org:{}", org.name),
         json!({}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

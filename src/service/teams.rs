@@ -41,21 +41,24 @@ pub async fn remove_team_member(
             )));
         }
     };
-    if !app.store.remove_team_member(&team.id, &user.id).await? {
+    let mut tx = app.store.begin().await?;
+    if !tx.remove_team_member(&team.id, &user.id).await? {
         return Err(ServiceError::NotFound(format!(
             "user \"{}\" is not a member of team \"{}\"",
             user.username, team.name
         )));
     }
-    app.changed(Change::Principal(user.id.clone())).await;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "team.member.remove",
         &format!("team:{}", team.name),
         json!({"username": user.username}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Principal(user.id.clone())).await;
     Ok(())
 }
 
@@ -104,8 +107,13 @@ pub async fn delete_team(
     }
     let members = app.store.members_of_team(&team.id).await?;
     let accounts = app.store.service_accounts_of_team(&team.id).await?;
-    app.store
-        .delete_team(&team.id, app.clock.now_ms())
+    let out = TeamContentsOut {
+        projects: contents.projects,
+        service_accounts: contents.team_accounts,
+        org_service_accounts_defaulting_here: Vec::new(),
+    };
+    let mut tx = app.store.begin().await?;
+    tx.delete_team(&team.id, app.clock.now_ms())
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict => ServiceError::Conflict(format!(
@@ -114,6 +122,16 @@ pub async fn delete_team(
             )),
             other => other.into(),
         })?;
+    app.audit_change_in(
+        &mut *tx,
+        ctx,
+        p,
+        "team.delete",
+        &format!("team:{}", team.name),
+        json!({"id": team.id, "deleted": out, "members": members.len()}),
+    )
+    .await?;
+    tx.commit().await?;
     app.changed(Change::Projects).await;
     for m in &members {
         app.changed(Change::Principal(m.user_id.clone())).await;
@@ -128,18 +146,5 @@ pub async fn delete_team(
     if !accounts.is_empty() {
         app.changed(Change::ApiKeys).await;
     }
-    let out = TeamContentsOut {
-        projects: contents.projects,
-        service_accounts: contents.team_accounts,
-        org_service_accounts_defaulting_here: Vec::new(),
-    };
-    app.audit_change(
-        ctx,
-        p,
-        "team.delete",
-        &format!("team:{}", team.name),
-        json!({"id": team.id, "deleted": out, "members": members.len()}),
-    )
-    .await;
     Ok(out)
 }

@@ -57,9 +57,7 @@ pub async fn list_users(
     let org = app.require_org_admin(ctx, p, org, "user.list").await?;
     let limit = page.limit()?;
     let rows = app.store.users_of_org(&org.id, page.after(), limit).await?;
-    let next_after = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|u| u.username.clone()))
-        .flatten();
+    let next_after = crate::service::next_after(&rows, limit, |u| &u.username);
     Ok(UserPage {
         users: rows.into_iter().map(UserOut::from).collect(),
         next_after,
@@ -156,20 +154,22 @@ pub async fn update_user(
     if role != "admin" {
         keep_an_admin(app, &user, "demote").await?;
     }
-    app.store
-        .update_user(&user.id, &email, &role)
+    let mut tx = app.store.begin().await?;
+    tx.update_user(&user.id, &email, &role)
         .await
         .map_err(ServiceError::from)
         .map_err(conflict(format!("a user with email {email:?}")))?;
-    app.changed(Change::Principal(user.id.clone())).await;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "user.update",
         &format!("user:{}", user.username),
         json!({"email": {"from": user.email, "to": email}, "role": {"from": user.role, "to": role}}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Principal(user.id.clone())).await;
     let user = org_user(app, p, &user.username).await?;
     Ok(user.into())
 }
@@ -194,18 +194,20 @@ pub async fn set_user_disabled(
     if disabled {
         keep_an_admin(app, &user, "disable").await?;
     }
-    app.store
-        .set_user_disabled(&user.id, disabled, app.clock.now_ms())
+    let mut tx = app.store.begin().await?;
+    tx.set_user_disabled(&user.id, disabled, app.clock.now_ms())
         .await?;
-    app.changed(Change::Principal(user.id.clone())).await;
-    app.audit_change(
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         action,
         &format!("user:{}", user.username),
         json!({"id": user.id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Principal(user.id.clone())).await;
     let user = org_user(app, p, &user.username).await?;
     Ok(user.into())
 }
@@ -222,16 +224,19 @@ pub async fn delete_user(
 ) -> ServiceResult<()> {
     let user = admin_user(app, ctx, p, username, "user.delete").await?;
     keep_an_admin(app, &user, "delete").await?;
-    app.store.delete_user(&user, app.clock.now_ms()).await?;
-    app.changed(Change::Principal(user.id.clone())).await;
-    app.changed(Change::ApiKeys).await;
-    app.audit_change(
+    let mut tx = app.store.begin().await?;
+    tx.delete_user(&user, app.clock.now_ms()).await?;
+    app.audit_change_in(
+        &mut *tx,
         ctx,
         p,
         "user.delete",
         &format!("user:{}", user.username),
         json!({"id": user.id}),
     )
-    .await;
+    .await?;
+    tx.commit().await?;
+    app.changed(Change::Principal(user.id.clone())).await;
+    app.changed(Change::ApiKeys).await;
     Ok(())
 }

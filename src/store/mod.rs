@@ -117,6 +117,15 @@ pub struct ProjectMemberRow {
     pub created_at: i64,
 }
 
+/// An explicit project member with its name, read in one query.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ProjectMemberListRow {
+    #[sqlx(flatten)]
+    pub member: ProjectMemberRow,
+    /// The username or account name (a deleted principal's last name; empty if unknown).
+    pub name: String,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct IssuerRow {
     pub id: String,
@@ -236,6 +245,21 @@ pub struct RunRow {
     /// JSON text.
     pub config: String,
     pub created_at: i64,
+}
+
+/// A run with the names its listing shows, read in one query.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RunListRow {
+    #[sqlx(flatten)]
+    pub run: RunRow,
+    /// The author's name while it exists.
+    pub created_by_name: Option<String>,
+    /// The name a deleted author had.
+    pub created_by_deleted_name: Option<String>,
+    /// The attributed user's name while they exist.
+    pub attributed_name: Option<String>,
+    /// The name a deleted attributed user had.
+    pub attributed_deleted_name: Option<String>,
 }
 
 /// One call (span) of an LLM trace.
@@ -370,6 +394,8 @@ pub trait Store: Send + Sync + 'static {
     async fn team_by_id(&self, id: &str) -> StoreResult<Option<TeamRow>>;
     async fn team_by_name(&self, name: &str) -> StoreResult<Option<TeamRow>>;
     async fn teams_of_org(&self, org_id: &str) -> StoreResult<Vec<TeamRow>>;
+    /// One page of an org's teams by name, after `after` (exclusive).
+    async fn teams_page(&self, org_id: &str, after: &str, limit: i64) -> StoreResult<Vec<TeamRow>>;
     async fn all_teams(&self) -> StoreResult<Vec<TeamRow>>;
     async fn all_orgs(&self) -> StoreResult<Vec<OrgRow>>;
     /// Adds a member or changes the role of an existing one.
@@ -383,6 +409,13 @@ pub trait Store: Send + Sync + 'static {
     /// A user's teams, oldest membership first.
     async fn memberships_of_user(&self, user_id: &str) -> StoreResult<Vec<MembershipRow>>;
     async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>>;
+    /// One page of a team's members by username, after `after` (exclusive): one query.
+    async fn team_members_page(
+        &self,
+        team_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<MembershipRow>>;
     /// Removes a member; false when the user was not one.
     async fn remove_team_member(&self, team_id: &str, user_id: &str) -> StoreResult<bool>;
     /// What still lives in a team.
@@ -398,6 +431,14 @@ pub trait Store: Send + Sync + 'static {
     async fn projects_of_team(&self, team_id: &str) -> StoreResult<Vec<ProjectRow>>;
     async fn set_project_visibility(&self, project_id: &str, visibility: &str) -> StoreResult<()>;
     async fn project_members(&self, project_id: &str) -> StoreResult<Vec<ProjectMemberRow>>;
+    /// One page of a project's explicit members by principal id, after
+    /// `after` (exclusive), with their names: one query.
+    async fn project_members_page(
+        &self,
+        project_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<ProjectMemberListRow>>;
     async fn upsert_project_member(&self, member: &ProjectMemberRow) -> StoreResult<()>;
     /// Removes an explicit member; false when it was not one.
     async fn remove_project_member(
@@ -421,6 +462,13 @@ pub trait Store: Send + Sync + 'static {
     async fn update_issuer(&self, issuer: &IssuerRow) -> StoreResult<()>;
     async fn issuer_by_id(&self, id: &str) -> StoreResult<Option<IssuerRow>>;
     async fn issuers_of_org(&self, org_id: &str) -> StoreResult<Vec<IssuerRow>>;
+    /// One page of an org's issuers by URL, after `after` (exclusive).
+    async fn issuers_page(
+        &self,
+        org_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<IssuerRow>>;
     async fn all_issuers(&self) -> StoreResult<Vec<IssuerRow>>;
     /// Deletes an issuer that no binding uses; `Conflict` if one does.
     async fn delete_issuer(&self, id: &str) -> StoreResult<bool>;
@@ -483,7 +531,9 @@ pub trait Store: Send + Sync + 'static {
     async fn retire_signing_keys_except(&self, keep_kid: &str, now: i64) -> StoreResult<()>;
 
     async fn insert_run(&self, run: &RunRow) -> StoreResult<()>;
-    async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>>;
+    /// A project's first `limit` runs, oldest first, with the names of
+    /// their authors and attributed users (live or deleted): one query.
+    async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunListRow>>;
     /// Stores runs and trace calls in one transaction (`crate::writes`);
     /// a row whose id is stored already is skipped, so a retry is harmless.
     async fn insert_rows(&self, runs: &[&RunRow], traces: &[&TraceRow]) -> StoreResult<()>;
@@ -607,6 +657,34 @@ pub trait StoreTx: Send {
     /// False when `owner_id` has no such live key.
     async fn revoke_api_key(&mut self, owner_id: &str, key_id: &str, now: i64)
     -> StoreResult<bool>;
+    async fn update_user(&mut self, id: &str, email: &str, role: &str) -> StoreResult<()>;
+    async fn set_user_disabled(&mut self, id: &str, disabled: bool, now: i64) -> StoreResult<()>;
+    /// Deletes a user with its memberships, revokes its keys and keeps its name.
+    async fn delete_user(&mut self, user: &UserRow, now: i64) -> StoreResult<()>;
+    /// False when the user was not a member.
+    async fn remove_team_member(&mut self, team_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// See [`Store::delete_team`]; `Conflict` while an org-scoped account defaults to it.
+    async fn delete_team(&mut self, team_id: &str, now: i64) -> StoreResult<()>;
+    /// False when it was not an explicit member.
+    async fn remove_project_member(
+        &mut self,
+        project_id: &str,
+        principal_id: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes a project with its runs, traces and members.
+    async fn delete_project(&mut self, project_id: &str) -> StoreResult<()>;
+    /// Replaces an account's name, description, team and lifetime, and its binding if given.
+    async fn update_service_account(
+        &mut self,
+        sa: &SaRow,
+        binding: Option<&BindingRow>,
+    ) -> StoreResult<()>;
+    /// Deletes an account with its binding and memberships, revokes its keys, keeps its name.
+    async fn delete_service_account(&mut self, sa: &SaRow, now: i64) -> StoreResult<()>;
+    /// Creates or replaces an org's SSO settings.
+    async fn put_sso_config(&mut self, c: &SsoConfigRow) -> StoreResult<()>;
+    /// False when the org had none.
+    async fn delete_sso_config(&mut self, org_id: &str) -> StoreResult<bool>;
     async fn insert_audit(&mut self, events: &[NewAudit]) -> StoreResult<()>;
     /// Makes every write of the transaction durable, or none.
     async fn commit(self: Box<Self>) -> StoreResult<()>;

@@ -75,29 +75,15 @@ macro_rules! impl_sql_store {
                 .await?)
             }
             async fn update_user(&self, id: &str, email: &str, role: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET email = $1, role = $2 WHERE id = $3")
-                    .bind(email)
-                    .bind(role)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::update_user(&mut tx, id, email, role).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn set_user_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
-                if disabled {
-                    sqlx::query("UPDATE users SET disabled = $1, revoked_before = $2 WHERE id = $3")
-                        .bind(true)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                } else {
-                    sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-                        .bind(false)
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                }
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::set_user_disabled(&mut tx, id, disabled, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn count_enabled_admins(&self, org_id: &str) -> StoreResult<i64> {
@@ -111,29 +97,9 @@ macro_rules! impl_sql_store {
                 Ok(n)
             }
             async fn delete_user(&self, u: &UserRow, now: i64) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(&u.id)
-                    .execute(&mut *tx)
-                    .await?;
-                for q in [
-                    "DELETE FROM team_members WHERE user_id = $1",
-                    "DELETE FROM project_members WHERE principal_id = $1",
-                    "DELETE FROM users WHERE id = $1",
-                ] {
-                    sqlx::query(q).bind(&u.id).execute(&mut *tx).await?;
-                }
-                sqlx::query(
-                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at) VALUES ($1, $2, 'user', $3, $4)",
-                )
-                .bind(&u.id)
-                .bind(&u.org_id)
-                .bind(&u.username)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::delete_user(&mut tx, u, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn deleted_principal(&self, id: &str) -> StoreResult<Option<DeletedPrincipalRow>> {
@@ -167,6 +133,16 @@ macro_rules! impl_sql_store {
                     .fetch_all(&self.pool)
                     .await?)
             }
+            async fn teams_page(&self, org_id: &str, after: &str, limit: i64) -> StoreResult<Vec<TeamRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM teams WHERE org_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
             async fn all_teams(&self) -> StoreResult<Vec<TeamRow>> {
                 Ok(sqlx::query_as("SELECT * FROM teams").fetch_all(&self.pool).await?)
             }
@@ -190,12 +166,10 @@ macro_rules! impl_sql_store {
                 .await?)
             }
             async fn remove_team_member(&self, team_id: &str, user_id: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
-                    .bind(team_id)
-                    .bind(user_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                let mut tx = self.begin_tx().await?;
+                let out = $crate::store::StoreTx::remove_team_member(&mut tx, team_id, user_id).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
+                Ok(out)
             }
             async fn team_contents(&self, team_id: &str) -> StoreResult<TeamContents> {
                 let projects: Vec<(String,)> =
@@ -223,53 +197,9 @@ macro_rules! impl_sql_store {
                 Ok(out)
             }
             async fn delete_team(&self, team_id: &str, now: i64) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                // A write first: SQLite takes the write lock now (waiting up to
-                // its busy timeout) instead of failing to upgrade a read
-                // snapshot that another writer (the audit log) moved past.
-                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
-                    .bind(team_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let (n,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM service_accounts WHERE team_id = $1 AND scope = 'org'",
-                )
-                .bind(team_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if n > 0 {
-                    return Err(StoreError::Conflict);
-                }
-                const TEAM_SAS: &str = "SELECT id FROM service_accounts WHERE team_id = $1 AND scope = 'team'";
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at)
-                     SELECT id, org_id, 'service_account', name, $2 FROM service_accounts WHERE id IN ({TEAM_SAS})"
-                )))
-                .bind(team_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE api_keys SET revoked_at = $2 WHERE revoked_at IS NULL AND owner_id IN ({TEAM_SAS})"
-                )))
-                .bind(team_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                for q in [
-                    format!("DELETE FROM federation_bindings WHERE sa_id IN ({TEAM_SAS})"),
-                    format!("DELETE FROM project_members WHERE principal_id IN ({TEAM_SAS})"),
-                    "DELETE FROM service_accounts WHERE team_id = $1 AND scope = 'team'".to_string(),
-                    "DELETE FROM runs WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
-                    "DELETE FROM traces WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
-                    "DELETE FROM project_members WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
-                    "DELETE FROM projects WHERE team_id = $1".to_string(),
-                    "DELETE FROM team_members WHERE team_id = $1".to_string(),
-                    "DELETE FROM teams WHERE id = $1".to_string(),
-                ] {
-                    sqlx::query(sqlx::AssertSqlSafe(q)).bind(team_id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::delete_team(&mut tx, team_id, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn members_of_team(&self, team_id: &str) -> StoreResult<Vec<MembershipRow>> {
@@ -279,6 +209,19 @@ macro_rules! impl_sql_store {
                      WHERE m.team_id = $1 ORDER BY u.username",
                 )
                 .bind(team_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn team_members_page(&self, team_id: &str, after: &str, limit: i64) -> StoreResult<Vec<MembershipRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT m.team_id, t.name AS team_name, m.user_id, u.username, m.role, m.created_at
+                     FROM team_members m JOIN teams t ON t.id = m.team_id JOIN users u ON u.id = m.user_id
+                     WHERE m.team_id = $1 AND u.username > $2 ORDER BY u.username LIMIT $3",
+                )
+                .bind(team_id)
+                .bind(after)
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?)
             }
@@ -314,6 +257,26 @@ macro_rules! impl_sql_store {
                     .fetch_all(&self.pool)
                     .await?)
             }
+            async fn project_members_page(
+                &self,
+                project_id: &str,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<ProjectMemberListRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT m.*, COALESCE(u.username, s.name, d.name, '') AS name
+                     FROM project_members m
+                     LEFT JOIN users u ON u.id = m.principal_id
+                     LEFT JOIN service_accounts s ON s.id = m.principal_id
+                     LEFT JOIN deleted_principals d ON d.id = m.principal_id
+                     WHERE m.project_id = $1 AND m.principal_id > $2 ORDER BY m.principal_id LIMIT $3",
+                )
+                .bind(project_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
             async fn upsert_project_member(&self, m: &ProjectMemberRow) -> StoreResult<()> {
                 let mut tx = self.begin_tx().await?;
                 $crate::store::StoreTx::upsert_project_member(&mut tx, m).await?;
@@ -322,24 +285,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn remove_project_member(&self, project_id: &str, principal_id: &str) -> StoreResult<bool> {
-                let done = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND principal_id = $2")
-                    .bind(project_id)
-                    .bind(principal_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                let mut tx = self.begin_tx().await?;
+                let out = $crate::store::StoreTx::remove_project_member(&mut tx, project_id, principal_id).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
+                Ok(out)
             }
             async fn delete_project(&self, project_id: &str) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                for q in [
-                    "DELETE FROM runs WHERE project_id = $1",
-                    "DELETE FROM traces WHERE project_id = $1",
-                    "DELETE FROM project_members WHERE project_id = $1",
-                    "DELETE FROM projects WHERE id = $1",
-                ] {
-                    sqlx::query(q).bind(project_id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::delete_project(&mut tx, project_id).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn projects_page(
@@ -392,6 +346,16 @@ macro_rules! impl_sql_store {
                     .bind(org_id)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+            async fn issuers_page(&self, org_id: &str, after: &str, limit: i64) -> StoreResult<Vec<IssuerRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM trusted_issuers WHERE org_id = $1 AND issuer > $2 ORDER BY issuer LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
             }
             async fn all_issuers(&self) -> StoreResult<Vec<IssuerRow>> {
                 Ok(sqlx::query_as("SELECT * FROM trusted_issuers ORDER BY created_at, id")
@@ -468,55 +432,15 @@ macro_rules! impl_sql_store {
                 Ok(q.fetch_all(&self.pool).await?)
             }
             async fn update_service_account(&self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE service_accounts SET name = $1, description = $2, team_id = $3, max_token_lifetime_s = $4
-                     WHERE id = $5",
-                )
-                .bind(&sa.name)
-                .bind(&sa.description)
-                .bind(&sa.team_id)
-                .bind(sa.max_token_lifetime_s)
-                .bind(&sa.id)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(b) = binding {
-                    sqlx::query("UPDATE federation_bindings SET issuer_id = $1, spec = $2, mode = $3 WHERE sa_id = $4")
-                        .bind(&b.issuer_id)
-                        .bind(&b.spec)
-                        .bind(&b.mode)
-                        .bind(&b.sa_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::update_service_account(&mut tx, sa, binding).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn delete_service_account(&self, sa: &SaRow, now: i64) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(&sa.id)
-                    .execute(&mut *tx)
-                    .await?;
-                for q in [
-                    "DELETE FROM federation_bindings WHERE sa_id = $1",
-                    "DELETE FROM project_members WHERE principal_id = $1",
-                    "DELETE FROM service_accounts WHERE id = $1",
-                ] {
-                    sqlx::query(q).bind(&sa.id).execute(&mut *tx).await?;
-                }
-                sqlx::query(
-                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at)
-                     VALUES ($1, $2, 'service_account', $3, $4)",
-                )
-                .bind(&sa.id)
-                .bind(&sa.org_id)
-                .bind(&sa.name)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::delete_service_account(&mut tx, sa, now).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>> {
@@ -665,9 +589,22 @@ macro_rules! impl_sql_store {
                 tx.commit().await?;
                 Ok(())
             }
-            async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunRow>> {
+            async fn runs_of_project(&self, project_id: &str, limit: i64) -> StoreResult<Vec<RunListRow>> {
+                // Joined, not looked up per run: a user's or an account's
+                // name, or the name it had when deleted.
                 Ok(sqlx::query_as(
-                    "SELECT * FROM runs WHERE project_id = $1 ORDER BY seq LIMIT $2",
+                    "SELECT r.*,
+                        CASE WHEN r.created_by_kind = 'user' THEN cu.username ELSE cs.name END AS created_by_name,
+                        cd.name AS created_by_deleted_name,
+                        au.username AS attributed_name,
+                        ad.name AS attributed_deleted_name
+                     FROM runs r
+                     LEFT JOIN users cu ON cu.id = r.created_by
+                     LEFT JOIN service_accounts cs ON cs.id = r.created_by
+                     LEFT JOIN deleted_principals cd ON cd.id = r.created_by
+                     LEFT JOIN users au ON au.id = r.attributed_user_id
+                     LEFT JOIN deleted_principals ad ON ad.id = r.attributed_user_id
+                     WHERE r.project_id = $1 ORDER BY r.seq LIMIT $2",
                 )
                 .bind(project_id)
                 .bind(limit)
@@ -838,18 +775,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn put_sso_config(&self, c: &SsoConfigRow) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO sso_configs (org_id, issuer, client_id, client_secret, create_users, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, client_secret = $4, create_users = $5, updated_at = $6",
-                )
-                .bind(&c.org_id)
-                .bind(&c.issuer)
-                .bind(&c.client_id)
-                .bind(&c.client_secret)
-                .bind(c.create_users)
-                .bind(c.updated_at)
-                .execute(&self.pool)
-                .await?;
+                let mut tx = self.begin_tx().await?;
+                $crate::store::StoreTx::put_sso_config(&mut tx, c).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
             async fn sso_config_of_org(&self, org_id: &str) -> StoreResult<Option<SsoConfigRow>> {
@@ -859,12 +787,10 @@ macro_rules! impl_sql_store {
                     .await?)
             }
             async fn delete_sso_config(&self, org_id: &str) -> StoreResult<bool> {
-                Ok(sqlx::query("DELETE FROM sso_configs WHERE org_id = $1")
-                    .bind(org_id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected()
-                    > 0)
+                let mut tx = self.begin_tx().await?;
+                let out = $crate::store::StoreTx::delete_sso_config(&mut tx, org_id).await?;
+                $crate::store::StoreTx::commit(Box::new(tx)).await?;
+                Ok(out)
             }
             async fn insert_sso_login(&self, l: &SsoLoginRow) -> StoreResult<()> {
                 sqlx::query(
@@ -1180,6 +1106,202 @@ macro_rules! impl_sql_store {
                         .await?;
                 }
                 Ok(())
+            }
+            async fn update_user(&mut self, id: &str, email: &str, role: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET email = $1, role = $2 WHERE id = $3")
+                    .bind(email)
+                    .bind(role)
+                    .bind(id)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
+            async fn set_user_disabled(&mut self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
+                if disabled {
+                    sqlx::query("UPDATE users SET disabled = $1, revoked_before = $2 WHERE id = $3")
+                        .bind(true)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *self.0)
+                        .await?;
+                } else {
+                    sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                        .bind(false)
+                        .bind(id)
+                        .execute(&mut *self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+            async fn delete_user(&mut self, u: &UserRow, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&u.id)
+                    .execute(&mut *self.0)
+                    .await?;
+                for q in [
+                    "DELETE FROM team_members WHERE user_id = $1",
+                    "DELETE FROM project_members WHERE principal_id = $1",
+                    "DELETE FROM users WHERE id = $1",
+                ] {
+                    sqlx::query(q).bind(&u.id).execute(&mut *self.0).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at) VALUES ($1, $2, 'user', $3, $4)",
+                )
+                .bind(&u.id)
+                .bind(&u.org_id)
+                .bind(&u.username)
+                .bind(now)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn remove_team_member(&mut self, team_id: &str, user_id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+                    .bind(team_id)
+                    .bind(user_id)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+            async fn delete_team(&mut self, team_id: &str, now: i64) -> StoreResult<()> {
+                // A write first: SQLite takes the write lock now (waiting up to
+                // its busy timeout) instead of failing to upgrade a read
+                // snapshot that another writer (the audit log) moved past.
+                sqlx::query("UPDATE teams SET name = name WHERE id = $1")
+                    .bind(team_id)
+                    .execute(&mut *self.0)
+                    .await?;
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM service_accounts WHERE team_id = $1 AND scope = 'org'",
+                )
+                .bind(team_id)
+                .fetch_one(&mut *self.0)
+                .await?;
+                if n > 0 {
+                    return Err(StoreError::Conflict);
+                }
+                const TEAM_SAS: &str = "SELECT id FROM service_accounts WHERE team_id = $1 AND scope = 'team'";
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at)
+                     SELECT id, org_id, 'service_account', name, $2 FROM service_accounts WHERE id IN ({TEAM_SAS})"
+                )))
+                .bind(team_id)
+                .bind(now)
+                .execute(&mut *self.0)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE revoked_at IS NULL AND owner_id IN ({TEAM_SAS})"
+                )))
+                .bind(team_id)
+                .bind(now)
+                .execute(&mut *self.0)
+                .await?;
+                for q in [
+                    format!("DELETE FROM federation_bindings WHERE sa_id IN ({TEAM_SAS})"),
+                    format!("DELETE FROM project_members WHERE principal_id IN ({TEAM_SAS})"),
+                    "DELETE FROM service_accounts WHERE team_id = $1 AND scope = 'team'".to_string(),
+                    "DELETE FROM runs WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
+                    "DELETE FROM traces WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
+                    "DELETE FROM project_members WHERE project_id IN (SELECT id FROM projects WHERE team_id = $1)".to_string(),
+                    "DELETE FROM projects WHERE team_id = $1".to_string(),
+                    "DELETE FROM team_members WHERE team_id = $1".to_string(),
+                    "DELETE FROM teams WHERE id = $1".to_string(),
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(q)).bind(team_id).execute(&mut *self.0).await?;
+                }
+                Ok(())
+            }
+            async fn remove_project_member(&mut self, project_id: &str, principal_id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND principal_id = $2")
+                    .bind(project_id)
+                    .bind(principal_id)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+            async fn delete_project(&mut self, project_id: &str) -> StoreResult<()> {
+                for q in [
+                    "DELETE FROM runs WHERE project_id = $1",
+                    "DELETE FROM traces WHERE project_id = $1",
+                    "DELETE FROM project_members WHERE project_id = $1",
+                    "DELETE FROM projects WHERE id = $1",
+                ] {
+                    sqlx::query(q).bind(project_id).execute(&mut *self.0).await?;
+                }
+                Ok(())
+            }
+            async fn update_service_account(&mut self, sa: &SaRow, binding: Option<&BindingRow>) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE service_accounts SET name = $1, description = $2, team_id = $3, max_token_lifetime_s = $4
+                     WHERE id = $5",
+                )
+                .bind(&sa.name)
+                .bind(&sa.description)
+                .bind(&sa.team_id)
+                .bind(sa.max_token_lifetime_s)
+                .bind(&sa.id)
+                .execute(&mut *self.0)
+                .await?;
+                if let Some(b) = binding {
+                    sqlx::query("UPDATE federation_bindings SET issuer_id = $1, spec = $2, mode = $3 WHERE sa_id = $4")
+                        .bind(&b.issuer_id)
+                        .bind(&b.spec)
+                        .bind(&b.mode)
+                        .bind(&b.sa_id)
+                        .execute(&mut *self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+            async fn delete_service_account(&mut self, sa: &SaRow, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&sa.id)
+                    .execute(&mut *self.0)
+                    .await?;
+                for q in [
+                    "DELETE FROM federation_bindings WHERE sa_id = $1",
+                    "DELETE FROM project_members WHERE principal_id = $1",
+                    "DELETE FROM service_accounts WHERE id = $1",
+                ] {
+                    sqlx::query(q).bind(&sa.id).execute(&mut *self.0).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO deleted_principals (id, org_id, kind, name, deleted_at)
+                     VALUES ($1, $2, 'service_account', $3, $4)",
+                )
+                .bind(&sa.id)
+                .bind(&sa.org_id)
+                .bind(&sa.name)
+                .bind(now)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn put_sso_config(&mut self, c: &SsoConfigRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sso_configs (org_id, issuer, client_id, client_secret, create_users, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (org_id) DO UPDATE SET issuer = $2, client_id = $3, client_secret = $4, create_users = $5, updated_at = $6",
+                )
+                .bind(&c.org_id)
+                .bind(&c.issuer)
+                .bind(&c.client_id)
+                .bind(&c.client_secret)
+                .bind(c.create_users)
+                .bind(c.updated_at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+            async fn delete_sso_config(&mut self, org_id: &str) -> StoreResult<bool> {
+                Ok(sqlx::query("DELETE FROM sso_configs WHERE org_id = $1")
+                    .bind(org_id)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected()
+                    > 0)
             }
             async fn insert_audit(&mut self, events: &[NewAudit]) -> StoreResult<()> {
                 // One multi-row statement per chunk, not one per event: each

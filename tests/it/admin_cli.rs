@@ -10,8 +10,8 @@ use std::path::Path;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
 use crate::support::idp::TestIdp;
+use crate::support::{TestApp, message};
 use fedgate::admin_cli::output::Io;
 
 const GH_SUB: &str = "repo:acme/vision-train:ref:refs/heads/main";
@@ -968,5 +968,124 @@ async fn apply_changes_bindings_and_prunes() {
         .collect();
     assert_eq!(names, vec!["gh-eval"]);
     let _ = access;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_broad_subject_pattern_round_trips_through_the_trust_file() {
+    let app = TestApp::start().await;
+    let idp = TestIdp::start().await;
+    app.team("vision").await;
+    let admin = app.admin_key.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = idp.issuer();
+    let text = |broad: bool| {
+        format!(
+            r#"org = "default"
+
+[[issuer]]
+url = "{issuer}"
+
+[[service_account]]
+name = "gh-any"
+team = "vision"
+issuer = "{issuer}"
+subject = "{GH_SUB}"
+subject_pattern = "repo:*"
+{}"#,
+            if broad {
+                "allow_broad_subject_pattern = true\n"
+            } else {
+                ""
+            }
+        )
+    };
+
+    // Without the opt-in the server refuses the pattern, naming the field.
+    let file = trust_file(dir.path(), &text(false));
+    let r = cli(&app, &admin, &["apply", "-f", &file]).await;
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(
+        r.err.contains("too broad") && r.err.contains("allow_broad_subject_pattern"),
+        "{}",
+        r.err
+    );
+
+    // With it: plan shows it, apply sets it, the next plan is empty.
+    let file = trust_file(dir.path(), &text(true));
+    let r = cli(&app, &admin, &["plan", "-f", &file]).await.ok();
+    assert!(r.out.contains("allow_broad_subject_pattern"), "{}", r.out);
+    cli(&app, &admin, &["apply", "-f", &file]).await.ok();
+    let (_, b) = app
+        .get("/api/v1/orgs/default/service-accounts", Some(&admin))
+        .await;
+    let sa = b["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "gh-any")
+        .unwrap_or_else(|| panic!("{b}"))
+        .clone();
+    assert_eq!(sa["binding"]["allow_broad_subject_pattern"], true, "{sa}");
+    assert_eq!(sa["binding"]["subject_pattern"], "repo:*", "{sa}");
+    let r = cli(&app, &admin, &["plan", "-f", &file, "--exit-code"]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+
+    // Export writes it back; the exported file plans to nothing.
+    let r = cli(&app, &admin, &["export"]).await.ok();
+    assert!(
+        r.out.contains("allow_broad_subject_pattern = true"),
+        "{}",
+        r.out
+    );
+    let exported = trust_file(dir.path(), &r.out);
+    let r = cli(&app, &admin, &["plan", "-f", &exported, "--exit-code"]).await;
+    assert_eq!(r.code, 0, "{}", r.out);
+    let r = cli(&app, &admin, &["export", "--json"]).await.ok();
+    assert_eq!(
+        r.json()["service_accounts"][0]["allow_broad_subject_pattern"],
+        true
+    );
+
+    // A team admin cannot apply it: the server keeps the opt-in an org admin's.
+    let lead = app.user("lead", "member").await;
+    app.member("vision", "lead", "admin").await;
+    let (s, b) = app
+        .patch(
+            &format!("/api/v1/service-accounts/{}", sa["id"].as_str().unwrap()),
+            Some(&lead),
+            json!({"allow_broad_subject_pattern": true, "subject_pattern": "repo:*"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(message(&b).contains("org admin"), "{b}");
+    let r = cli(&app, &lead, &["apply", "-f", &file]).await;
+    assert_ne!(r.code, 0, "a team admin's apply: {}", r.out);
+
+    // Removing the line is a change back to the default, which the server
+    // then refuses for this pattern: the plan says so field by field.
+    let file = trust_file(dir.path(), &text(false));
+    let r = cli(&app, &admin, &["plan", "-f", &file, "--json"]).await;
+    let plan = r.json();
+    let fields: Vec<&str> = plan["changes"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["allow_broad_subject_pattern"], "{plan}");
+
+    // A bad value names its line.
+    let file = trust_file(
+        dir.path(),
+        &text(true).replace(
+            "allow_broad_subject_pattern = true",
+            "allow_broad_subject_pattern = \"yes\"",
+        ),
+    );
+    let r = cli(&app, &admin, &["plan", "-f", &file]).await;
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("trust.toml:12:"), "{}", r.err);
+    idp.stop();
     app.stop().await;
 }

@@ -391,3 +391,169 @@ async fn admin_changes_are_audited_before_they_are_acknowledged_even_under_sigki
         );
     }
 }
+
+#[tokio::test]
+async fn lifecycle_changes_and_their_audit_events_survive_sigkill_together() {
+    let (url, _dir) = fresh_database().await;
+    let admin = bootstrap(&url).await;
+    let mut r = Replica::start_with("killed-lifecycle", &url, &[]).await;
+    let (s, b) = r
+        .post(
+            "/api/v1/orgs/default/teams",
+            &admin,
+            json!({"name": "vision"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    const N: usize = 8;
+    let mut sa_ids = Vec::new();
+    for i in 0..N {
+        for (path, body) in [
+            (
+                "/api/v1/orgs/default/users".to_string(),
+                json!({"username": format!("u-{i}"), "email": format!("u-{i}@example.com")}),
+            ),
+            (
+                "/api/v1/teams/vision/members".to_string(),
+                json!({"username": format!("u-{i}"), "role": "member"}),
+            ),
+            (
+                "/api/v1/teams/vision/projects".to_string(),
+                json!({"name": format!("p-{i}")}),
+            ),
+        ] {
+            let (s, b) = r.post(&path, &admin, body).await;
+            assert_eq!(s, StatusCode::CREATED, "{path}: {b}");
+        }
+        let (s, b) = r
+            .post(
+                "/api/v1/teams/vision/service-accounts",
+                &admin,
+                json!({"name": format!("sa-{i}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        sa_ids.push(b["id"].as_str().unwrap().to_string());
+    }
+    // Lifecycle changes, each acknowledged; the process dies right after the last.
+    let ok = |s: StatusCode, b: &Value, what: &str| {
+        assert!(s.is_success(), "{what}: {s} {b}");
+    };
+    for (i, sa_id) in sa_ids.iter().enumerate() {
+        let (s, b) = r
+            .send(
+                r.http
+                    .patch(r.url(&format!("/api/v1/users/u-{i}")))
+                    .json(&json!({"email": format!("new-{i}@example.com")})),
+                Some(&admin),
+            )
+            .await;
+        ok(s, &b, "user.update");
+        let (s, b) = r
+            .post(&format!("/api/v1/users/u-{i}/disable"), &admin, json!({}))
+            .await;
+        ok(s, &b, "user.disable");
+        let (s, b) = r
+            .send(
+                r.http
+                    .delete(r.url(&format!("/api/v1/teams/vision/members/u-{i}"))),
+                Some(&admin),
+            )
+            .await;
+        ok(s, &b, "team.member.remove");
+        let (s, b) = r
+            .send(
+                r.http
+                    .delete(r.url(&format!("/api/v1/projects/vision/p-{i}"))),
+                Some(&admin),
+            )
+            .await;
+        ok(s, &b, "project.delete");
+        let (s, b) = r
+            .send(
+                r.http
+                    .patch(r.url(&format!("/api/v1/service-accounts/{}", sa_id)))
+                    .json(&json!({"description": format!("edited {i}")})),
+                Some(&admin),
+            )
+            .await;
+        ok(s, &b, "service_account.update");
+        let (s, b) = r
+            .send(
+                r.http
+                    .delete(r.url(&format!("/api/v1/service-accounts/{}", sa_id))),
+                Some(&admin),
+            )
+            .await;
+        ok(s, &b, "service_account.delete");
+    }
+    // No flush, no shutdown.
+    r.child.start_kill().unwrap();
+    r.child.wait().await.unwrap();
+
+    let store = fedgate::store::open(&url).await.unwrap();
+    let org = store.org_by_name("default").await.unwrap().unwrap();
+    let events = store.audit_of_org(&org.id, 0, 10_000).await.unwrap();
+    let audited = |action: &str, target: &str, detail: &str| {
+        events.iter().any(|e| {
+            e.event.action == action
+                && e.event.target == target
+                && e.event.outcome == "success"
+                && e.event.details.contains(detail)
+        })
+    };
+    let team = store.team_by_name("vision").await.unwrap().unwrap();
+    let members = store.members_of_team(&team.id).await.unwrap();
+    let mut lost = Vec::new();
+    for (i, sa_id) in sa_ids.iter().enumerate() {
+        let user = store
+            .user_by_username(&format!("u-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            user.email,
+            format!("new-{i}@example.com"),
+            "the change is stored"
+        );
+        assert!(user.disabled, "u-{i} is disabled");
+        assert!(!members.iter().any(|m| m.username == user.username));
+        assert!(
+            store
+                .project_by_name(&team.id, &format!("p-{i}"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.service_account_by_id(sa_id).await.unwrap().is_none());
+        let member = format!("\"username\":\"u-{i}\"");
+        for (action, target, detail) in [
+            ("user.update", format!("user:u-{i}"), ""),
+            ("user.disable", format!("user:u-{i}"), ""),
+            (
+                "team.member.remove",
+                "team:vision".to_string(),
+                member.as_str(),
+            ),
+            ("project.delete", format!("vision/p-{i}"), ""),
+            (
+                "service_account.update",
+                format!("service_account:sa-{i}"),
+                "",
+            ),
+            (
+                "service_account.delete",
+                format!("service_account:sa-{i}"),
+                "",
+            ),
+        ] {
+            if !audited(action, &target, detail) {
+                lost.push(format!("{action} {target}"));
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "acknowledged changes whose audit events are lost: {lost:?}"
+    );
+}

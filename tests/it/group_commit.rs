@@ -53,7 +53,7 @@ async fn a_write_is_acknowledged_after_its_commit_and_a_bad_row_fails_alone() {
                 // Acknowledged means committed: another connection sees it now.
                 let stored = state.store.runs_of_project(&pid, 1000).await.unwrap();
                 assert!(
-                    stored.iter().any(|r| r.id == id),
+                    stored.iter().any(|r| r.run.id == id),
                     "run {i} acknowledged before it was stored"
                 );
             }

@@ -1112,3 +1112,270 @@ async fn every_lifecycle_change_reaches_the_other_replica() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Follows `next_after` from the first page of `path` with `?limit=`, as a
+/// client would; returns every item's `key` in order, and checks each page
+/// but the last is full and the last says so with `next_after: null`.
+async fn page_through(
+    app: &TestApp,
+    path: &str,
+    field: &str,
+    key: &str,
+    limit: usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..100 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &after {
+            None => format!("{path}{sep}limit={limit}"),
+            Some(a) => format!(
+                "{path}{sep}limit={limit}&after={}",
+                url::form_urlencoded::byte_serialize(a.as_bytes()).collect::<String>()
+            ),
+        };
+        let (s, b) = app.get(&url, Some(&app.admin_key)).await;
+        assert_eq!(s, StatusCode::OK, "{url}: {b}");
+        let items = b[field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{url}: no {field}: {b}"));
+        assert!(items.len() <= limit, "{url}: more than {limit}: {b}");
+        out.extend(items.iter().map(|i| i[key].as_str().unwrap().to_string()));
+        match b["next_after"].as_str() {
+            Some(next) => {
+                assert_eq!(
+                    items.len(),
+                    limit,
+                    "{url}: a short page has a next page: {b}"
+                );
+                assert_eq!(
+                    Some(next),
+                    out.last().map(String::as_str),
+                    "{url}: cursor is the last key"
+                );
+                after = Some(next.to_string());
+            }
+            None => {
+                assert!(
+                    b.get("next_after").is_some(),
+                    "{url}: next_after is always present: {b}"
+                );
+                return out;
+            }
+        }
+    }
+    panic!("{path}: more than 100 pages");
+}
+
+#[tokio::test]
+async fn teams_members_and_issuers_are_listed_a_page_at_a_time() {
+    let app = world().await;
+    let idp = TestIdp::start().await;
+    // Teams: vision, nlp and five more, paged 3 at a time.
+    for t in ["t-e", "t-a", "t-d", "t-b", "t-c"] {
+        app.team(t).await;
+    }
+    let mut teams = page_through(&app, "/api/v1/orgs/default/teams", "teams", "name", 3).await;
+    assert_eq!(
+        teams,
+        ["nlp", "t-a", "t-b", "t-c", "t-d", "t-e", "vision"],
+        "every team once, by name"
+    );
+    // The whole list in one page says it is the last.
+    let (_, b) = app
+        .get("/api/v1/orgs/default/teams", Some(&app.admin_key))
+        .await;
+    assert_eq!(b["teams"].as_array().map(Vec::len), Some(7), "{b}");
+    assert_eq!(b["next_after"], Value::Null);
+    teams.clear();
+
+    // A team's members, by username.
+    let mut people = Vec::new();
+    for u in ["mia", "bob", "zoe", "ann", "kim"] {
+        app.user(u, "member").await;
+        app.member("t-a", u, "member").await;
+        people.push(u.to_string());
+    }
+    people.sort();
+    assert_eq!(
+        page_through(&app, "/api/v1/teams/t-a/members", "members", "username", 2).await,
+        people
+    );
+
+    // A project's explicit members, by principal id, with their names.
+    app.project("t-a", "p-many", "restricted").await;
+    let mut ids = Vec::new();
+    for u in &people {
+        let (s, b) = app
+            .post(
+                "/api/v1/projects/t-a/p-many/members",
+                Some(&app.admin_key),
+                json!({"username": u, "role": "member"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (sa_id, _) = app.team_sa("t-a", "p-bot").await;
+    let (s, b) = app
+        .post(
+            "/api/v1/projects/t-a/p-many/members",
+            Some(&app.admin_key),
+            json!({"service_account": "p-bot", "role": "member"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, b) = app
+        .get("/api/v1/projects/t-a/p-many/members", Some(&app.admin_key))
+        .await;
+    for m in b["members"].as_array().unwrap() {
+        ids.push(m["principal_id"].as_str().unwrap().to_string());
+    }
+    // Five people, the account and the project's creator (an explicit admin).
+    assert_eq!(ids.len(), 7, "{b}");
+    let bot = b["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["principal_id"] == sa_id.as_str())
+        .unwrap_or_else(|| panic!("{b}"));
+    assert_eq!(bot["name"], "p-bot");
+    assert_eq!(bot["kind"], "service_account");
+    // Paging visits the very list one page shows, in its order (by
+    // principal id, in the database's collation).
+    assert_eq!(
+        page_through(
+            &app,
+            "/api/v1/projects/t-a/p-many/members",
+            "members",
+            "principal_id",
+            3
+        )
+        .await,
+        ids
+    );
+    // Someone who may not read the restricted project cannot list its members.
+    let outsider = app.user("out", "member").await;
+    let (s, b) = app
+        .get("/api/v1/projects/t-a/p-many/members", Some(&outsider))
+        .await;
+    assert!(
+        s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+        "{s} {b}"
+    );
+
+    // Issuers, by URL.
+    let mut urls = Vec::new();
+    for n in ["c", "a", "e", "b", "d"] {
+        let url = format!("https://k8s-{n}.internal");
+        app.trust_with(json!({"issuer": url, "jwks": idp.jwks_json(), "audiences": ["fedgate"]}))
+            .await;
+        urls.push(url);
+    }
+    urls.sort();
+    assert_eq!(
+        page_through(&app, "/api/v1/orgs/default/issuers", "issuers", "issuer", 2).await,
+        urls
+    );
+    // Bad pages are the client's error, never a 500.
+    for bad in [
+        "/api/v1/orgs/default/teams?limit=0",
+        "/api/v1/orgs/default/issuers?limit=10001",
+        "/api/v1/teams/t-a/members?page=2",
+        "/api/v1/projects/t-a/p-many/members?limit=x",
+    ] {
+        let (s, b) = app.get(bad, Some(&app.admin_key)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
+    }
+    idp.stop();
+}
+
+#[tokio::test]
+async fn runs_are_listed_with_their_authors_names_live_or_deleted() {
+    let app = world().await;
+    let alice = app.user("alice", "member").await;
+    app.member("vision", "alice", "member").await;
+    app.user("bob", "member").await;
+    app.member("vision", "bob", "member").await;
+    let (sa_id, sa_key) = app.team_sa("vision", "bot").await;
+    for (key, body) in [
+        (
+            &alice,
+            json!({"entity": "vision", "project": "v-team", "name": "a1"}),
+        ),
+        (
+            &sa_key,
+            json!({"entity": "vision", "project": "v-team", "name": "b1"}),
+        ),
+        (
+            &sa_key,
+            json!({"entity": "vision", "project": "v-team", "name": "b2", "attribute_to": {"username": "bob"}}),
+        ),
+        (
+            &alice,
+            json!({"entity": "vision", "project": "v-team", "name": "a2"}),
+        ),
+    ] {
+        let (s, b) = app.run(key, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (s, b) = app.delete("/api/v1/users/bob", Some(&app.admin_key)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, b) = app
+        .delete(
+            &format!("/api/v1/service-accounts/{sa_id}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+
+    let (s, b) = app
+        .get("/api/v1/projects/vision/v-team/runs", Some(&app.admin_key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let seen: Vec<(String, String, bool, String, String, bool)> = b["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let p = |who: &str| {
+                (
+                    r[who]["kind"].as_str().unwrap().to_string(),
+                    r[who]["name"].as_str().unwrap().to_string(),
+                    r[who]["deleted"].as_bool().unwrap_or(false),
+                )
+            };
+            let (_, c_name, c_del) = p("created_by");
+            let (a_kind, a_name, a_del) = p("attributed_to");
+            (
+                r["name"].as_str().unwrap().to_string(),
+                c_name,
+                c_del,
+                a_kind,
+                a_name,
+                a_del,
+            )
+        })
+        .collect();
+    let row = |n: &str, c: &str, cd: bool, ak: &str, a: &str, ad: bool| {
+        (
+            n.to_string(),
+            c.to_string(),
+            cd,
+            ak.to_string(),
+            a.to_string(),
+            ad,
+        )
+    };
+    assert_eq!(
+        seen,
+        [
+            row("a1", "alice", false, "user", "alice", false),
+            row("b1", "bot", true, "service_account", "bot", true),
+            row("b2", "bot", true, "user", "bob", true),
+            row("a2", "alice", false, "user", "alice", false),
+        ],
+        "{b}"
+    );
+    // Ids are kept too: a deleted author is still told apart from another.
+    assert_eq!(b["runs"][1]["created_by"]["id"], sa_id.as_str());
+}

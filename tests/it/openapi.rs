@@ -63,6 +63,10 @@ const SURFACE: &[(&str, &str)] = &[
         "/api/v1/projects/{entity}/{project}/members/{member}",
     ),
     ("get", "/api/v1/orgs/{org}/issuers/{id}"),
+    // Every list paged (issue 12).
+    ("get", "/api/v1/orgs/{org}/teams"),
+    ("get", "/api/v1/teams/{team}/members"),
+    ("get", "/api/v1/projects/{entity}/{project}/members"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -141,5 +145,43 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         "OAuthErrorBody",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+}
+
+/// Every admin list is paged the same way, and the document says so.
+#[tokio::test]
+async fn every_list_documents_limit_after_and_next_after() {
+    let app = TestApp::start().await;
+    let (_, doc) = app.get("/openapi.json", None).await;
+    for (path, page) in [
+        ("/api/v1/orgs/{org}/service-accounts", "SaPage"),
+        ("/api/v1/teams/{team}/service-accounts", "SaPage"),
+        ("/api/v1/orgs/{org}/users", "UserPage"),
+        ("/api/v1/teams/{team}/projects", "ProjectPage"),
+        ("/api/v1/orgs/{org}/teams", "TeamPage"),
+        ("/api/v1/teams/{team}/members", "MemberPage"),
+        (
+            "/api/v1/projects/{entity}/{project}/members",
+            "ProjectMemberPage",
+        ),
+        ("/api/v1/orgs/{org}/issuers", "IssuerPage"),
+    ] {
+        let op = &doc["paths"][path]["get"];
+        let params: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no parameters"))
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            params.contains(&"limit") && params.contains(&"after"),
+            "{path}: {params:?}"
+        );
+        let body = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(body.ends_with(&format!("/{page}")), "{path}: {body}");
+        let schema = &doc["components"]["schemas"][page]["properties"];
+        assert!(schema.get("next_after").is_some(), "{page}: {schema}");
     }
 }

@@ -42,6 +42,7 @@ pub struct BindingState {
     pub issuer_id: String,
     pub subject: String,
     pub subject_pattern: Option<String>,
+    pub allow_broad_subject_pattern: bool,
     pub claims: BTreeMap<String, String>,
     pub mode: Option<String>,
 }
@@ -51,6 +52,7 @@ pub struct BindingState {
 struct SpecFields {
     subject: String,
     subject_pattern: Option<String>,
+    allow_broad_subject_pattern: bool,
     claims: BTreeMap<String, Value>,
     mode: Option<String>,
 }
@@ -72,6 +74,7 @@ impl From<RawBinding> for BindingState {
             issuer_id: r.issuer_id,
             subject: s.subject,
             subject_pattern: s.subject_pattern,
+            allow_broad_subject_pattern: s.allow_broad_subject_pattern,
             // Conditions are text; a number or boolean stands for its text.
             claims: s
                 .claims
@@ -429,11 +432,15 @@ fn diff_issuer(
     })
 }
 
-fn sa_fields(d: &SaDecl) -> [(&'static str, Value); 6] {
+fn sa_fields(d: &SaDecl) -> [(&'static str, Value); 7] {
     [
         ("issuer", json!(d.issuer)),
         ("subject", json!(d.subject)),
         ("subject_pattern", json!(d.subject_pattern)),
+        (
+            "allow_broad_subject_pattern",
+            json!(d.allow_broad_subject_pattern),
+        ),
         ("claims", json!(d.claims)),
         (
             "max_token_lifetime_s",
@@ -455,6 +462,10 @@ fn diff_sa(d: &SaDecl, cur: &SaState, current: &Current) -> Option<Change> {
         ),
         ("subject", json!(b.subject)),
         ("subject_pattern", json!(b.subject_pattern)),
+        (
+            "allow_broad_subject_pattern",
+            json!(b.allow_broad_subject_pattern),
+        ),
         ("claims", json!(b.claims)),
         ("max_token_lifetime_s", json!(cur.max_token_lifetime_s)),
         ("mode", json!(cur.mode())),
@@ -624,6 +635,8 @@ pub fn plan(file: &TrustFile, current: &Current, prune: bool) -> Plan {
                 for (name, want) in sa_fields(d) {
                     let explicit = match name {
                         "subject_pattern" => d.subject_pattern.is_some(),
+                        // Only an org admin may send it: left out unless true.
+                        "allow_broad_subject_pattern" => d.allow_broad_subject_pattern,
                         "claims" => !d.claims.is_empty(),
                         "max_token_lifetime_s" => d.max_token_lifetime_s.is_some(),
                         // Sent only when asked for: servers without shadow
@@ -634,7 +647,11 @@ pub fn plan(file: &TrustFile, current: &Current, prune: bool) -> Plan {
                     if explicit {
                         body.insert(name.into(), want.clone());
                     }
-                    if !want.is_null() {
+                    let shown = match name {
+                        "allow_broad_subject_pattern" => d.allow_broad_subject_pattern,
+                        _ => !want.is_null(),
+                    };
+                    if shown {
                         fields.push(FieldChange {
                             field: name.into(),
                             from: Value::Null,
@@ -888,6 +905,65 @@ claims = {{ repository_id = "1" }}
         assert_eq!(body["claims"], json!({"repository_id": "1"}));
         assert_eq!(body["mode"], "shadow");
         assert!(body.get("subject").is_none());
+    }
+
+    #[test]
+    fn a_broad_pattern_opt_in_is_planned_sent_and_read_back() {
+        let f = file("subject_pattern = \"repo:*\"\nallow_broad_subject_pattern = true");
+        // Created: shown and sent.
+        let cur = Current {
+            org: "default".into(),
+            teams: BTreeSet::from(["vision".into()]),
+            issuers: vec![issuer_state("iss_1", GH)],
+            ..Current::default()
+        };
+        let p = plan(&f, &cur, false);
+        let Op::CreateSa { body, .. } = &p.changes[0].op else {
+            panic!("{p:?}")
+        };
+        assert_eq!(body["allow_broad_subject_pattern"], true);
+        assert!(
+            p.changes[0]
+                .fields
+                .iter()
+                .any(|c| c.field == "allow_broad_subject_pattern" && c.to == json!(true))
+        );
+        // Without it, a new account's body leaves it out (and the plan does not show it).
+        let p = plan(&file(""), &cur, false);
+        let Op::CreateSa { body, .. } = &p.changes[0].op else {
+            panic!("{p:?}")
+        };
+        assert!(body.get("allow_broad_subject_pattern").is_none(), "{body}");
+        assert!(
+            !p.changes[0]
+                .fields
+                .iter()
+                .any(|c| c.field == "allow_broad_subject_pattern")
+        );
+        // Changed: one field, sent in the PATCH.
+        let mut cur = converged();
+        cur.accounts[0].binding.as_mut().unwrap().subject_pattern = Some("repo:*".into());
+        let p = plan(&f, &cur, false);
+        let names: Vec<&str> = p.changes[0]
+            .fields
+            .iter()
+            .map(|c| c.field.as_str())
+            .collect();
+        assert_eq!(names, ["allow_broad_subject_pattern"]);
+        let Op::UpdateSa { body, .. } = &p.changes[0].op else {
+            panic!()
+        };
+        assert_eq!(body.as_ref().unwrap()["allow_broad_subject_pattern"], true);
+        // Read back from the API (flat binding): converged.
+        let sa: SaState = serde_json::from_value(json!({"id": "sa_gh-train", "name": "gh-train",
+            "scope": "team", "team": "vision", "auth": "external",
+            "max_token_lifetime_s": DEFAULT_SA_MAX_LIFETIME_S, "binding": {
+            "issuer_id": "iss_1", "issuer": GH, "subject": "repo:acme/x:ref:refs/heads/main",
+            "subject_pattern": "repo:*", "allow_broad_subject_pattern": true,
+            "claims": {"repository_id": "1"}, "mode": "enforce"}}))
+        .unwrap();
+        cur.accounts[0] = sa;
+        assert!(plan(&f, &cur, false).changes.is_empty());
     }
 
     #[test]

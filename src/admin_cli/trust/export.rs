@@ -112,6 +112,9 @@ pub fn render(cur: &Current, generated: &str) -> String {
         if let Some(p) = &b.subject_pattern {
             let _ = writeln!(out, "subject_pattern = {}", q(p));
         }
+        if b.allow_broad_subject_pattern {
+            let _ = writeln!(out, "allow_broad_subject_pattern = true");
+        }
         if !b.claims.is_empty() {
             let items: Vec<String> = b
                 .claims
@@ -157,6 +160,7 @@ pub fn to_json(cur: &Current) -> Value {
                 "name": a.name, "id": a.id, "team": a.team,
                 "issuer": cur.issuer_url(&b.issuer_id).unwrap_or(&b.issuer_id),
                 "subject": b.subject, "subject_pattern": b.subject_pattern,
+                "allow_broad_subject_pattern": b.allow_broad_subject_pattern,
                 "claims": b.claims, "max_token_lifetime_s": a.max_token_lifetime_s,
                 "disabled": a.disabled, "mode": a.mode(),
             })
@@ -202,7 +206,8 @@ mod tests {
                 binding: Some(BindingState {
                     issuer_id: "iss_1".into(),
                     subject: "system:serviceaccount:ml:trainer".into(),
-                    subject_pattern: Some("system:serviceaccount:ml:*".into()),
+                    subject_pattern: Some("system:serviceaccount:*".into()),
+                    allow_broad_subject_pattern: true,
                     claims: BTreeMap::from([("kubernetes.io.namespace".into(), "ml".into())]),
                     mode: Some("shadow".into()),
                 }),
@@ -214,7 +219,16 @@ mod tests {
             text.contains("claims = { \"kubernetes.io.namespace\" = \"ml\" }"),
             "{text}"
         );
+        assert!(
+            text.contains("allow_broad_subject_pattern = true"),
+            "{text}"
+        );
+        assert_eq!(
+            to_json(&cur)["service_accounts"][0]["allow_broad_subject_pattern"],
+            true
+        );
         let file = parse("export.toml", &text).unwrap();
+        assert!(file.accounts[0].allow_broad_subject_pattern);
         let p = plan(&file, &cur, true);
         assert!(p.changes.is_empty() && p.errors.is_empty(), "{p:?}\n{text}");
     }

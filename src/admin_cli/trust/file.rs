@@ -16,6 +16,8 @@
 //! issuer = "https://token.actions.githubusercontent.com"
 //! subject = "repo:acme/vision-train:ref:refs/heads/main"
 //! claims = { repository_id = "703518824" }
+//! # subject_pattern = "repo:acme/*"
+//! # allow_broad_subject_pattern = true  # a pattern wider than one owner (org admins only)
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +71,7 @@ struct RawSa {
     issuer: Spanned<String>,
     subject: Spanned<String>,
     subject_pattern: Option<Spanned<String>>,
+    allow_broad_subject_pattern: Option<Spanned<bool>>,
     claims: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     max_token_lifetime_s: Option<Spanned<i64>>,
     disabled: Option<bool>,
@@ -110,6 +113,8 @@ pub struct SaDecl {
     pub issuer: String,
     pub subject: String,
     pub subject_pattern: Option<String>,
+    /// A `subject_pattern` wider than one owner, on purpose (org admins only).
+    pub allow_broad_subject_pattern: bool,
     pub claims: BTreeMap<String, String>,
     pub max_token_lifetime_s: Option<i64>,
     pub disabled: bool,
@@ -353,6 +358,15 @@ pub fn parse(name: &str, text: &str) -> Result<TrustFile, CliError> {
                 "subject_pattern must not be empty (leave the key out)",
             );
         }
+        if let Some(b) = &a.allow_broad_subject_pattern
+            && *b.get_ref()
+            && a.subject_pattern.is_none()
+        {
+            c.at(
+                b.span(),
+                "allow_broad_subject_pattern = true needs a subject_pattern (it allows that pattern to be wider than one owner)",
+            );
+        }
         let claims = a
             .claims
             .unwrap_or_default()
@@ -405,6 +419,9 @@ pub fn parse(name: &str, text: &str) -> Result<TrustFile, CliError> {
             issuer: a.issuer.into_inner(),
             subject: a.subject.into_inner(),
             subject_pattern: a.subject_pattern.map(Spanned::into_inner),
+            allow_broad_subject_pattern: a
+                .allow_broad_subject_pattern
+                .is_some_and(|b| b.into_inner()),
             claims,
             max_token_lifetime_s: a.max_token_lifetime_s.map(Spanned::into_inner),
             disabled: a.disabled.unwrap_or(false),
@@ -567,6 +584,32 @@ mode = "shadow"
         assert!(m.contains("trust.toml:2:") && m.contains("https"), "{m}");
         let m = err("[[issuer]]\nurl = \"https://x\"\njwks = \"{}\"\n");
         assert!(m.contains("trust.toml:3:") && m.contains("keys"), "{m}");
+    }
+
+    #[test]
+    fn a_broad_pattern_opt_in_is_read_and_checked() {
+        let f = parse("t", GOOD).unwrap();
+        assert!(!f.accounts[0].allow_broad_subject_pattern, "default: off");
+        let text = GOOD.replace(
+            "mode = \"shadow\"",
+            "subject_pattern = \"repo:*\"\nallow_broad_subject_pattern = true",
+        );
+        let f = parse("t", &text).unwrap();
+        assert!(f.accounts[0].allow_broad_subject_pattern);
+        assert_eq!(f.accounts[0].subject_pattern.as_deref(), Some("repo:*"));
+        // Without a pattern it allows nothing: an error on its line.
+        let m = err(&GOOD.replace("mode = \"shadow\"", "allow_broad_subject_pattern = true"));
+        assert!(
+            m.starts_with("trust.toml:22:") && m.contains("needs a subject_pattern"),
+            "{m}"
+        );
+        let m = err(&GOOD.replace("mode = \"shadow\"", "allow_broad_subject_pattern = \"yes\""));
+        assert!(m.starts_with("trust.toml:22:"), "{m}");
+        let m = err(&GOOD.replace("mode = \"shadow\"", "allow_broad_subject_patern = true"));
+        assert!(
+            m.starts_with("trust.toml:22:") && m.contains("allow_broad_subject_patern"),
+            "{m}"
+        );
     }
 
     #[test]

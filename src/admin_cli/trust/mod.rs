@@ -77,10 +77,10 @@ fn parse_list<T: serde::de::DeserializeOwned>(list: Vec<Value>, what: &str) -> C
 pub async fn current(api: &mut AdminApi) -> CliResult<Current> {
     let org = api.org().await?;
     let teams = api
-        .list(&path(&["api", "v1", "orgs", &org, "teams"]), "teams")
+        .list_all(&path(&["api", "v1", "orgs", &org, "teams"]), "teams")
         .await?;
     let issuers = api
-        .list(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
+        .list_all(&path(&["api", "v1", "orgs", &org, "issuers"]), "issuers")
         .await?;
     let accounts = api
         .list_all(
