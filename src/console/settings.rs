@@ -3,13 +3,16 @@
 //! Edit and Delete after a confirmation page; single sign-on) and Explain
 //! (the explain API's dry run of an exchange).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::Console;
-use super::{ConfirmForm, ConfirmPage, Layout, Outcome, error_page, not_confirmed, render_status};
+use super::{
+    ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
+    render_status,
+};
 use crate::service::federation::{self, IssuerUpdate, NewIssuer};
 use crate::service::sso::{self, SsoSettings};
 use crate::service::{ServiceError, ServiceResult};
@@ -52,6 +55,7 @@ pub struct SettingsPage {
     pub tab: &'static str,
     pub denied: Option<String>,
     pub issuers: Vec<IssuerView>,
+    pub pager: Pager,
     pub issuer_form: IssuerForm,
     pub issuer_form_open: bool,
     pub sso_status: String,
@@ -69,6 +73,8 @@ pub struct SettingsPage {
 struct Extra {
     issuer_form: Option<IssuerForm>,
     explain: Option<(String, String, ExplainView)>,
+    /// Which page of the issuer list (`GET ?after=&limit=`; the first after a form).
+    list: ListQuery,
 }
 
 async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extra) -> Response {
@@ -76,31 +82,39 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
         let mut layout = c.layout(format!("{org} · Settings"));
         outcome.apply(&mut layout);
         let status = outcome.status.unwrap_or(axum::http::StatusCode::OK);
-        let issuers = match federation::list_issuers(app, &c.ctx, &c.principal, org).await {
-            Ok(list) => list,
-            Err(e @ ServiceError::Forbidden { .. }) => {
-                return Ok((
-                    status,
-                    SettingsPage {
-                        layout,
-                        tab: "settings",
-                        denied: Some(super::denial(&e)),
-                        issuers: Vec::new(),
-                        issuer_form: IssuerForm::default(),
-                        issuer_form_open: false,
-                        sso_status: String::new(),
-                        redirect_uri: String::new(),
-                        sso_issuer: String::new(),
-                        sso_client_id: String::new(),
-                        sso_create_users: false,
-                        explain_token: String::new(),
-                        explain_audience: String::new(),
-                        explain: None,
-                    },
-                ));
-            }
-            Err(e) => return Err(e),
-        };
+        let q = &extra.list;
+        let page = q.page()?;
+        let (issuers, pager) =
+            match federation::list_issuers_page(app, &c.ctx, &c.principal, org, &page).await {
+                Ok(list) => {
+                    let pager =
+                        q.pager(&format!("/org/{org}/settings"), list.next_after.as_deref());
+                    (list.issuers, pager)
+                }
+                Err(e @ ServiceError::Forbidden { .. }) => {
+                    return Ok((
+                        status,
+                        SettingsPage {
+                            layout,
+                            tab: "settings",
+                            denied: Some(super::denial(&e)),
+                            issuers: Vec::new(),
+                            pager: Pager::default(),
+                            issuer_form: IssuerForm::default(),
+                            issuer_form_open: false,
+                            sso_status: String::new(),
+                            redirect_uri: String::new(),
+                            sso_issuer: String::new(),
+                            sso_client_id: String::new(),
+                            sso_create_users: false,
+                            explain_token: String::new(),
+                            explain_audience: String::new(),
+                            explain: None,
+                        },
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
         let issuers = issuers
             .into_iter()
             .map(|i| {
@@ -133,6 +147,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
                 tab: "settings",
                 denied: None,
                 issuers,
+                pager,
                 issuer_form_open: extra.issuer_form.is_some(),
                 issuer_form: extra.issuer_form.unwrap_or_default(),
                 sso_status: match &sso {
@@ -159,9 +174,18 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
     }
 }
 
-/// `GET /org/<org>/settings`.
-pub async fn page(State(app): State<AppState>, c: Console, Path(org): Path<String>) -> Response {
-    render(&app, &c, &org, Outcome::default(), Extra::default()).await
+/// `GET /org/<org>/settings?after=&limit=` (the page of the issuer list).
+pub async fn page(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    Query(list): Query<ListQuery>,
+) -> Response {
+    let extra = Extra {
+        list,
+        ..Extra::default()
+    };
+    render(&app, &c, &org, Outcome::default(), extra).await
 }
 
 /// `POST /org/<org>/settings/issuers`: Set up JWT issuer → Create.
@@ -216,7 +240,7 @@ pub async fn create_issuer(
         Err(e) => {
             let extra = Extra {
                 issuer_form: Some(f),
-                explain: None,
+                ..Extra::default()
             };
             render(&app, &c, &org, Outcome::failed(&e), extra).await
         }
@@ -538,8 +562,8 @@ pub async fn explain(
     {
         Ok(v) => {
             let extra = Extra {
-                issuer_form: None,
                 explain: Some((f.token.clone(), f.audience.clone(), explain_view(&v))),
+                ..Extra::default()
             };
             render(&app, &c, &org, Outcome::default(), extra).await
         }

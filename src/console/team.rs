@@ -3,12 +3,15 @@
 //! and for restricted ones Add member and Remove). Its Service Accounts tab
 //! is in [`super::accounts`].
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::Console;
-use super::{ConfirmForm, ConfirmPage, Layout, Outcome, error_page, not_confirmed, render_status};
+use super::{
+    ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
+    render_status,
+};
 use crate::model::{Role, Visibility};
 use crate::service::admin::{self, NewMember};
 use crate::service::projects::{
@@ -25,15 +28,18 @@ pub struct TeamPage {
     pub team: String,
     pub can_admin: bool,
     pub members: Vec<(String, String)>,
+    pub pager: Pager,
     pub projects: Vec<ProjectListing>,
     pub visibilities: Vec<&'static str>,
 }
 
-async fn render(app: &App, c: &Console, team: &str, outcome: Outcome) -> Response {
+async fn render(app: &App, c: &Console, team: &str, outcome: Outcome, q: &ListQuery) -> Response {
     let result: ServiceResult<TeamPage> = async {
         let can_admin = admin::may_admin_team(app, &c.principal, team).await?;
-        let members = admin::list_team_members(app, &c.principal, team)
-            .await?
+        let list = admin::list_team_members_page(app, &c.principal, team, &q.page()?).await?;
+        let pager = q.pager(&format!("/{team}"), list.next_after.as_deref());
+        let members = list
+            .members
             .into_iter()
             .map(|m| (m.username, m.role))
             .collect();
@@ -46,6 +52,7 @@ async fn render(app: &App, c: &Console, team: &str, outcome: Outcome) -> Respons
             team: team.to_string(),
             can_admin,
             members,
+            pager,
             projects,
             visibilities: vec!["team", "restricted", "open", "public"],
         })
@@ -57,9 +64,14 @@ async fn render(app: &App, c: &Console, team: &str, outcome: Outcome) -> Respons
     }
 }
 
-/// `GET /<team>`.
-pub async fn page(State(app): State<AppState>, c: Console, Path(team): Path<String>) -> Response {
-    render(&app, &c, &team, Outcome::default()).await
+/// `GET /<team>?after=&limit=` (the page of the member list).
+pub async fn page(
+    State(app): State<AppState>,
+    c: Console,
+    Path(team): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    render(&app, &c, &team, Outcome::default(), &q).await
 }
 
 fn role(s: &str) -> Result<Role, ServiceError> {
@@ -100,7 +112,7 @@ pub async fn add_member(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,7 +143,7 @@ pub async fn create_project(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,7 +173,7 @@ pub async fn set_visibility(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,7 +216,7 @@ pub async fn add_project_member(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }
 
 /// `POST /<team>/members/<username>/remove`: the same as `DELETE /api/v1/teams/{team}/members/{username}`.
@@ -225,7 +237,7 @@ pub async fn remove_member(
         Ok(()) => Outcome::done(format!("Removed {username} from team {team}.")),
         Err(e) => Outcome::failed(&e),
     };
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }
 
 /// `POST /<team>/projects/<project>/members/<member>/remove`.
@@ -241,7 +253,7 @@ pub async fn remove_project_member(
             Ok(p) => Outcome::done(format!("Removed {member} from project {}.", p.name)),
             Err(e) => Outcome::failed(&e),
         };
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }
 
 async fn delete_project_confirm(
@@ -296,5 +308,5 @@ pub async fn delete_project(
         Ok(()) => Outcome::done(format!("Deleted project {team}/{project} with its runs.")),
         Err(e) => Outcome::failed(&e),
     };
-    render(&app, &c, &team, outcome).await
+    render(&app, &c, &team, outcome, &ListQuery::default()).await
 }

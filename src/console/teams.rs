@@ -2,12 +2,15 @@
 //! (New team) and delete them (after a confirmation page that can take the
 //! team's projects and accounts with it).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::Console;
-use super::{ConfirmForm, ConfirmPage, Layout, Outcome, error_page, not_confirmed, render_status};
+use super::{
+    ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
+    render_status,
+};
 use crate::service::ServiceResult;
 use crate::service::admin::{self, NewTeam};
 use crate::state::{App, AppState};
@@ -19,16 +22,15 @@ pub struct TeamsPage {
     pub tab: &'static str,
     pub can_admin: bool,
     pub teams: Vec<String>,
+    pub pager: Pager,
 }
 
-async fn render(app: &App, c: &Console, org: &str, outcome: Outcome) -> Response {
+async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, q: &ListQuery) -> Response {
     let result: ServiceResult<TeamsPage> = async {
         let can_admin = admin::may_admin_org(app, &c.principal, org).await?;
-        let teams = admin::list_teams(app, &c.principal, org)
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
+        let list = admin::list_teams_page(app, &c.principal, org, &q.page()?).await?;
+        let pager = q.pager(&format!("/org/{org}/teams"), list.next_after.as_deref());
+        let teams = list.teams.into_iter().map(|t| t.name).collect();
         let mut layout = c.layout(format!("{org} · Teams"));
         outcome.apply(&mut layout);
         Ok(TeamsPage {
@@ -36,6 +38,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome) -> Response
             tab: "teams",
             can_admin,
             teams,
+            pager,
         })
     }
     .await;
@@ -45,9 +48,14 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome) -> Response
     }
 }
 
-/// `GET /org/<org>/teams`.
-pub async fn page(State(app): State<AppState>, c: Console, Path(org): Path<String>) -> Response {
-    render(&app, &c, &org, Outcome::default()).await
+/// `GET /org/<org>/teams?after=&limit=`.
+pub async fn page(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    render(&app, &c, &org, Outcome::default(), &q).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +78,7 @@ pub async fn create(
         Ok(t) => Outcome::done(format!("Created team {}.", t.name)),
         Err(e) => Outcome::failed(&e),
     };
-    render(&app, &c, &org, outcome).await
+    render(&app, &c, &org, outcome, &ListQuery::default()).await
 }
 
 async fn delete_confirm(
@@ -150,5 +158,5 @@ pub async fn delete(
             }
             Err(e) => Outcome::failed(&e),
         };
-    render(&app, &c, &org, outcome).await
+    render(&app, &c, &org, outcome, &ListQuery::default()).await
 }

@@ -468,6 +468,17 @@ async fn admin_pages_edits_and_deletes_accounts_in_the_browser() {
     app.team_sa("vision", "bot-c").await;
     app.user("uma", "member").await;
     app.user("vic", "member").await;
+    // Enough teams, team members and issuers for two pages of two.
+    app.team("atlas").await;
+    app.team("zebra").await;
+    app.user("wes", "member").await;
+    for who in ["uma", "vic", "wes"] {
+        app.member("vision", who, "member").await;
+    }
+    for host in ["issuer-b", "issuer-c"] {
+        app.trust_with(json!({"issuer": format!("https://{host}.example"), "jwks": idp.jwks_json(), "audiences": ["fedgate"]}))
+            .await;
+    }
     let token = |sub: &str| idp.mint(json!({"sub": sub, "aud": "default"}));
     app.exchange_ok(&token(old_subject)).await;
 
@@ -502,6 +513,39 @@ async fn admin_pages_edits_and_deletes_accounts_in_the_browser() {
         .unwrap();
     b.row("vic").await;
     assert!(!b.exists("//tr[@data-name='admin']").await);
+    // So do the Teams tab (atlas, vision | zebra), the Settings tab's
+    // issuers (the test IdP's http URL, issuer-b | issuer-c) and a team's
+    // members (…, uma | …, wes), each a page of two with Next page.
+    let second_page = |path: &'static str, first: &'static str, second: &'static str| {
+        let b = &b;
+        async move {
+            b.goto(path).await;
+            b.row(first).await;
+            assert!(
+                !b.exists(&format!("//tr[@data-name='{second}']")).await,
+                "{path}"
+            );
+            b.wait(By::LinkText("Next page"))
+                .await
+                .click()
+                .await
+                .unwrap();
+            b.row(second).await;
+            assert!(
+                !b.exists(&format!("//tr[@data-name='{first}']")).await,
+                "{path}"
+            );
+            b.wait(By::LinkText("First page")).await;
+        }
+    };
+    second_page("/org/default/teams?limit=2", "atlas", "zebra").await;
+    second_page(
+        "/org/default/settings?limit=2",
+        "https://issuer-b.example",
+        "https://issuer-c.example",
+    )
+    .await;
+    second_page("/vision?limit=2", "uma", "wes").await;
 
     // Edit binding: the form holds the current binding.
     b.goto("/vision/service-accounts").await;
