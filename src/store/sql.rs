@@ -829,6 +829,34 @@ macro_rules! impl_sql_store {
         /// statement is written once.
         pub struct Tx(sqlx::Transaction<'static, $db>);
 
+        impl Tx {
+            /// Disables a principal (`table`: users or service_accounts)
+            /// with a revocation watermark, so every credential issued
+            /// before `now` stops working, or enables it again (the
+            /// watermark stays: old credentials remain revoked).
+            async fn set_disabled(&mut self, table: &'static str, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
+                if disabled {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET disabled = $1, revoked_before = $2 WHERE id = $3"
+                    )))
+                    .bind(true)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *self.0)
+                    .await?;
+                } else {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE {table} SET disabled = $1 WHERE id = $2"
+                    )))
+                    .bind(false)
+                    .bind(id)
+                    .execute(&mut *self.0)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+
         impl $store {
             async fn begin_tx(&self) -> StoreResult<Tx> {
                 Ok(Tx(self.pool.begin().await?))
@@ -1009,21 +1037,7 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
             async fn set_service_account_disabled(&mut self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
-                if disabled {
-                    sqlx::query("UPDATE service_accounts SET disabled = $1, revoked_before = $2 WHERE id = $3")
-                        .bind(true)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *self.0)
-                        .await?;
-                } else {
-                    sqlx::query("UPDATE service_accounts SET disabled = $1 WHERE id = $2")
-                        .bind(false)
-                        .bind(id)
-                        .execute(&mut *self.0)
-                        .await?;
-                }
-                Ok(())
+                self.set_disabled("service_accounts", id, disabled, now).await
             }
             async fn insert_api_key(&mut self, k: &ApiKeyRow) -> StoreResult<()> {
                 sqlx::query(
@@ -1117,21 +1131,7 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
             async fn set_user_disabled(&mut self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
-                if disabled {
-                    sqlx::query("UPDATE users SET disabled = $1, revoked_before = $2 WHERE id = $3")
-                        .bind(true)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *self.0)
-                        .await?;
-                } else {
-                    sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-                        .bind(false)
-                        .bind(id)
-                        .execute(&mut *self.0)
-                        .await?;
-                }
-                Ok(())
+                self.set_disabled("users", id, disabled, now).await
             }
             async fn delete_user(&mut self, u: &UserRow, now: i64) -> StoreResult<()> {
                 sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE owner_id = $2 AND revoked_at IS NULL")
