@@ -180,10 +180,7 @@ async fn org_render(
         })
     }
     .await;
-    match result {
-        Ok(p) => render_status(outcome.status.unwrap_or(axum::http::StatusCode::OK), &p),
-        Err(e) => error_page(Some(c), e),
-    }
+    outcome.respond(c, result)
 }
 
 /// `GET /org/<org>?after=&limit=`: the dashboard's Service Accounts tab.
@@ -377,10 +374,7 @@ async fn team_render(
         })
     }
     .await;
-    match result {
-        Ok(p) => render_status(outcome.status.unwrap_or(axum::http::StatusCode::OK), &p),
-        Err(e) => error_page(Some(c), e),
-    }
+    outcome.respond(c, result)
 }
 
 /// `GET /<team>/service-accounts?after=&limit=`.

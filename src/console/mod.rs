@@ -193,6 +193,18 @@ impl Outcome {
         layout.notice.clone_from(&self.notice);
         layout.error.clone_from(&self.error);
     }
+    /// A tab's answer: its page with this outcome's status (200 unless a
+    /// form was refused), or the error page when the page itself failed.
+    pub fn respond<T: askama::Template>(
+        &self,
+        c: &Console,
+        page: Result<T, ServiceError>,
+    ) -> Response {
+        match page {
+            Ok(p) => render_status(self.status.unwrap_or(StatusCode::OK), &p),
+            Err(e) => error_page(Some(c), e),
+        }
+    }
 }
 
 /// A service error in words: denials name their rule.

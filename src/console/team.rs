@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::session::Console;
 use super::{
     ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
-    render_status,
 };
 use crate::model::{Role, Visibility};
 use crate::service::admin::{self, NewMember};
@@ -58,10 +57,7 @@ async fn render(app: &App, c: &Console, team: &str, outcome: Outcome, q: &ListQu
         })
     }
     .await;
-    match result {
-        Ok(p) => render_status(outcome.status.unwrap_or(axum::http::StatusCode::OK), &p),
-        Err(e) => error_page(Some(c), e),
-    }
+    outcome.respond(c, result)
 }
 
 /// `GET /<team>?after=&limit=` (the page of the member list).

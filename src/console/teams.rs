@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::session::Console;
 use super::{
     ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
-    render_status,
 };
 use crate::service::ServiceResult;
 use crate::service::admin::{self, NewTeam};
@@ -42,10 +41,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, q: &ListQue
         })
     }
     .await;
-    match result {
-        Ok(p) => render_status(outcome.status.unwrap_or(axum::http::StatusCode::OK), &p),
-        Err(e) => error_page(Some(c), e),
-    }
+    outcome.respond(c, result)
 }
 
 /// `GET /org/<org>/teams?after=&limit=`.

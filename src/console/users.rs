@@ -105,10 +105,7 @@ async fn render_with_key(
         })
     }
     .await;
-    match result {
-        Ok(p) => render_status(outcome.status.unwrap_or(axum::http::StatusCode::OK), &p),
-        Err(e) => error_page(Some(c), e),
-    }
+    outcome.respond(c, result)
 }
 
 /// `GET /org/<org>/users?after=&limit=`.
