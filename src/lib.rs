@@ -67,22 +67,38 @@ pub struct Built {
 /// On PostgreSQL it then subscribes to the other replicas' changes
 /// ([`replication`]) before returning.
 pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
+    let started = std::time::Instant::now();
+    let ms = move || started.elapsed().as_secs_f64() * 1e3;
     // aws-lc seeds its generator from CPU jitter on first use: tens of ms of
     // CPU. Started now, beside the store's start-up, it is not paid by the
     // first request (request ids are random), so ready means fast.
-    let rng_warmup = tokio::task::spawn_blocking(|| {
+    let rng_warmup = tokio::task::spawn_blocking(move || {
         let _ = aws_lc_rs::rand::fill(&mut [0u8; 1]);
+        tracing::debug!(ms = ms(), "start-up: (beside) random generator seeded");
     });
-    // The HTTP client loads the system's root certificates (~10 ms): also
-    // beside the store's start-up.
+    // Also beside the store's start-up: the HTTP client loads the system's
+    // root certificates (~10 ms), and the exchange rate limiter's clock
+    // (quanta) calibrates itself against the system clock in a busy loop
+    // (~10 ms, once per process).
     let fetch_policy = FetchPolicy {
         allow_insecure_loopback: config.allow_insecure_issuers,
         addresses: AddressPolicy::new(config.allow_private_issuers.clone()),
         ..FetchPolicy::default()
     };
-    let fetcher = tokio::task::spawn_blocking(move || HttpFetcher::new(fetch_policy));
+    let rate_limit = config.exchange_rate_limit;
+    let beside = tokio::task::spawn_blocking(move || {
+        let fetcher = HttpFetcher::new(fetch_policy);
+        tracing::debug!(ms = ms(), "start-up: (beside) HTTP client built");
+        let limiter = ratelimit::ExchangeLimiter::new(rate_limit);
+        tracing::debug!(ms = ms(), "start-up: (beside) rate limiter built");
+        (fetcher, limiter)
+    });
     let kek = kek::Kek::load_optional(config.key_encryption_key_file.as_deref())?;
     let store = store::open(&config.database_url).await?;
+    tracing::debug!(ms = ms(), "start-up: store open, migrations checked");
+    // Where the change log (SQLite) ends before the caches load: the poller
+    // applies whatever other processes publish from here on.
+    let log_end = store.change_log_end().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The signing keys and the federation index (issuers, external
     // accounts) are independent reads: both at once.
@@ -95,20 +111,22 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
             clock.now_ms(),
         ),
         async {
-            service::federation::read_index(&store)
+            let r = service::federation::read_index(&store)
                 .await
-                .map_err(|e| anyhow::anyhow!("loading trusted issuers: {e}"))
+                .map_err(|e| anyhow::anyhow!("loading trusted issuers: {e}"));
+            tracing::debug!(ms = ms(), "start-up: index read and compiled");
+            r
         }
     )?;
+    tracing::debug!(ms = ms(), "start-up: signing keys and index read");
     let (audit, audit_task) = AuditSink::start(store.clone());
     let (writes, writes_task) = writes::Writes::start(store.clone());
     let bootstrap = config.bootstrap;
     let jwks_cooldown = config.jwks_refresh_cooldown_s;
-    let rate_limit = config.exchange_rate_limit;
-    let fetcher = fetcher
+    let (fetcher, limiter) = beside
         .await
-        .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?
         .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
+    let fetcher = fetcher.map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let app = Arc::new(App {
         config,
         store,
@@ -119,7 +137,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         auth: AuthCache::default(),
         signer,
         index: FederationIndex::default(),
-        limiter: ratelimit::ExchangeLimiter::new(rate_limit),
+        limiter,
         keys: KeyCache::new(
             Arc::new(fetcher),
             CachePolicy {
@@ -140,6 +158,7 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         }
     });
     app.index.replace(issuers, accounts);
+    tracing::debug!(ms = ms(), "start-up: index built");
     let bootstrapped = if bootstrap && app.store.count_orgs().await? == 0 {
         Some(
             service::admin::bootstrap(&app, "default", "admin", "admin@fedgate.local")
@@ -150,8 +169,10 @@ pub async fn build(config: ServeConfig) -> anyhow::Result<Built> {
         None
     };
     // Subscribes before serving, so every later change on another replica is heard.
-    let replication = replication::start(&app).await;
+    let replication = replication::start(&app, log_end).await;
+    tracing::debug!(ms = ms(), "start-up: replication started");
     let _ = rng_warmup.await;
+    tracing::debug!(ms = ms(), "start-up: random generator seeded");
     Ok(Built {
         state: AppState(app),
         bootstrapped,
@@ -204,6 +225,7 @@ impl Built {
             })
         });
         let router = router(self.state.clone());
+        tracing::debug!("start-up: router built");
         let grace = std::time::Duration::from_secs(self.state.config.shutdown_timeout_s);
         if !http::serve::serve(listener, router, shutdown, grace).await {
             tracing::warn!(

@@ -32,7 +32,7 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::task::JoinHandle;
 
 use crate::state::{App, Change};
-use crate::store::ChangeFeed;
+use crate::store::{ChangeFeed, StoreResult};
 
 /// How often every replica re-reads the federation index and the signing
 /// keys, and forgets its cached API keys and principals, whether or not a
@@ -63,9 +63,12 @@ impl Drop for Replication {
 /// returns once subscribed (or after [`FIRST_SUBSCRIBE_TIMEOUT`]), so that a
 /// replica hears every change made after it starts serving. The tasks hold
 /// only a weak reference to `app` and end when it is gone.
-pub async fn start(app: &Arc<App>) -> Option<Replication> {
+///
+/// `log_end` is [`crate::store::Store::change_log_end`] as read before the
+/// caches were loaded: a poller (SQLite) applies every change after it.
+pub async fn start(app: &Arc<App>, log_end: StoreResult<Option<i64>>) -> Option<Replication> {
     let Some(feed) = app.store.change_feed() else {
-        return start_polling(app).await;
+        return start_polling(app, log_end);
     };
     // A pool of its own (same connect options: schema, application_name), so
     // that a reconnect never waits behind requests for a connection.
@@ -100,14 +103,15 @@ pub async fn start(app: &Arc<App>) -> Option<Replication> {
     })
 }
 
-/// The SQLite half of [`start`]: polls the store's `changes` table.
-async fn start_polling(app: &Arc<App>) -> Option<Replication> {
-    // The first poll only finds where the log ends now: the caches were
-    // loaded from the store just before.
-    let last = match app.store.poll_changes(0).await {
+/// The SQLite half of [`start`]: polls the store's `changes` table from
+/// where it ended before the caches were loaded, so that a change another
+/// process publishes while they load is applied, not lost.
+fn start_polling(app: &Arc<App>, log_end: StoreResult<Option<i64>>) -> Option<Replication> {
+    let last = match log_end {
         Ok(None) => return None,
-        Ok(Some((last, _))) => Some(last),
+        Ok(Some(end)) => Some(end),
         Err(e) => {
+            // The first successful poll then rereads everything.
             tracing::warn!(error = %e, "cannot read the change log yet; retrying");
             None
         }

@@ -72,7 +72,13 @@ impl FederationIndex {
 
     /// Replaces everything (start-up, or a full resync).
     pub fn replace(&self, issuers: Vec<IssuerConfig>, accounts: Vec<BoundAccount>) {
-        let mut fresh = Inner::default();
+        let mut fresh = Inner {
+            issuers: HashMap::with_capacity(issuers.len()),
+            by_iss: HashMap::with_capacity(issuers.len()),
+            accounts: HashMap::with_capacity(accounts.len()),
+            exact: HashMap::with_capacity(accounts.len()),
+            patterned: HashMap::new(),
+        };
         for i in issuers {
             insert_issuer(&mut fresh, Arc::new(i));
         }

@@ -15,7 +15,7 @@ use crate::federation::fetch::check_url;
 use crate::federation::index::BoundAccount;
 use crate::federation::jwks::KeyStatus;
 use crate::federation::keys::VerifyingKey;
-use crate::federation::policy::{Author, BindingSpec, compile};
+use crate::federation::policy::{Author, BindingSpec, CompiledBinding, compile};
 use crate::federation::tenant;
 use crate::federation::{
     DEFAULT_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MAX_TOKEN_AGE_S, IssuerConfig, KeySource, MAX_LEEWAY_S,
@@ -92,10 +92,8 @@ pub fn bound_account(
     org_name: &str,
     team_name: &str,
 ) -> Result<BoundAccount, String> {
-    let spec: BindingSpec =
-        serde_json::from_str(&binding.spec).map_err(|e| format!("binding spec: {e}"))?;
     Ok(BoundAccount {
-        binding: compile(&sa.id, &binding.issuer_id, &spec, Author::Stored)?,
+        binding: stored_binding(&sa.id, &binding.issuer_id, &binding.spec)?,
         sa_id: sa.id.clone(),
         name: sa.name.clone(),
         org_id: sa.org_id.clone(),
@@ -107,6 +105,12 @@ pub fn bound_account(
     })
 }
 
+/// A stored binding (JSON), compiled and checked again as when it was saved.
+fn stored_binding(sa_id: &str, issuer_id: &str, spec: &str) -> Result<CompiledBinding, String> {
+    let spec: BindingSpec = serde_json::from_str(spec).map_err(|e| format!("binding spec: {e}"))?;
+    compile(sa_id, issuer_id, &spec, Author::Stored)
+}
+
 /// Fills the index from the store (start-up, resync).
 pub async fn load_index(app: &App) -> ServiceResult<()> {
     let (issuers, accounts) = read_index(&app.store).await?;
@@ -114,19 +118,25 @@ pub async fn load_index(app: &App) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Reads and compiles every issuer and external account: one query per
-/// table, all at once (each on its own pooled connection). At start-up with
-/// 10,000 accounts each query is tens of milliseconds of row decoding.
+/// Reads and compiles every issuer and external account. The accounts come
+/// joined with their bindings in one query, the few orgs, teams and issuers
+/// beside it (on another pooled connection); at start-up with 10,000
+/// accounts the accounts' rows are most of the start-up's work
+/// (docs/performance.md).
 pub async fn read_index(
     store: &crate::store::DynStore,
 ) -> ServiceResult<(Vec<IssuerConfig>, Vec<BoundAccount>)> {
-    let (orgs, teams, issuer_rows, bindings, external) = tokio::try_join!(
-        store.all_orgs(),
-        store.all_teams(),
-        store.all_issuers(),
-        store.all_bindings(),
-        store.external_service_accounts()
+    let ((orgs, teams, issuer_rows), rows) = tokio::try_join!(
+        async {
+            Ok::<_, crate::store::StoreError>((
+                store.all_orgs().await?,
+                store.all_teams().await?,
+                store.all_issuers().await?,
+            ))
+        },
+        store.index_accounts()
     )?;
+    tracing::debug!("start-up: index rows read");
     let orgs: HashMap<String, String> = orgs.into_iter().map(|o| (o.id, o.name)).collect();
     let teams: HashMap<String, String> = teams.into_iter().map(|t| (t.id, t.name)).collect();
     let mut issuers = Vec::with_capacity(issuer_rows.len());
@@ -142,22 +152,22 @@ pub async fn read_index(
             }
         }
     }
-    let bindings: HashMap<String, BindingRow> =
-        bindings.into_iter().map(|b| (b.sa_id.clone(), b)).collect();
-    let mut accounts = Vec::with_capacity(external.len());
-    for sa in external {
-        let Some(b) = bindings.get(&sa.id) else {
-            continue;
-        };
-        let org = orgs.get(&sa.org_id).map(String::as_str).unwrap_or_default();
-        let team = teams
-            .get(&sa.team_id)
-            .map(String::as_str)
-            .unwrap_or_default();
-        match bound_account(&sa, b, org, team) {
-            Ok(a) => accounts.push(a),
+    let mut accounts = Vec::with_capacity(rows.len());
+    for row in rows {
+        match stored_binding(&row.sa_id, &row.issuer_id, &row.spec) {
+            Ok(binding) => accounts.push(BoundAccount {
+                binding,
+                org_name: orgs.get(&row.org_id).cloned().unwrap_or_default(),
+                team_name: teams.get(&row.team_id).cloned().unwrap_or_default(),
+                sa_id: row.sa_id,
+                name: row.name,
+                org_id: row.org_id,
+                disabled: row.disabled,
+                shadow: row.mode == MODE_SHADOW,
+                max_token_lifetime_s: row.max_token_lifetime_s,
+            }),
             Err(e) => {
-                tracing::error!(sa_id = %sa.id, error = %e, "stored binding does not compile; skipped")
+                tracing::error!(sa_id = %row.sa_id, error = %e, "stored binding does not compile; skipped")
             }
         }
     }

@@ -175,6 +175,24 @@ pub struct BindingRow {
     pub mode: String,
 }
 
+/// An external service account joined with its binding: the columns the
+/// federation index compiles, and nothing else (at start-up every column of
+/// 10,000 rows costs time to copy and decode).
+#[derive(Clone, Debug)]
+pub struct IndexAccountRow {
+    pub sa_id: String,
+    pub name: String,
+    pub org_id: String,
+    pub team_id: String,
+    pub disabled: bool,
+    pub max_token_lifetime_s: i64,
+    pub issuer_id: String,
+    /// `federation::policy::BindingSpec` as JSON.
+    pub spec: String,
+    /// `enforce` or `shadow`.
+    pub mode: String,
+}
+
 /// A service account with what its listing shows, read in one query.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SaListRow {
@@ -503,8 +521,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an account with its binding and memberships, revokes its keys
     /// and keeps its name for its runs, atomically.
     async fn delete_service_account(&self, sa: &SaRow, now: i64) -> StoreResult<()>;
-    /// Every external account, for the in-memory federation index.
-    async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>>;
+    /// Every external account that has a binding, joined with it: what the
+    /// in-memory federation index needs, in one query.
+    async fn index_accounts(&self) -> StoreResult<Vec<IndexAccountRow>>;
     /// Disables (moving the revocation watermark to `now`) or enables.
     async fn set_service_account_disabled(
         &self,
@@ -513,7 +532,6 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     async fn binding_of(&self, sa_id: &str) -> StoreResult<Option<BindingRow>>;
-    async fn all_bindings(&self) -> StoreResult<Vec<BindingRow>>;
 
     async fn insert_api_key(&self, key: &ApiKeyRow) -> StoreResult<()>;
     async fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKeyRow>>;
@@ -575,6 +593,10 @@ pub trait Store: Send + Sync + 'static {
     /// `"<origin> <change>"`) and the last sequence number seen; `None` for a
     /// store whose changes are pushed ([`Store::change_feed`]).
     async fn poll_changes(&self, after: i64) -> StoreResult<Option<(i64, Vec<String>)>>;
+    /// For a store without push notifications (SQLite): the sequence number
+    /// of the last change published so far, where a poller that has just
+    /// loaded its caches starts; `None` for a store whose changes are pushed.
+    async fn change_log_end(&self) -> StoreResult<Option<i64>>;
     async fn audit_of_org(
         &self,
         org_id: &str,
@@ -701,6 +723,10 @@ pub trait ChangeBus {
     }
     /// See [`Store::poll_changes`].
     async fn poll(&self, _after: i64) -> StoreResult<Option<(i64, Vec<String>)>> {
+        Ok(None)
+    }
+    /// See [`Store::change_log_end`].
+    async fn log_end(&self) -> StoreResult<Option<i64>> {
         Ok(None)
     }
 }

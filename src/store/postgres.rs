@@ -26,10 +26,21 @@ pub struct PgStore {
     channel: String,
     /// Tags this store's notifications (`"<origin> <change>"`), so the
     /// replica that made a change, which has applied it already, skips it.
-    origin: String,
+    /// Drawn on first use, not when the store opens: the first random
+    /// draw waits for aws-lc to seed its generator (tens of milliseconds of
+    /// CPU jitter sampling, started beside the store's loading by
+    /// `crate::build`), and the store must not wait for it before it can
+    /// load anything.
+    origin: std::sync::OnceLock<String>,
 }
 
 impl PgStore {
+    /// This process's tag in the change log, drawn on first use.
+    fn origin(&self) -> &str {
+        self.origin
+            .get_or_init(|| crate::secrets::new_id("replica"))
+    }
+
     /// Connects to `url` and migrates the schema (`options=-c search_path=…`
     /// in the URL selects a schema, which the tests use for isolation).
     ///
@@ -87,7 +98,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             channel,
-            origin: crate::secrets::new_id("replica"),
+            origin: std::sync::OnceLock::new(),
         })
     }
 
@@ -126,7 +137,7 @@ impl ChangeBus for PgStore {
     async fn publish(&self, change: &str) -> StoreResult<()> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(&self.channel)
-            .bind(format!("{} {change}", self.origin))
+            .bind(format!("{} {change}", self.origin()))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -136,7 +147,7 @@ impl ChangeBus for PgStore {
         Some(ChangeFeed {
             pool: self.pool.clone(),
             channel: self.channel.clone(),
-            origin: self.origin.clone(),
+            origin: self.origin().to_string(),
         })
     }
 }

@@ -443,10 +443,34 @@ macro_rules! impl_sql_store {
                 $crate::store::StoreTx::commit(Box::new(tx)).await?;
                 Ok(())
             }
-            async fn external_service_accounts(&self) -> StoreResult<Vec<SaRow>> {
-                Ok(sqlx::query_as("SELECT * FROM service_accounts WHERE auth = 'external' ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await?)
+            async fn index_accounts(&self) -> StoreResult<Vec<$crate::store::IndexAccountRow>> {
+                // Columns by position (a tuple), in no particular order: no
+                // name lookup per column and row, no index walk for an ORDER BY.
+                type Row = (String, String, String, String, bool, i64, String, String, String);
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT sa.id, sa.name, sa.org_id, sa.team_id, sa.disabled, sa.max_token_lifetime_s, \
+                            b.issuer_id, b.spec, b.mode \
+                     FROM federation_bindings b JOIN service_accounts sa ON sa.id = b.sa_id \
+                     WHERE sa.auth = 'external'",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(sa_id, name, org_id, team_id, disabled, max_token_lifetime_s, issuer_id, spec, mode)| {
+                        $crate::store::IndexAccountRow {
+                            sa_id,
+                            name,
+                            org_id,
+                            team_id,
+                            disabled,
+                            max_token_lifetime_s,
+                            issuer_id,
+                            spec,
+                            mode,
+                        }
+                    })
+                    .collect())
             }
             async fn set_service_account_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<()> {
                 let mut tx = self.begin_tx().await?;
@@ -458,11 +482,6 @@ macro_rules! impl_sql_store {
                 Ok(sqlx::query_as("SELECT * FROM federation_bindings WHERE sa_id = $1")
                     .bind(sa_id)
                     .fetch_optional(&self.pool)
-                    .await?)
-            }
-            async fn all_bindings(&self) -> StoreResult<Vec<BindingRow>> {
-                Ok(sqlx::query_as("SELECT * FROM federation_bindings ORDER BY sa_id")
-                    .fetch_all(&self.pool)
                     .await?)
             }
 
@@ -692,6 +711,9 @@ macro_rules! impl_sql_store {
             }
             async fn poll_changes(&self, after: i64) -> StoreResult<Option<(i64, Vec<String>)>> {
                 $crate::store::ChangeBus::poll(self, after).await
+            }
+            async fn change_log_end(&self) -> StoreResult<Option<i64>> {
+                $crate::store::ChangeBus::log_end(self).await
             }
             async fn audit_of_org_filtered(
                 &self,

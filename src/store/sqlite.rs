@@ -25,10 +25,20 @@ const CHANGE_RETENTION_MS: i64 = 10 * 60 * 1000;
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
     /// Tags this store's published changes, so its own server skips them.
-    origin: String,
+    /// Drawn on first use, not when the store opens: the first random
+    /// draw waits for aws-lc to seed its generator (tens of milliseconds of
+    /// CPU jitter sampling, started beside the store's loading by
+    /// `crate::build`), and the store must not wait for it before it can
+    /// load anything.
+    origin: std::sync::OnceLock<String>,
 }
 
 impl SqliteStore {
+    /// This process's tag in the change log, drawn on first use.
+    fn origin(&self) -> &str {
+        self.origin.get_or_init(|| crate::secrets::new_id("proc"))
+    }
+
     /// Opens (creating if missing, mode 0600) the database at `url` and migrates it.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
@@ -77,16 +87,20 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut first)
             .await?;
-        let _ = sqlx::Connection::close(first).await;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
             .await
-            .map_err(|e| cannot_open(e.to_string()))?;
+            .map_err(|e| cannot_open(e.to_string()));
+        // Closed once the pool has its own connection: closing the last
+        // connection to a WAL database checkpoints it and deletes its -wal
+        // and -shm files, which the pool's first connection would create again.
+        let _ = sqlx::Connection::close(first).await;
+        let pool = pool?;
         Ok(SqliteStore {
             pool,
-            origin: crate::secrets::new_id("proc"),
+            origin: std::sync::OnceLock::new(),
         })
     }
 }
@@ -150,7 +164,7 @@ impl ChangeBus for SqliteStore {
     async fn publish(&self, change: &str) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query("INSERT INTO changes (payload, at) VALUES ($1, $2)")
-            .bind(format!("{} {change}", self.origin))
+            .bind(format!("{} {change}", self.origin()))
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -169,12 +183,19 @@ impl ChangeBus for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let last = rows.last().map_or(after, |r| r.0);
-        let own = format!("{} ", self.origin);
+        let own = format!("{} ", self.origin());
         let changes = rows
             .into_iter()
             .filter(|(_, p)| !p.starts_with(&own))
             .map(|(_, p)| p)
             .collect();
         Ok(Some((last, changes)))
+    }
+
+    async fn log_end(&self) -> StoreResult<Option<i64>> {
+        let (end,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(end))
     }
 }

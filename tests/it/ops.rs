@@ -625,3 +625,116 @@ async fn no_bootstrap_on_an_empty_store_says_so_and_how_to_create_an_org() {
         .join("\n");
     assert!(!log.contains("no organization"), "{log}");
 }
+
+// ----------------------------------------------------------------- start-up
+
+/// The index a server builds at start-up (one joined query) is the one the
+/// first server built change by change: same accounts, same fields; builtin
+/// accounts are not in it.
+#[tokio::test]
+async fn a_server_started_on_a_store_loads_every_external_account_as_it_was() {
+    let a = TestApp::start().await;
+    let idp = TestIdp::start().await;
+    let issuer = a.trust(&idp).await;
+    a.team("vision").await;
+    a.team("infra").await;
+    a.external_sa("vision", "ci", json!({"issuer": issuer, "subject": SUB}))
+        .await;
+    let pattern = a
+        .external_sa(
+            "infra",
+            "deploys",
+            json!({"issuer": issuer, "subject": "repo:acme/deploy:ref:refs/heads/main",
+                   "subject_pattern": "repo:acme/deploy:*", "mode": "shadow"}),
+        )
+        .await;
+    let disabled = a
+        .external_sa(
+            "vision",
+            "old-ci",
+            json!({"issuer": issuer, "subject": "repo:acme/old:ref:refs/heads/main",
+                   "max_token_lifetime_s": 600}),
+        )
+        .await;
+    let (s, body) = a
+        .post(
+            &format!("/api/v1/service-accounts/{disabled}/disable"),
+            Some(&a.admin_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (builtin, _) = a.team_sa("vision", "bot").await;
+
+    let b = TestApp::start_with(Options {
+        database_url: Some(a.database_url.clone()),
+        ..Options::default()
+    })
+    .await;
+    let (ia, ib) = (&a.state.index, &b.state.index);
+    assert_eq!(ib.sizes(), ia.sizes());
+    assert_eq!(ib.sizes().1, 3, "three external accounts");
+    assert!(
+        ib.account(&builtin).is_none(),
+        "a builtin account is not bound"
+    );
+    for id in [pattern.as_str(), disabled.as_str()] {
+        let (x, y) = (ia.account(id).unwrap(), ib.account(id).unwrap());
+        assert_eq!(
+            (&y.name, &y.org_id, &y.org_name, &y.team_name),
+            (&x.name, &x.org_id, &x.org_name, &x.team_name)
+        );
+        assert_eq!(
+            (y.disabled, y.shadow, y.max_token_lifetime_s),
+            (x.disabled, x.shadow, x.max_token_lifetime_s)
+        );
+        assert_eq!(
+            (
+                &y.binding.issuer_id,
+                y.binding.subject(),
+                y.binding.is_exact()
+            ),
+            (
+                &x.binding.issuer_id,
+                x.binding.subject(),
+                x.binding.is_exact()
+            )
+        );
+    }
+    let p = ib.account(&pattern).unwrap();
+    assert!(p.shadow && !p.binding.is_exact() && p.team_name == "infra");
+    let d = ib.account(&disabled).unwrap();
+    assert!(d.disabled && d.max_token_lifetime_s == 600);
+    // And b exchanges with it.
+    assert_eq!(b.exchange(&assertion(&idp)).await.0, StatusCode::OK);
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A poller (SQLite) starts where the change log ends, even past the
+/// 1,000 rows one poll reads.
+#[tokio::test]
+async fn the_change_log_end_is_the_last_change_published() {
+    let (url, _dir) = fresh_database().await;
+    let store = fedgate::store::open(&url).await.unwrap();
+    if url.starts_with("postgres") {
+        assert_eq!(store.change_log_end().await.unwrap(), None);
+        return;
+    }
+    assert_eq!(store.change_log_end().await.unwrap(), Some(0));
+    for i in 0..1005 {
+        store
+            .publish_change(&format!("principal:p{i}"))
+            .await
+            .unwrap();
+    }
+    let end = store.change_log_end().await.unwrap().unwrap();
+    let (last, changes) = store.poll_changes(end).await.unwrap().unwrap();
+    assert_eq!((last, changes.len()), (end, 0), "nothing after the end");
+    // Exactly 1,005 before it.
+    let (first_page, _) = store.poll_changes(0).await.unwrap().unwrap();
+    assert!(first_page < end, "one poll reads at most 1,000 rows");
+    let (rest_last, rest) = store.poll_changes(first_page).await.unwrap().unwrap();
+    assert_eq!(rest_last, end);
+    assert!(rest.is_empty(), "this store's own changes are skipped");
+}
