@@ -67,6 +67,26 @@ if ! psql "$PG_URL" -qAtc 'SELECT 1' >/dev/null 2>&1; then
   exit 1
 fi
 
+# The suite runs 8 tests at a time (scripts/test.sh), each with servers whose
+# pools open up to 16 connections, and the replica tests start three servers:
+# PostgreSQL's default of 100 connections ran out ("sorry, too many clients
+# already"). Raised once, with a restart, only when lower.
+max_conn=$(psql "$PG_URL" -qAtc 'SHOW max_connections')
+if [ "$max_conn" -lt 400 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "PostgreSQL allows $max_conn connections; the suite needs 400: ALTER SYSTEM SET max_connections = 400, then restart it" >&2
+    exit 1
+  fi
+  echo "== raising PostgreSQL's max_connections from $max_conn to 400 (restart)"
+  psql "$PG_URL" -qAtc 'ALTER SYSTEM SET max_connections = 400' >/dev/null
+  cluster_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main restart
+  for _ in $(seq 1 30); do
+    pg_isready -h 127.0.0.1 -p 5432 -q && break
+    sleep 1
+  done
+fi
+
 # Each PostgreSQL test runs in a schema of its own (t_<pid>_<n>_<random>),
 # which the next run drops here: .ci/run calls this script while the code
 # compiles, so a few hundred drops cost the test command nothing. One
