@@ -66,3 +66,32 @@ if ! psql "$PG_URL" -qAtc 'SELECT 1' >/dev/null 2>&1; then
   echo "PostgreSQL is not reachable at $PG_URL; check FEDGATE_TEST_DATABASE_URL" >&2
   exit 1
 fi
+
+# The suite runs 8 tests at a time (scripts/test.sh), each with servers whose
+# pools open up to 16 connections, and the replica tests start three servers:
+# PostgreSQL's default of 100 connections ran out ("sorry, too many clients
+# already"). Raised once, with a restart, only when lower.
+max_conn=$(psql "$PG_URL" -qAtc 'SHOW max_connections')
+if [ "$max_conn" -lt 400 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "PostgreSQL allows $max_conn connections; the suite needs 400: ALTER SYSTEM SET max_connections = 400, then restart it" >&2
+    exit 1
+  fi
+  echo "== raising PostgreSQL's max_connections from $max_conn to 400 (restart)"
+  psql "$PG_URL" -qAtc 'ALTER SYSTEM SET max_connections = 400' >/dev/null
+  cluster_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main restart
+  for _ in $(seq 1 30); do
+    pg_isready -h 127.0.0.1 -p 5432 -q && break
+    sleep 1
+  done
+fi
+
+# Each PostgreSQL test runs in a schema of its own (t_<pid>_<n>_<random>),
+# which the next run drops here: .ci/run calls this script while the code
+# compiles, so a few hundred drops cost the test command nothing. One
+# statement (so one transaction) per schema: dropping hundreds in one
+# transaction runs out of lock slots ("out of shared memory").
+PGOPTIONS='-c client_min_messages=warning' psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace WHERE nspname LIKE 't\_%' \gexec
+SQL

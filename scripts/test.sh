@@ -3,19 +3,16 @@
 # (scripts/test-deps.sh): unit tests, then the integration suite twice — on
 # embedded SQLite and on PostgreSQL (127.0.0.1:5432, user postgres, db test;
 # override with FEDGATE_TEST_DATABASE_URL). Each PostgreSQL test runs in a
-# schema of its own; schemas left by earlier runs are dropped first.
+# schema of its own; schemas left by earlier runs are dropped first
+# (scripts/test-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_URL="${FEDGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
-# Installs (on Debian, as root) and starts what the tests need.
+# Installs (on Debian, as root) and starts what the tests need, and drops
+# the PostgreSQL schemas earlier runs left.
 ./scripts/test-deps.sh
-# One statement (so one transaction) per schema: dropping hundreds in one
-# transaction runs out of lock slots ("out of shared memory").
-PGOPTIONS='-c client_min_messages=warning' psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
-SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace WHERE nspname LIKE 't\_%' \gexec
-SQL
 
 # The integration tests spend most of their time waiting (servers starting,
 # change feeds, browsers), not on the CPU: the whole suite used under 3 min

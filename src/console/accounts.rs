@@ -810,6 +810,7 @@ async fn delete_confirm(
         name: sa.name,
         back: tab.list(),
         option: None,
+        button: "Delete",
     }
     .show(error)
 }

@@ -92,6 +92,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(settings::delete_issuer_page).post(settings::delete_issuer),
         )
         .route("/org/{org}/settings/sso", post(settings::save_sso))
+        .route(
+            "/org/{org}/settings/sso/turn-off",
+            get(settings::turn_off_sso_page).post(settings::turn_off_sso),
+        )
         .route("/org/{org}/settings/explain", post(settings::explain))
         .route("/org/{org}/audit", get(audit::page))
         .route("/{team}", get(team::page))
@@ -259,6 +263,8 @@ pub struct ConfirmPage {
     pub back: String,
     /// The label of an extra checkbox (field `option`), e.g. a team's contents.
     pub option: Option<String>,
+    /// The submit button's words, e.g. "Delete".
+    pub button: &'static str,
 }
 
 impl ConfirmPage {
@@ -303,12 +309,22 @@ pub const PAGE_SIZE: i64 = 50;
 
 /// `?after=&limit=` of a list page: `after` is the last name of the previous
 /// page (the API's `next_after`), `limit` the page size (default [`PAGE_SIZE`]).
+/// A page with several paged lists reads each list's pair under its own
+/// prefix ([`PageParams::list`]).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     pub after: String,
     #[serde(default)]
     pub limit: String,
+    /// Prefixed to `after` and `limit` in this list's links (`""` for a
+    /// page's main list).
+    #[serde(skip)]
+    pub prefix: String,
+    /// The other lists' parameters, kept in this list's links so paging it
+    /// moves no other list.
+    #[serde(skip)]
+    pub keep: Vec<(String, String)>,
 }
 
 impl ListQuery {
@@ -335,11 +351,14 @@ impl ListQuery {
     pub fn pager(&self, path: &str, next_after: Option<&str>) -> Pager {
         let href = |after: Option<&str>| {
             let mut q = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &self.keep {
+                q.append_pair(k, v);
+            }
             if !self.limit.trim().is_empty() {
-                q.append_pair("limit", self.limit.trim());
+                q.append_pair(&format!("{}limit", self.prefix), self.limit.trim());
             }
             if let Some(a) = after {
-                q.append_pair("after", a);
+                q.append_pair(&format!("{}after", self.prefix), a);
             }
             let q = q.finish();
             if q.is_empty() {
@@ -351,6 +370,55 @@ impl ListQuery {
         Pager {
             first: (!self.after.is_empty()).then(|| href(None)),
             next: next_after.map(|a| href(Some(a))),
+            label: None,
+        }
+    }
+}
+
+/// The query of a page that shows several paged lists (a team's members and
+/// each project's members): every list has its own `<prefix>after` and
+/// `<prefix>limit`, so one list's position never pages another, and each
+/// list's links carry the others' positions along.
+#[derive(Clone, Debug, Default)]
+pub struct PageParams(Vec<(String, String)>);
+
+impl PageParams {
+    /// Keeps only paging parameters (`after`, `limit`, `<prefix>after`,
+    /// `<prefix>limit`), first occurrence of each.
+    pub fn new(raw: Vec<(String, String)>) -> Self {
+        let mut kept: Vec<(String, String)> = Vec::new();
+        for (k, v) in raw {
+            let paging = ["after", "limit"]
+                .iter()
+                .any(|n| k == *n || k.ends_with(&format!(".{n}")));
+            if paging && !kept.iter().any(|(seen, _)| *seen == k) {
+                kept.push((k, v));
+            }
+        }
+        PageParams(kept)
+    }
+
+    fn get(&self, key: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// The list whose parameters are `<prefix>after` and `<prefix>limit`.
+    pub fn list(&self, prefix: &str) -> ListQuery {
+        let (after, limit) = (format!("{prefix}after"), format!("{prefix}limit"));
+        ListQuery {
+            after: self.get(&after),
+            limit: self.get(&limit),
+            prefix: prefix.to_string(),
+            keep: self
+                .0
+                .iter()
+                .filter(|(k, _)| *k != after && *k != limit)
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -360,6 +428,8 @@ impl ListQuery {
 pub struct Pager {
     pub first: Option<String>,
     pub next: Option<String>,
+    /// The links' accessible name when a page has several lists ("Pages" otherwise).
+    pub label: Option<String>,
 }
 
 #[derive(askama::Template)]
@@ -568,4 +638,59 @@ fn forged(reason: &str) -> Response {
             reason: format!("refused as a possible cross-site request forgery: {reason}"),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str) -> PageParams {
+        PageParams::new(
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn each_list_reads_only_its_own_paging_parameters() {
+        let p = params("after=bob&limit=2&project.a.after=sa_1&project.a.b.limit=5&q=x");
+        let team = p.list("");
+        assert_eq!((team.after.as_str(), team.limit.as_str()), ("bob", "2"));
+        let a = p.list("project.a.");
+        assert_eq!((a.after.as_str(), a.limit.as_str()), ("sa_1", ""));
+        // A project whose name starts like another's has its own keys.
+        let ab = p.list("project.a.b.");
+        assert_eq!((ab.after.as_str(), ab.limit.as_str()), ("", "5"));
+        let none = p.list("project.after.");
+        assert_eq!((none.after.as_str(), none.limit.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn a_lists_links_keep_the_other_lists_positions() {
+        let p = params("after=bob&limit=2&project.a.after=sa_1&project.a.limit=1&other=dropped");
+        let a = p.list("project.a.");
+        let pager = a.pager("/vision", Some("sa_2"));
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/vision?after=bob&limit=2&project.a.limit=1&project.a.after=sa_2")
+        );
+        assert_eq!(
+            pager.first.as_deref(),
+            Some("/vision?after=bob&limit=2&project.a.limit=1")
+        );
+        let team = p.list("");
+        let pager = team.pager("/vision", Some("carl"));
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/vision?project.a.after=sa_1&project.a.limit=1&limit=2&after=carl")
+        );
+        // A page's main list without other lists: the links as before.
+        let plain = ListQuery::default().pager("/org/default/teams", Some("atlas"));
+        assert_eq!(
+            plain.next.as_deref(),
+            Some("/org/default/teams?after=atlas")
+        );
+        assert_eq!(plain.first, None);
+    }
 }

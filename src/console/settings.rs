@@ -13,6 +13,7 @@ use super::{
     ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
     render_status,
 };
+use crate::service::admin;
 use crate::service::federation::{self, IssuerUpdate, NewIssuer};
 use crate::service::sso::{self, SsoSettings};
 use crate::service::{ServiceError, ServiceResult};
@@ -63,6 +64,8 @@ pub struct SettingsPage {
     pub sso_issuer: String,
     pub sso_client_id: String,
     pub sso_create_users: bool,
+    /// SSO is set up and the rules let this person turn it off.
+    pub can_turn_off_sso: bool,
     pub explain_token: String,
     pub explain_audience: String,
     pub explain: Option<ExplainView>,
@@ -107,6 +110,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
                             sso_issuer: String::new(),
                             sso_client_id: String::new(),
                             sso_create_users: false,
+                            can_turn_off_sso: false,
                             explain_token: String::new(),
                             explain_audience: String::new(),
                             explain: None,
@@ -136,6 +140,8 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
             })
             .collect();
         let sso = sso::get_settings(app, &c.ctx, &c.principal, org).await?;
+        let can_turn_off_sso =
+            sso.is_some() && admin::may_admin_org(app, &c.principal, org).await?;
         let (explain_token, explain_audience, explain) = match extra.explain {
             Some((t, a, x)) => (t, a, Some(x)),
             None => (String::new(), String::new(), None),
@@ -152,7 +158,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
                 issuer_form: extra.issuer_form.unwrap_or_default(),
                 sso_status: match &sso {
                     Some(s) => format!("Single sign-on is on, last changed {}.", s.updated_at),
-                    None => "Single sign-on is off.".into(),
+                    None => "Single sign-on is not configured.".into(),
                 },
                 redirect_uri: sso::redirect_uri(app),
                 sso_issuer: sso.as_ref().map(|s| s.issuer.clone()).unwrap_or_default(),
@@ -161,6 +167,7 @@ async fn render(app: &App, c: &Console, org: &str, outcome: Outcome, extra: Extr
                     .map(|s| s.client_id.clone())
                     .unwrap_or_default(),
                 sso_create_users: sso.as_ref().is_some_and(|s| s.create_users),
+                can_turn_off_sso,
                 explain_token,
                 explain_audience,
                 explain,
@@ -296,6 +303,7 @@ async fn delete_issuer_confirm(
         back: format!("/org/{org}/settings"),
         name: issuer.issuer,
         option: None,
+        button: "Delete",
     }
     .show(error)
 }
@@ -492,6 +500,77 @@ pub async fn save_sso(
     };
     let outcome = match sso::put_settings(&app, &c.ctx, &c.principal, &org, req).await {
         Ok(s) => Outcome::done(format!("Single sign-on now uses {}.", s.issuer)),
+        Err(e) => Outcome::failed(&e),
+    };
+    render(&app, &c, &org, outcome, Extra::default()).await
+}
+
+async fn turn_off_sso_confirm(
+    app: &App,
+    c: &Console,
+    org: &str,
+    error: Option<String>,
+) -> Response {
+    let settings = match sso::get_settings(app, &c.ctx, &c.principal, org).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error_page(
+                Some(c),
+                ServiceError::NotFound(format!(
+                    "single sign-on is not set up for organization \"{}\"",
+                    crate::model::truncate(org, 64)
+                )),
+            );
+        }
+        Err(e) => return error_page(Some(c), e),
+    };
+    ConfirmPage {
+        layout: c.layout(format!("Turn off single sign-on for {}", settings.org)),
+        heading: format!("Turn off single sign-on for {}", settings.org),
+        consequences: vec![
+            format!(
+                "Sign in with SSO for {} stops at once: nobody is sent to {} any more, and sign-ins already under way there are refused when they come back.",
+                settings.org, settings.issuer
+            ),
+            "Sessions already open stay open until they end (Sign out, an hour unused, or 12 hours after sign-in); disable a person to end theirs at once.".into(),
+            "The stored client secret is deleted: to turn single sign-on on again, save the provider's settings with the secret.".into(),
+            "People can still sign in with an API key.".into(),
+        ],
+        action: format!("/org/{}/settings/sso/turn-off", settings.org),
+        back: format!("/org/{}/settings", settings.org),
+        name: settings.org,
+        option: None,
+        button: "Turn off SSO",
+    }
+    .show(error)
+}
+
+/// `GET /org/<org>/settings/sso/turn-off`: the confirmation page.
+pub async fn turn_off_sso_page(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+) -> Response {
+    turn_off_sso_confirm(&app, &c, &org, None).await
+}
+
+/// `POST /org/<org>/settings/sso/turn-off`: the same as
+/// `DELETE /api/v1/orgs/{org}/sso` (audited `sso.delete` in its
+/// transaction), once the organization's name is typed.
+pub async fn turn_off_sso(
+    State(app): State<AppState>,
+    c: Console,
+    Path(org): Path<String>,
+    axum::Form(f): axum::Form<ConfirmForm>,
+) -> Response {
+    if !f.confirms(&org) {
+        let error = format!("Single sign-on stays on: type {org} exactly to confirm.");
+        return turn_off_sso_confirm(&app, &c, &org, Some(error)).await;
+    }
+    let outcome = match sso::delete_settings(&app, &c.ctx, &c.principal, &org).await {
+        Ok(()) => Outcome::done(format!(
+            "Turned off single sign-on for {org}: Sign in with SSO no longer sends anyone to the provider."
+        )),
         Err(e) => Outcome::failed(&e),
     };
     render(&app, &c, &org, outcome, Extra::default()).await

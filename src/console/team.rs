@@ -9,13 +9,11 @@ use serde::Deserialize;
 
 use super::session::Console;
 use super::{
-    ConfirmForm, ConfirmPage, Layout, ListQuery, Outcome, Pager, error_page, not_confirmed,
+    ConfirmForm, ConfirmPage, Layout, Outcome, PageParams, Pager, error_page, not_confirmed,
 };
 use crate::model::{Role, Visibility};
 use crate::service::admin::{self, NewMember};
-use crate::service::projects::{
-    self, NewProject, NewProjectMember, ProjectListing, VisibilityChange,
-};
+use crate::service::projects::{self, NewProject, NewProjectMember, VisibilityChange};
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::{App, AppState};
 
@@ -28,13 +26,38 @@ pub struct TeamPage {
     pub can_admin: bool,
     pub members: Vec<(String, String)>,
     pub pager: Pager,
-    pub projects: Vec<ProjectListing>,
+    pub projects: Vec<ProjectBox>,
     pub visibilities: Vec<&'static str>,
 }
 
-async fn render(app: &App, c: &Console, team: &str, outcome: Outcome, q: &ListQuery) -> Response {
+/// A project on the team page, with one page of its explicit members.
+pub struct ProjectBox {
+    pub name: String,
+    pub visibility: Visibility,
+    pub can_admin: bool,
+    /// (name, kind in words, role).
+    pub members: Vec<(String, &'static str, String)>,
+    pub pager: Pager,
+}
+
+/// Where a project's member list reads its `after` and `limit` on the team
+/// page: `project.<name>.after` and `project.<name>.limit`. Keys are compared
+/// whole, so no project's key is the team member list's (`after`, `limit`)
+/// or another project's.
+fn project_prefix(project: &str) -> String {
+    format!("project.{project}.")
+}
+
+async fn render(
+    app: &App,
+    c: &Console,
+    team: &str,
+    outcome: Outcome,
+    params: &PageParams,
+) -> Response {
     let result: ServiceResult<TeamPage> = async {
         let can_admin = admin::may_admin_team(app, &c.principal, team).await?;
+        let q = params.list("");
         let list = admin::list_team_members_page(app, &c.principal, team, &q.page()?).await?;
         let pager = q.pager(&format!("/{team}"), list.next_after.as_deref());
         let members = list
@@ -42,7 +65,45 @@ async fn render(app: &App, c: &Console, team: &str, outcome: Outcome, q: &ListQu
             .into_iter()
             .map(|m| (m.username, m.role))
             .collect();
-        let projects = projects::list_project_listings(app, &c.principal, team).await?;
+        let mut projects = Vec::new();
+        for p in projects::list_project_listings(app, &c.principal, team).await? {
+            let q = params.list(&project_prefix(&p.name));
+            let page = match projects::list_project_members_page(
+                app,
+                &c.ctx,
+                Some(&c.principal),
+                team,
+                &p.name,
+                &q.page()?,
+            )
+            .await
+            {
+                Ok(page) => page,
+                // Deleted since it was listed: not on the page any more.
+                Err(ServiceError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut pager = q.pager(&format!("/{team}"), page.next_after.as_deref());
+            pager.label = Some(format!("Pages of the members of {}", p.name));
+            projects.push(ProjectBox {
+                members: page
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let kind = if m.kind == "service_account" {
+                            "service account"
+                        } else {
+                            "person"
+                        };
+                        (m.name, kind, m.role)
+                    })
+                    .collect(),
+                pager,
+                name: p.name,
+                visibility: p.visibility,
+                can_admin: p.can_admin,
+            });
+        }
         let mut layout = c.layout(format!("{team} · Settings"));
         outcome.apply(&mut layout);
         Ok(TeamPage {
@@ -60,14 +121,15 @@ async fn render(app: &App, c: &Console, team: &str, outcome: Outcome, q: &ListQu
     outcome.respond(c, result)
 }
 
-/// `GET /<team>?after=&limit=` (the page of the member list).
+/// `GET /<team>?after=&limit=` (the page of the team's member list), and
+/// `project.<name>.after=` / `project.<name>.limit=` for each project's.
 pub async fn page(
     State(app): State<AppState>,
     c: Console,
     Path(team): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    render(&app, &c, &team, Outcome::default(), &q).await
+    render(&app, &c, &team, Outcome::default(), &PageParams::new(q)).await
 }
 
 fn role(s: &str) -> Result<Role, ServiceError> {
@@ -108,7 +170,7 @@ pub async fn add_member(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +201,7 @@ pub async fn create_project(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,7 +231,7 @@ pub async fn set_visibility(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,7 +274,7 @@ pub async fn add_project_member(
         Err(e) => Err(e),
     };
     let outcome = result.map_or_else(|e| Outcome::failed(&e), Outcome::done);
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }
 
 /// `POST /<team>/members/<username>/remove`: the same as `DELETE /api/v1/teams/{team}/members/{username}`.
@@ -233,7 +295,7 @@ pub async fn remove_member(
         Ok(()) => Outcome::done(format!("Removed {username} from team {team}.")),
         Err(e) => Outcome::failed(&e),
     };
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }
 
 /// `POST /<team>/projects/<project>/members/<member>/remove`.
@@ -249,7 +311,7 @@ pub async fn remove_project_member(
             Ok(p) => Outcome::done(format!("Removed {member} from project {}.", p.name)),
             Err(e) => Outcome::failed(&e),
         };
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }
 
 async fn delete_project_confirm(
@@ -274,6 +336,7 @@ async fn delete_project_confirm(
         back: format!("/{team}"),
         name,
         option: None,
+        button: "Delete",
     }
     .show(error)
 }
@@ -304,5 +367,5 @@ pub async fn delete_project(
         Ok(()) => Outcome::done(format!("Deleted project {team}/{project} with its runs.")),
         Err(e) => Outcome::failed(&e),
     };
-    render(&app, &c, &team, outcome, &ListQuery::default()).await
+    render(&app, &c, &team, outcome, &PageParams::default()).await
 }

@@ -104,6 +104,7 @@ async fn delete_confirm(
         back: format!("/org/{org}/teams"),
         name: team,
         option: Some("Also delete its projects and team service accounts".into()),
+        button: "Delete",
     }
     .show(error)
 }

@@ -348,6 +348,7 @@ async fn delete_confirm(
         back: format!("/org/{org}/users"),
         name: user.username,
         option: None,
+        button: "Delete",
     }
     .show(error)
 }

@@ -662,14 +662,13 @@ pub(crate) async fn attribute(
     ))
 }
 
-/// A project as the console lists it: names instead of ids, and whether the
-/// caller may administer it (the same `decide` the API applies).
+/// A project as the console lists it, and whether the caller may administer
+/// it (the same `decide` the API applies). Its members are paged apart
+/// ([`list_project_members_page`]).
 #[derive(Debug, Serialize)]
 pub struct ProjectListing {
     pub name: String,
     pub visibility: Visibility,
-    /// (kind, name, role) of each explicit member.
-    pub members: Vec<(String, String, Role)>,
     pub can_admin: bool,
 }
 
@@ -687,18 +686,9 @@ pub async fn list_project_listings(
             continue;
         }
         let can_admin = decide(Some(p), Action::Admin, Target::Project(&v)).allowed();
-        let mut members = Vec::new();
-        for m in &v.members {
-            if let Some(u) = app.store.user_by_id(&m.principal_id).await? {
-                members.push(("user".to_string(), u.username, m.role));
-            } else if let Some(sa) = app.store.service_account_by_id(&m.principal_id).await? {
-                members.push(("service account".to_string(), sa.name, m.role));
-            }
-        }
         out.push(ProjectListing {
             name: v.name,
             visibility: v.visibility,
-            members,
             can_admin,
         });
     }

@@ -437,6 +437,33 @@ async fn team_admin_signs_in_with_sso_and_creates_accounts() {
     b.wait(By::XPath("//h2[normalize-space()='Projects']"))
         .await;
     b.shot("team-settings").await;
+
+    // A team admin is not offered Turn off SSO; the org admin is: after the
+    // typed confirmation, the Settings tab says SSO is not configured and
+    // Sign in with SSO stays on fedgate's sign-in page.
+    b.goto("/org/default/settings").await;
+    b.wait_text("Denied").await;
+    assert!(!b.exists("//button[normalize-space()='Turn off SSO']").await);
+    b.click("Sign out").await;
+    b.sign_in_with_key(&app.admin_key).await;
+    b.goto("/org/default/settings").await;
+    b.wait_text("Single sign-on is on").await;
+    b.click("Turn off SSO").await;
+    b.wait_text("Turn off single sign-on for default").await;
+    b.fill("Type the name to confirm", "default").await;
+    b.shot("confirm-turn-off-sso").await;
+    b.click("Turn off SSO").await;
+    b.wait_text("Single sign-on is not configured.").await;
+    assert!(!b.exists("//button[normalize-space()='Turn off SSO']").await);
+    b.click("Sign out").await;
+    b.fill("Organization", "default").await;
+    b.click("Sign in with SSO").await;
+    b.wait_text("is not set up for organization").await;
+    let url = b.driver.current_url().await.unwrap().to_string();
+    assert!(
+        url.starts_with(&app.base),
+        "not sent to the provider: {url}"
+    );
     b.close().await;
     app.stop().await;
 }
@@ -478,6 +505,19 @@ async fn admin_pages_edits_and_deletes_accounts_in_the_browser() {
     for host in ["issuer-b", "issuer-c"] {
         app.trust_with(json!({"issuer": format!("https://{host}.example"), "jwks": idp.jwks_json(), "audiences": ["fedgate"]}))
             .await;
+    }
+    // A restricted project with three members (its creator, the admin, is
+    // one), for its own pages of two.
+    app.project("vision", "imagenet", "restricted").await;
+    for who in ["uma", "vic"] {
+        let (s, b) = app
+            .post(
+                "/api/v1/projects/vision/imagenet/members",
+                Some(&app.admin_key),
+                json!({"username": who, "role": "member"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
     }
     let token = |sub: &str| idp.mint(json!({"sub": sub, "aud": "default"}));
     app.exchange_ok(&token(old_subject)).await;
@@ -546,6 +586,56 @@ async fn admin_pages_edits_and_deletes_accounts_in_the_browser() {
     )
     .await;
     second_page("/vision?limit=2", "uma", "wes").await;
+    // A project's members page on the same page, by their own parameters:
+    // paging one list moves neither the other nor back.
+    b.goto("/vision?limit=2&project.imagenet.limit=2").await;
+    let project_members = || async {
+        let mut names = Vec::new();
+        for row in b
+            .driver
+            .find_all(By::XPath(
+                "//section[@data-name='imagenet']//tr[@data-member]".to_string(),
+            ))
+            .await
+            .unwrap()
+        {
+            names.push(row.attr("data-member").await.unwrap().unwrap());
+        }
+        names
+    };
+    let project_link = |text: &str| {
+        By::XPath(format!(
+            "//section[@data-name='imagenet']//a[normalize-space()='{text}']"
+        ))
+    };
+    b.row("uma").await;
+    let first = project_members().await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    b.wait(project_link("Next page"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait(project_link("First page")).await;
+    let second = project_members().await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    let mut all = [first, second.clone()].concat();
+    all.sort();
+    assert_eq!(all, ["admin", "uma", "vic"]);
+    // The team's member list stayed on its first page, and its own Next
+    // page keeps the project's page.
+    b.row("uma").await;
+    assert!(!b.exists("//tr[@data-name='wes']").await);
+    b.wait(By::XPath(
+        "//nav[@aria-label='Pages']//a[normalize-space()='Next page']".to_string(),
+    ))
+    .await
+    .click()
+    .await
+    .unwrap();
+    b.row("wes").await;
+    assert!(!b.exists("//tr[@data-name='uma']").await);
+    assert_eq!(project_members().await, second);
 
     // Edit binding: the form holds the current binding.
     b.goto("/vision/service-accounts").await;
@@ -1040,6 +1130,12 @@ async fn sso_settings_are_checked_and_for_org_admins_only() {
 /// redirects by hand and carrying the `state` cookie; returns the callback's
 /// answer.
 async fn sso_round_trip(app: &TestApp) -> (StatusCode, String) {
+    let (status, _, text) = sso_sign_in(app).await;
+    (status, text)
+}
+
+/// [`sso_round_trip`], also returning the session cookie's value it set, if any.
+async fn sso_sign_in(app: &TestApp) -> (StatusCode, Option<String>, String) {
     let http = raw();
     let resp = http
         .post(app.url("/login/sso"))
@@ -1071,7 +1167,151 @@ async fn sso_round_trip(app: &TestApp) -> (StatusCode, String) {
         .await
         .unwrap();
     let status = resp.status();
-    (status, resp.text().await.unwrap())
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("fedgate_session="))
+        .and_then(|v| v.trim_start_matches("fedgate_session=").split(';').next())
+        .map(String::from);
+    (status, session, resp.text().await.unwrap())
+}
+
+/// Turn off SSO on the Settings tab: shown to org admins only, a typed
+/// confirmation, refused without the forgery checks or to a member who posts
+/// it anyway, and then the same as `DELETE …/sso`: audited, Sign in with SSO
+/// stops redirecting to the provider, and sessions already open are kept.
+#[tokio::test]
+async fn org_admins_turn_off_sso_in_the_console() {
+    let app = TestApp::start().await;
+    let member_key = app.user("sam", "member").await;
+    app.user("ola", "member").await;
+    let idp = TestIdp::start().await;
+    idp.enable_sso("c", "s");
+    idp.sign_in_as("ola@example.com");
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let sso_is_on = || async {
+        app.get("/api/v1/orgs/default/sso", Some(&app.admin_key))
+            .await
+            .0
+            == StatusCode::OK
+    };
+    // ola signs in with SSO before it is turned off.
+    let (s, ola, text) = sso_sign_in(&app).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{text}");
+    let ola = ola.expect("an SSO session");
+    const PATH: &str = "/org/default/settings/sso/turn-off";
+
+    // A member sees neither the button nor the confirmation page, and a
+    // forced POST is refused by the service with its rule.
+    let sam = sign_in(&app, &member_key).await;
+    let (s, page) = console_get(&app, &sam, "/org/default/settings").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(!page.contains("Turn off SSO"), "{page}");
+    let (s, page) = console_get(&app, &sam, PATH).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{page}");
+    assert!(!page.contains("name=\"confirm\""), "{page}");
+    let (s, page) = console_post(&app, &sam, PATH, &[("confirm", "default")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("Denied (admin."), "{page}");
+    assert!(sso_is_on().await, "a member's POST changes nothing");
+
+    // The org admin sees Turn off SSO, which leads to the confirmation page.
+    let admin = sign_in(&app, &app.admin_key).await;
+    let (s, page) = console_get(&app, &admin, "/org/default/settings").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Single sign-on is on"), "{page}");
+    assert!(page.contains(&format!("action=\"{PATH}\"")), "{page}");
+    let (s, page) = console_get(&app, &admin, PATH).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Type the name to confirm"), "{page}");
+    assert!(page.contains(">Turn off SSO</button>"), "{page}");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the form's token")
+        .to_string();
+
+    // Without Origin, Sec-Fetch-Site or the form's token: refused before
+    // any service runs; so is another site's Origin, and a mistyped name.
+    let forged = |origin: Option<&str>, csrf: &str| {
+        let mut req = raw()
+            .post(app.url(PATH))
+            .header("cookie", format!("fedgate_session={admin}"))
+            .form(&[("confirm", "default"), ("csrf", csrf)]);
+        if let Some(o) = origin {
+            req = req.header("origin", o.to_string());
+        }
+        req
+    };
+    for (origin, token) in [
+        (None, ""),
+        (None, "stale"),
+        (Some("http://evil.example"), csrf.as_str()),
+    ] {
+        let resp = forged(origin, token).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin:?} {token:?}");
+        assert!(resp.text().await.unwrap().contains("cross-site"));
+    }
+    let (s, page) = console_post(&app, &admin, PATH, &[("confirm", "defaul")]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("Single sign-on stays on"), "{page}");
+    assert!(sso_is_on().await, "nothing refused changed anything");
+
+    // Confirmed (here with the form's token and no Origin, as a browser
+    // that sends neither would).
+    let resp = forged(None, &csrf).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("Turned off single sign-on for default"),
+        "{page}"
+    );
+    assert!(page.contains("Single sign-on is not configured."), "{page}");
+    assert!(!page.contains("Turn off SSO"), "{page}");
+    assert!(!sso_is_on().await);
+    // Audited as the API's DELETE is.
+    let (s, audit) = app
+        .get(
+            "/api/v1/orgs/default/audit?action=sso.delete&outcome=success",
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{audit}");
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["actor"], "user:admin", "{audit}");
+    // Once off, there is nothing to turn off.
+    let (s, page) = console_get(&app, &admin, PATH).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{page}");
+    let (s, page) = console_post(&app, &admin, PATH, &[("confirm", "default")]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{page}");
+
+    // Sign in with SSO no longer goes to the provider.
+    let resp = raw()
+        .post(app.url("/login/sso"))
+        .header("origin", app.base.clone())
+        .form(&[("org", "default")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers().get("location").is_none());
+    assert!(resp.text().await.unwrap().contains("not set up"));
+    // A session opened with SSO is kept, as after `DELETE …/sso`.
+    let (s, page) = console_get(&app, &ola, "/org/default").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains(">Sign out</button>"), "{page}");
+    app.stop().await;
 }
 
 #[tokio::test]
