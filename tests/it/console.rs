@@ -1129,6 +1129,23 @@ async fn sso_settings_are_checked_and_for_org_admins_only() {
 /// Runs an SSO sign-in for org `default` with reqwest, following the
 /// redirects by hand and carrying the `state` cookie; returns the callback's
 /// answer.
+/// A test IdP set up as the default org's SSO provider, where
+/// `ola@example.com` signs in.
+async fn sso_for_ola(app: &TestApp) -> TestIdp {
+    let idp = TestIdp::start().await;
+    idp.enable_sso("c", "s");
+    idp.sign_in_as("ola@example.com");
+    let (s, b) = app
+        .put(
+            "/api/v1/orgs/default/sso",
+            Some(&app.admin_key),
+            json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    idp
+}
+
 async fn sso_round_trip(app: &TestApp) -> (StatusCode, String) {
     let (status, _, text) = sso_sign_in(app).await;
     (status, text)
@@ -1187,17 +1204,7 @@ async fn org_admins_turn_off_sso_in_the_console() {
     let app = TestApp::start().await;
     let member_key = app.user("sam", "member").await;
     app.user("ola", "member").await;
-    let idp = TestIdp::start().await;
-    idp.enable_sso("c", "s");
-    idp.sign_in_as("ola@example.com");
-    let (s, b) = app
-        .put(
-            "/api/v1/orgs/default/sso",
-            Some(&app.admin_key),
-            json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let _idp = sso_for_ola(&app).await;
     let sso_is_on = || async {
         app.get("/api/v1/orgs/default/sso", Some(&app.admin_key))
             .await
@@ -1318,17 +1325,7 @@ async fn org_admins_turn_off_sso_in_the_console() {
 async fn sso_callbacks_are_bound_to_the_browser_and_used_once() {
     let app = TestApp::start().await;
     app.user("ola", "member").await;
-    let idp = TestIdp::start().await;
-    idp.enable_sso("c", "s");
-    idp.sign_in_as("ola@example.com");
-    let (s, b) = app
-        .put(
-            "/api/v1/orgs/default/sso",
-            Some(&app.admin_key),
-            json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let _idp = sso_for_ola(&app).await;
     let (status, _) = sso_round_trip(&app).await;
     assert_eq!(
         status,
