@@ -153,7 +153,10 @@ async fn writer(
     loop {
         let Some(first) = rx.recv().await else { break };
         push(first, &mut batch, &mut acks);
-        if acks.is_empty() && !rx.is_closed() {
+        // A full batch already queued (the writer is behind) has nothing
+        // to wait for: lingering would only add LINGER per batch to the
+        // backlog.
+        if acks.is_empty() && !rx.is_closed() && rx.len() + 1 < BATCH {
             // Sleeping (rather than awaiting each event) is what spares a
             // wake-up per event; a flush's notification cuts it short.
             tokio::select! {
