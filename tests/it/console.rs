@@ -362,20 +362,10 @@ async fn team_admin_signs_in_with_sso_and_creates_accounts() {
     app.team("vision").await;
     app.user("tina", "member").await;
     app.member("vision", "tina", "admin").await;
-    let idp = TestIdp::start().await;
-    idp.enable_sso("fedgate-console", "console-secret");
-    idp.sign_in_as("tina@example.com");
+    let (idp, b) = sso_provider(&app, "tina@example.com").await;
+    assert_eq!(b["redirect_uri"], format!("{}/sso/callback", app.base));
     app.trust_with(json!({"issuer": idp.issuer(), "audiences": ["default"]}))
         .await;
-    let (s, b) = app
-        .put(
-            "/api/v1/orgs/default/sso",
-            Some(&app.admin_key),
-            json!({"issuer": idp.issuer(), "client_id": "fedgate-console", "client_secret": "console-secret"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(b["redirect_uri"], format!("{}/sso/callback", app.base));
 
     let b = Browser::open(&app).await;
     b.goto("/vision/service-accounts").await;
@@ -1126,26 +1116,26 @@ async fn sso_settings_are_checked_and_for_org_admins_only() {
     app.stop().await;
 }
 
-/// Runs an SSO sign-in for org `default` with reqwest, following the
-/// redirects by hand and carrying the `state` cookie; returns the callback's
-/// answer.
-/// A test IdP set up as the default org's SSO provider, where
-/// `ola@example.com` signs in.
-async fn sso_for_ola(app: &TestApp) -> TestIdp {
+/// A test IdP set up (by the org admin, over the API) as the default org's
+/// SSO provider, where `email` signs in; also the API's answer.
+async fn sso_provider(app: &TestApp, email: &str) -> (TestIdp, Value) {
     let idp = TestIdp::start().await;
-    idp.enable_sso("c", "s");
-    idp.sign_in_as("ola@example.com");
+    idp.enable_sso("fedgate-console", "console-secret");
+    idp.sign_in_as(email);
     let (s, b) = app
         .put(
             "/api/v1/orgs/default/sso",
             Some(&app.admin_key),
-            json!({"issuer": idp.issuer(), "client_id": "c", "client_secret": "s"}),
+            json!({"issuer": idp.issuer(), "client_id": "fedgate-console", "client_secret": "console-secret"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    idp
+    (idp, b)
 }
 
+/// Runs an SSO sign-in for org `default` with reqwest, following the
+/// redirects by hand and carrying the `state` cookie; returns the callback's
+/// answer.
 async fn sso_round_trip(app: &TestApp) -> (StatusCode, String) {
     let (status, _, text) = sso_sign_in(app).await;
     (status, text)
@@ -1204,7 +1194,7 @@ async fn org_admins_turn_off_sso_in_the_console() {
     let app = TestApp::start().await;
     let member_key = app.user("sam", "member").await;
     app.user("ola", "member").await;
-    let _idp = sso_for_ola(&app).await;
+    let (_idp, _) = sso_provider(&app, "ola@example.com").await;
     let sso_is_on = || async {
         app.get("/api/v1/orgs/default/sso", Some(&app.admin_key))
             .await
@@ -1325,7 +1315,7 @@ async fn org_admins_turn_off_sso_in_the_console() {
 async fn sso_callbacks_are_bound_to_the_browser_and_used_once() {
     let app = TestApp::start().await;
     app.user("ola", "member").await;
-    let _idp = sso_for_ola(&app).await;
+    let (_idp, _) = sso_provider(&app, "ola@example.com").await;
     let (status, _) = sso_round_trip(&app).await;
     assert_eq!(
         status,
